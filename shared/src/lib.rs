@@ -1,0 +1,15 @@
+//! querylabel: multi-label image classification on Burn.
+//!
+//! Query2Label heads and linear heads over CNN backbones, the single-positive-label losses of
+//! "Multi-label learning from single positive labels" (AN, AN-LS, WAN, EPR, ROLE), the asymmetric
+//! loss, multi-label metrics, label spaces, image preprocessing and the single-positive protocol.
+//! This crate does no file or network I/O, so it compiles for native targets and for
+//! `wasm32-unknown-unknown` alike.
+
+pub mod backbone;
+pub mod head;
+pub mod labels;
+pub mod loss;
+pub mod metrics;
+pub mod preprocess;
+pub mod single_positive;
