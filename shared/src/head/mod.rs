@@ -1,1 +1,10 @@
-//! (being written)
+//! Classification heads over a backbone's feature map: Query2Label and the linear head.
+
+pub mod group_wise_linear;
+pub mod linear;
+pub mod position_encoding;
+pub mod query2label;
+pub mod transformer;
+
+pub use linear::{LinearHead, LinearHeadConfig, global_average_pool};
+pub use query2label::{Query2Label, Query2LabelConfig, Query2LabelOutput};
