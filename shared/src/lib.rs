@@ -11,5 +11,6 @@ pub mod head;
 pub mod labels;
 pub mod loss;
 pub mod metrics;
+pub mod model;
 pub mod preprocess;
 pub mod single_positive;

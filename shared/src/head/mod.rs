@@ -1,10 +1,12 @@
 //! Classification heads over a backbone's feature map: Query2Label and the linear head.
 
+pub mod attention_map;
 pub mod group_wise_linear;
 pub mod linear;
 pub mod position_encoding;
 pub mod query2label;
 pub mod transformer;
 
+pub use attention_map::{AttentionSelection, attention_maps};
 pub use linear::{LinearHead, LinearHeadConfig, global_average_pool};
 pub use query2label::{Query2Label, Query2LabelConfig, Query2LabelOutput};
