@@ -30,7 +30,10 @@ pub fn json_matrix(value: &serde_json::Value) -> (Vec<f32>, [usize; 2]) {
     for row in rows {
         let row = row.as_array().expect("matrix: expected a row array");
         assert_eq!(row.len(), cols, "matrix: ragged rows");
-        flat.extend(row.iter().map(|x| x.as_f64().expect("matrix: number") as f32));
+        flat.extend(
+            row.iter()
+                .map(|x| x.as_f64().expect("matrix: number") as f32),
+        );
     }
     (flat, [rows.len(), cols])
 }
@@ -57,7 +60,10 @@ pub fn read_npy(path: &std::path::Path) -> Result<Npy> {
     };
     let header = std::str::from_utf8(&bytes[header_start..header_start + header_len])?;
     if !header.contains("'descr': '<f4'") || header.contains("'fortran_order': True") {
-        bail!("{}: expected little-endian float32 in C order, header {header}", path.display());
+        bail!(
+            "{}: expected little-endian float32 in C order, header {header}",
+            path.display()
+        );
     }
     let shape_text = header
         .split("'shape': (")
@@ -74,7 +80,11 @@ pub fn read_npy(path: &std::path::Path) -> Result<Npy> {
     let data = &bytes[header_start + header_len..];
     let count: usize = shape.iter().product();
     if data.len() != count * 4 {
-        bail!("{}: {} data bytes for shape {shape:?}", path.display(), data.len());
+        bail!(
+            "{}: {} data bytes for shape {shape:?}",
+            path.display(),
+            data.len()
+        );
     }
     let values = data
         .chunks_exact(4)
