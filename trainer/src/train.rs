@@ -1,0 +1,573 @@
+//! Training a classifier: full or single-positive labels, frozen or fine-tuned backbone, any
+//! loss of the core crate, one-cycle schedule, validation with clean labels after every epoch,
+//! atomic checkpoints with exact resume, and a clear stop on a non-finite loss.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use burn::module::Module;
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::grad_clipping::GradientClippingConfig;
+use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use indicatif::{ProgressBar, ProgressStyle};
+use querylabel::backbone::{BackboneConfig, BackboneKind};
+use querylabel::head::{LinearHeadConfig, Query2LabelConfig};
+use querylabel::loss::{
+    AsymmetricLossConfig, LabelEstimator, LabelEstimatorConfig, MultiLabelLossConfig,
+    SinglePositiveLoss,
+};
+use querylabel::model::{Classifier, ClassifierConfig, HeadConfig};
+use querylabel::preprocess::Preprocessing;
+use querylabel::single_positive::{single_positive_labels, train_validation_split};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::backend::BackendChoice;
+use crate::checkpoint::{load_module, read_json, save_module, write_json};
+use crate::dataset::{Dataset, DatasetFormat, Split, open_dataset};
+use crate::evaluate::{Evaluation, evaluate, score_dataset};
+use crate::images::{AugmentationConfig, ImageLoader, ImageRequest};
+use crate::plots::plot_history;
+use crate::saved_model::{ModelDescription, save_model};
+use crate::schedule::OneCycle;
+
+/// Which labels the training set keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum LabelMode {
+    /// Every positive label of every image.
+    Full,
+    /// One positive per image, drawn with `--seed` (the MLSPL protocol).
+    SinglePositive,
+}
+
+/// The head to train.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum HeadKind {
+    Q2l,
+    Linear,
+}
+
+/// The optimiser.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum OptimizerKind {
+    Adam,
+    Adamw,
+}
+
+/// Everything that defines a training run; saved as `options.json` in the run directory so a
+/// run can be resumed or reproduced.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TrainOptions {
+    pub data: PathBuf,
+    pub format: Option<DatasetFormat>,
+    pub labels: LabelMode,
+    pub seed: u64,
+    pub val_fraction: f64,
+    /// Use at most this many training images (after the split), for quick runs.
+    pub max_train_images: Option<usize>,
+    pub head: HeadKind,
+    pub backbone: BackboneKind,
+    /// Converted backbone weights (safetensors); Lite0 defaults to the cache of `make weights`.
+    pub backbone_weights: Option<PathBuf>,
+    /// Train the backbone too (otherwise it stays frozen, batch norms included).
+    pub finetune: bool,
+    pub image_size: usize,
+    pub batch_size: usize,
+    pub epochs: usize,
+    pub learning_rate: f64,
+    pub weight_decay: f64,
+    pub optimizer: OptimizerKind,
+    pub loss: SinglePositiveLoss,
+    pub expected_positives: f64,
+    pub gamma_neg: f64,
+    pub gamma_pos: f64,
+    pub asl_clip: f64,
+    /// ROLE's label estimator learns this many times faster than the network (the paper: 10).
+    pub estimator_lr_multiplier: f64,
+    pub grad_clip_norm: Option<f32>,
+    /// Stop after this many epochs without a better validation mAP.
+    pub patience: Option<usize>,
+    pub augmentation: AugmentationConfig,
+    pub q2l_hidden_dim: usize,
+    pub q2l_heads: usize,
+    pub q2l_encoder_layers: usize,
+    pub q2l_decoder_layers: usize,
+    pub q2l_feedforward_dim: usize,
+    pub backend: BackendChoice,
+    pub device: usize,
+}
+
+/// Progress of a run, saved with every checkpoint.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct TrainingState {
+    /// Epochs completed.
+    pub epochs_done: usize,
+    /// Optimiser steps taken.
+    pub steps: usize,
+    pub best_map: Option<f64>,
+    pub best_epoch: Option<usize>,
+    pub history: Vec<EpochRecord>,
+}
+
+/// One line of `metrics.jsonl`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EpochRecord {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub learning_rate: f64,
+    #[serde(rename = "val_mAP")]
+    pub val_map: f64,
+    #[serde(rename = "val_CF1")]
+    pub val_cf1: f64,
+    #[serde(rename = "val_OF1")]
+    pub val_of1: f64,
+    pub images_per_second: f64,
+    pub skipped_images: usize,
+}
+
+/// What a finished run reports.
+#[derive(Debug, Serialize)]
+pub struct TrainSummary {
+    pub run_dir: PathBuf,
+    pub best_map: f64,
+    pub best_epoch: usize,
+    pub initial_map: f64,
+    pub epochs_run: usize,
+}
+
+impl TrainOptions {
+    fn classifier_config(&self, num_classes: usize) -> ClassifierConfig {
+        let channels = self.backbone.feature_channels();
+        let head = match self.head {
+            HeadKind::Q2l => HeadConfig::Query2Label(
+                Query2LabelConfig::new(num_classes, channels)
+                    .with_hidden_dim(self.q2l_hidden_dim)
+                    .with_heads(self.q2l_heads)
+                    .with_encoder_layers(self.q2l_encoder_layers)
+                    .with_decoder_layers(self.q2l_decoder_layers)
+                    .with_feedforward_dim(self.q2l_feedforward_dim),
+            ),
+            HeadKind::Linear => HeadConfig::Linear(LinearHeadConfig::new(num_classes, channels)),
+        };
+        let backbone = BackboneConfig::new(self.backbone).with_frozen_bn(!self.finetune);
+        ClassifierConfig::new(backbone, head)
+    }
+
+    fn loss_config(&self) -> MultiLabelLossConfig {
+        MultiLabelLossConfig::new(self.loss)
+            .with_expected_num_pos(self.expected_positives)
+            .with_asymmetric(
+                AsymmetricLossConfig::new()
+                    .with_gamma_neg(self.gamma_neg)
+                    .with_gamma_pos(self.gamma_pos)
+                    .with_clip(self.asl_clip),
+            )
+    }
+
+    fn optimizer(&self) -> ModuleOptimizer {
+        let clipping = self.grad_clip_norm.map(GradientClippingConfig::Norm);
+        let decay =
+            (self.weight_decay > 0.0).then(|| WeightDecayConfig::new(self.weight_decay as f32));
+        match self.optimizer {
+            OptimizerKind::Adam => AdamConfig::new()
+                .with_weight_decay(decay)
+                .with_grad_clipping(clipping)
+                .init(),
+            OptimizerKind::Adamw => AdamWConfig::new()
+                .with_weight_decay(self.weight_decay as f32)
+                .with_grad_clipping(clipping)
+                .init(),
+        }
+    }
+}
+
+/// The files of a run directory.
+struct RunFiles {
+    dir: PathBuf,
+}
+
+impl RunFiles {
+    fn options(&self) -> PathBuf {
+        self.dir.join("options.json")
+    }
+    fn checkpoint(&self) -> PathBuf {
+        self.dir.join("checkpoint")
+    }
+    fn state(&self) -> PathBuf {
+        self.checkpoint().join("state.json")
+    }
+    fn best(&self) -> PathBuf {
+        self.dir.join("best")
+    }
+    fn metrics(&self) -> PathBuf {
+        self.dir.join("metrics.jsonl")
+    }
+}
+
+/// The data of a run: training and validation sets and the training targets.
+struct RunData {
+    train: Dataset,
+    validation: Dataset,
+    /// `[train images, classes]`: full labels or the observed single positives.
+    targets: Vec<f32>,
+}
+
+fn prepare_data(options: &TrainOptions) -> Result<RunData> {
+    let dataset = open_dataset(&options.data, options.format, Split::Train)?;
+    let split = train_validation_split(dataset.len(), options.val_fraction, options.seed);
+    let mut train_indices = split.train;
+    if let Some(limit) = options.max_train_images {
+        train_indices.truncate(limit);
+    }
+    let train = dataset.subset(&train_indices);
+    let validation = dataset.subset(&split.validation);
+    if train.is_empty() || validation.is_empty() {
+        bail!(
+            "{}: {} images are too few for a training set and a validation set of {:.0}%",
+            options.data.display(),
+            dataset.len(),
+            options.val_fraction * 100.0
+        );
+    }
+    let full = train.label_matrix();
+    let targets = match options.labels {
+        LabelMode::Full => full,
+        LabelMode::SinglePositive => single_positive_labels(&full, train.n_classes(), options.seed),
+    };
+    Ok(RunData {
+        train,
+        validation,
+        targets,
+    })
+}
+
+fn initial_model(
+    options: &TrainOptions,
+    num_classes: usize,
+    device: &Device,
+) -> Result<Classifier> {
+    let mut model = options.classifier_config(num_classes).init(device);
+    let weights = options.backbone_weights.clone().or_else(|| {
+        (options.backbone == BackboneKind::EfficientNetLite0)
+            .then(crate::weights::default_efficientnet_lite0_path)
+    });
+    if let Some(path) = weights {
+        model.backbone = crate::weights::load_backbone_weights(model.backbone, &path)?;
+    } else {
+        eprintln!(
+            "warning: the {} backbone starts from random weights; pass --backbone-weights",
+            options.backbone
+        );
+    }
+    if !options.finetune {
+        model.backbone = model.backbone.freeze();
+    }
+    Ok(model)
+}
+
+/// Trains (or resumes, when `resume` and the run directory has a checkpoint) and returns the
+/// best validation result.
+pub fn train(options: &TrainOptions, run_dir: &Path, resume: bool) -> Result<TrainSummary> {
+    let files = RunFiles {
+        dir: run_dir.to_path_buf(),
+    };
+    let options = if resume && files.state().is_file() {
+        let saved: TrainOptions = read_json(&files.options())?;
+        eprintln!("resuming {} from its last checkpoint", run_dir.display());
+        saved
+    } else {
+        if files.state().is_file() {
+            bail!(
+                "{} already holds a training run; pass --resume to continue it or choose \
+                 another --out",
+                run_dir.display()
+            );
+        }
+        write_json(&files.options(), options)?;
+        options.clone()
+    };
+
+    let data = prepare_data(&options)?;
+    let n_classes = data.train.n_classes();
+    let device = options.backend.device(options.device);
+    let train_device = device.clone().autodiff();
+    let preprocessing = Preprocessing::imagenet(options.image_size);
+    let description = ModelDescription {
+        classifier: options.classifier_config(n_classes),
+        label_space: data.train.label_space.clone(),
+        preprocessing: preprocessing.clone(),
+    };
+    let train_loader = ImageLoader {
+        preprocessing: preprocessing.clone(),
+        augmentation: Some(options.augmentation.clone()),
+    };
+    let eval_loader = ImageLoader {
+        preprocessing: preprocessing.clone(),
+        augmentation: None,
+    };
+
+    let mut model = initial_model(&options, n_classes, &train_device)?;
+    let targets_tensor = || {
+        Tensor::<2>::from_data(
+            TensorData::new(data.targets.clone(), [data.train.len(), n_classes]),
+            &train_device,
+        )
+    };
+    let mut estimator = options
+        .loss
+        .needs_label_estimator()
+        .then(|| LabelEstimatorConfig::new().init(targets_tensor(), options.seed, &train_device));
+    let mut optimizer = options.optimizer();
+    let mut estimator_optimizer = options.optimizer();
+    let mut state = TrainingState::default();
+
+    if resume && files.state().is_file() {
+        state = read_json(&files.state())?;
+        let checkpoint = files.checkpoint();
+        model = load_module(model, &checkpoint.join("model.bpk"))?;
+        optimizer = load_optimizer(optimizer, &checkpoint.join("optimizer.bpk"))?;
+        if let Some(current) = estimator.take() {
+            estimator = Some(load_module(current, &checkpoint.join("estimator.bpk"))?);
+            estimator_optimizer = load_optimizer(
+                estimator_optimizer,
+                &checkpoint.join("estimator-optimizer.bpk"),
+            )?;
+        }
+    }
+
+    let loss_config = options.loss_config();
+    let batches_per_epoch = data.train.len().div_ceil(options.batch_size);
+    let schedule = OneCycle {
+        max_lr: options.learning_rate,
+        total_steps: batches_per_epoch * options.epochs,
+        warmup_fraction: 0.2,
+    };
+    let initial_map = match state.history.first() {
+        Some(_) => f64::NAN,
+        None => {
+            let before = validate(&model, &data.validation, &eval_loader, &options, &device)?;
+            eprintln!("validation mAP before training: {:.2}", before.map);
+            before.map
+        }
+    };
+
+    for epoch in state.epochs_done..options.epochs {
+        let epoch_seed = options
+            .seed
+            .wrapping_mul(1_000_003)
+            .wrapping_add(epoch as u64);
+        // Dropout masks and augmentation depend only on (seed, epoch): a resumed run replays
+        // exactly what an uninterrupted one would have done.
+        train_device.seed(epoch_seed);
+        let mut order: Vec<usize> = (0..data.train.len()).collect();
+        order.shuffle(&mut ChaCha8Rng::seed_from_u64(epoch_seed));
+
+        let progress = ProgressBar::new(data.train.len() as u64).with_style(
+            ProgressStyle::with_template(
+                "epoch {prefix} [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        progress.set_prefix(format!("{}/{}", epoch + 1, options.epochs));
+        let started = Instant::now();
+        let (mut loss_sum, mut loss_batches, mut seen, mut skipped) = (0.0, 0usize, 0usize, 0usize);
+        let mut learning_rate = schedule.learning_rate(state.steps);
+
+        for chunk in order.chunks(options.batch_size) {
+            let requests: Vec<ImageRequest> = chunk
+                .iter()
+                .map(|&i| ImageRequest {
+                    path: data.train.examples[i].path.clone(),
+                    index: i as u64,
+                })
+                .collect();
+            let batch = train_loader.load_batch(&requests, epoch_seed);
+            skipped += batch.skipped.len();
+            progress.inc(chunk.len() as u64);
+            if batch.images.is_empty() {
+                continue;
+            }
+            let rows: Vec<usize> = batch.kept.iter().map(|&p| chunk[p]).collect();
+            let mut batch_targets = Vec::with_capacity(rows.len() * n_classes);
+            for &row in &rows {
+                batch_targets
+                    .extend_from_slice(&data.targets[row * n_classes..(row + 1) * n_classes]);
+            }
+            let targets = Tensor::<2>::from_data(
+                TensorData::new(batch_targets, [rows.len(), n_classes]),
+                &train_device,
+            );
+            let logits = if options.finetune {
+                let images = preprocessing.batch(&batch.images, &train_device);
+                model.forward(images).logits
+            } else {
+                // A frozen backbone runs without autodiff; only the head's graph is recorded.
+                let images = preprocessing.batch(&batch.images, &device);
+                let features = model.backbone.valid().forward_features(images).autodiff();
+                model.head.forward(features).logits
+            };
+            let estimated = estimator.as_ref().map(|estimator| {
+                let indices: Vec<i64> = rows.iter().map(|&r| r as i64).collect();
+                estimator.forward(Tensor::<1, Int>::from_data(
+                    TensorData::new(indices, [rows.len()]),
+                    &train_device,
+                ))
+            });
+            let loss = loss_config.forward(logits, targets, estimated);
+            let loss_value = loss.total.clone().into_scalar::<f32>() as f64;
+            if !loss_value.is_finite() {
+                progress.abandon();
+                bail!(
+                    "the loss became {loss_value} at epoch {}, step {}; training stopped. The last \
+                     good checkpoint is in {} (try a lower --lr or --grad-clip-norm)",
+                    epoch + 1,
+                    state.steps,
+                    files.checkpoint().display()
+                );
+            }
+            let mut gradients = loss.total.backward();
+            learning_rate = schedule.learning_rate(state.steps);
+            let model_gradients = GradientsParams::from_module(&mut gradients, &model);
+            model = optimizer.step(learning_rate, model, model_gradients);
+            if let Some(current) = estimator.take() {
+                let estimator_gradients = GradientsParams::from_module(&mut gradients, &current);
+                estimator = Some(estimator_optimizer.step(
+                    learning_rate * options.estimator_lr_multiplier,
+                    current,
+                    estimator_gradients,
+                ));
+            }
+            state.steps += 1;
+            loss_sum += loss_value;
+            loss_batches += 1;
+            seen += rows.len();
+            progress.set_message(format!(
+                "loss {:.4} lr {learning_rate:.2e}",
+                loss_sum / loss_batches as f64
+            ));
+        }
+        progress.finish_and_clear();
+        let images_per_second = seen as f64 / started.elapsed().as_secs_f64().max(1e-9);
+
+        let evaluation = validate(&model, &data.validation, &eval_loader, &options, &device)?;
+        let record = EpochRecord {
+            epoch: epoch + 1,
+            train_loss: loss_sum / loss_batches.max(1) as f64,
+            learning_rate,
+            val_map: evaluation.map,
+            val_cf1: evaluation.cf1,
+            val_of1: evaluation.of1,
+            images_per_second,
+            skipped_images: skipped,
+        };
+        eprintln!(
+            "epoch {}/{}: loss {:.4}, validation mAP {:.2}, CF1 {:.2}, OF1 {:.2}, {:.1} images/s{}",
+            record.epoch,
+            options.epochs,
+            record.train_loss,
+            record.val_map,
+            record.val_cf1,
+            record.val_of1,
+            images_per_second,
+            if skipped > 0 {
+                format!(", {skipped} unreadable images skipped")
+            } else {
+                String::new()
+            }
+        );
+        let improved = state.best_map.is_none_or(|best| evaluation.map > best);
+        if improved {
+            state.best_map = Some(evaluation.map);
+            state.best_epoch = Some(epoch + 1);
+            save_model(&files.best(), &model.valid(), &description)?;
+        }
+        state.history.push(record);
+        state.epochs_done = epoch + 1;
+        save_checkpoint(
+            &files,
+            &model,
+            &optimizer,
+            estimator.as_ref(),
+            &estimator_optimizer,
+            &state,
+        )?;
+        let stalled = state.epochs_done - state.best_epoch.unwrap_or(0);
+        if options.patience.is_some_and(|patience| stalled >= patience) {
+            eprintln!("no better validation mAP for {stalled} epochs: stopping early");
+            break;
+        }
+    }
+
+    Ok(TrainSummary {
+        run_dir: run_dir.to_path_buf(),
+        best_map: state.best_map.context("no epoch was trained")?,
+        best_epoch: state.best_epoch.unwrap_or(0),
+        initial_map,
+        epochs_run: state.epochs_done,
+    })
+}
+
+fn validate(
+    model: &Classifier,
+    validation: &Dataset,
+    loader: &ImageLoader,
+    options: &TrainOptions,
+    device: &Device,
+) -> Result<Evaluation> {
+    let scored = score_dataset(
+        &model.valid(),
+        validation,
+        loader,
+        options.batch_size,
+        device,
+    );
+    evaluate(&scored)
+}
+
+fn save_checkpoint(
+    files: &RunFiles,
+    model: &Classifier,
+    optimizer: &ModuleOptimizer,
+    estimator: Option<&LabelEstimator>,
+    estimator_optimizer: &ModuleOptimizer,
+    state: &TrainingState,
+) -> Result<()> {
+    let dir = files.checkpoint();
+    save_module(model, &dir.join("model.bpk"))?;
+    save_optimizer(optimizer, &dir.join("optimizer.bpk"))?;
+    if let Some(estimator) = estimator {
+        save_module(estimator, &dir.join("estimator.bpk"))?;
+        save_optimizer(estimator_optimizer, &dir.join("estimator-optimizer.bpk"))?;
+    }
+    // Written last: a checkpoint counts only once its state says so.
+    write_json(&files.state(), state)?;
+    let history: String = state
+        .history
+        .iter()
+        .map(|record| serde_json::to_string(record).map(|line| line + "\n"))
+        .collect::<Result<_, _>>()?;
+    crate::checkpoint::write_atomically(&files.metrics(), history.as_bytes())?;
+    plot_history(&files.dir, &state.history)
+}
+
+fn save_optimizer(optimizer: &ModuleOptimizer, path: &Path) -> Result<()> {
+    let bytes = optimizer
+        .into_bytes()
+        .map_err(|e| anyhow::anyhow!("cannot serialise the optimiser state: {e:?}"))?;
+    crate::checkpoint::write_atomically(path, &bytes)
+}
+
+fn load_optimizer(optimizer: ModuleOptimizer, path: &Path) -> Result<ModuleOptimizer> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    optimizer
+        .from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
+        .map_err(|e| anyhow::anyhow!("{}: not an optimiser state: {e:?}", path.display()))
+}
