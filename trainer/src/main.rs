@@ -154,6 +154,9 @@ struct TrainArgs {
     /// Continue the run in --out from its last checkpoint.
     #[arg(long)]
     resume: bool,
+    /// End this session after this many epochs (resume later with --resume).
+    #[arg(long)]
+    stop_after_epochs: Option<usize>,
 }
 
 #[derive(Args)]
@@ -242,7 +245,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
         backend: args.device.backend,
         device: args.device.device,
     };
-    let summary = train(&options, &args.out, args.resume)?;
+    let summary = train(&options, &args.out, args.resume, args.stop_after_epochs)?;
     println!("{}", serde_json::to_string(&summary)?);
     Ok(())
 }

@@ -273,8 +273,14 @@ fn initial_model(
 }
 
 /// Trains (or resumes, when `resume` and the run directory has a checkpoint) and returns the
-/// best validation result.
-pub fn train(options: &TrainOptions, run_dir: &Path, resume: bool) -> Result<TrainSummary> {
+/// best validation result. `stop_after` ends this session after that many epochs, leaving a
+/// checkpoint to resume from (to time-box sessions on shared machines).
+pub fn train(
+    options: &TrainOptions,
+    run_dir: &Path,
+    resume: bool,
+    stop_after: Option<usize>,
+) -> Result<TrainSummary> {
     let files = RunFiles {
         dir: run_dir.to_path_buf(),
     };
@@ -313,6 +319,10 @@ pub fn train(options: &TrainOptions, run_dir: &Path, resume: bool) -> Result<Tra
         augmentation: None,
     };
 
+    // Parameters are drawn from the device's generator (lazily, at first use): seed it so a
+    // run's initial head is a function of --seed alone.
+    device.seed(options.seed);
+    train_device.seed(options.seed);
     let mut model = initial_model(&options, n_classes, &train_device)?;
     let targets_tensor = || {
         Tensor::<2>::from_data(
@@ -358,7 +368,8 @@ pub fn train(options: &TrainOptions, run_dir: &Path, resume: bool) -> Result<Tra
         }
     };
 
-    for epoch in state.epochs_done..options.epochs {
+    let first_epoch = state.epochs_done;
+    for epoch in first_epoch..options.epochs {
         let epoch_seed = options
             .seed
             .wrapping_mul(1_000_003)
@@ -499,6 +510,13 @@ pub fn train(options: &TrainOptions, run_dir: &Path, resume: bool) -> Result<Tra
             &estimator_optimizer,
             &state,
         )?;
+        if stop_after.is_some_and(|epochs| state.epochs_done - first_epoch >= epochs) {
+            eprintln!(
+                "stopping after {} epochs as asked; continue with --resume",
+                state.epochs_done - first_epoch
+            );
+            break;
+        }
         let stalled = state.epochs_done - state.best_epoch.unwrap_or(0);
         if options.patience.is_some_and(|patience| stalled >= patience) {
             eprintln!("no better validation mAP for {stalled} epochs: stopping early");

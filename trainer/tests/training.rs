@@ -1,0 +1,231 @@
+//! End-to-end runs of the `trainer` binary on the shipped sample of real COCO photos, on the
+//! CPU backend: training improves validation mAP, an interrupted run resumes to exactly where
+//! an uninterrupted one gets, a diverging run stops cleanly, and predictions draw attention.
+//! They need the converted Lite0 weights (`make weights`).
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+fn trainer(args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args(args)
+        .output()
+        .expect("the trainer binary runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn last_json_line(stdout: &str) -> Value {
+    let line = stdout.lines().last().expect("some output");
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON: {line}: {e}"))
+}
+
+fn train(out: &Path, extra: &[&str]) -> Value {
+    let mut args = vec!["train", "--backend", "flex", "--out", out.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let (ok, stdout, stderr) = trainer(&args);
+    assert!(ok, "trainer train failed:\n{stderr}");
+    last_json_line(&stdout)
+}
+
+#[test]
+fn a_short_training_on_the_sample_measurably_improves_validation_map() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let summary = train(
+        &run,
+        &[
+            "--head",
+            "linear",
+            "--epochs",
+            "2",
+            "--lr",
+            "1e-3",
+            "--image-size",
+            "160",
+            "--no-augmentation",
+        ],
+    );
+    let before = summary["initial_map"].as_f64().unwrap();
+    let after = summary["best_map"].as_f64().unwrap();
+    assert!(
+        after > before + 2.0,
+        "validation mAP {before:.2} -> {after:.2}"
+    );
+
+    for file in [
+        "options.json",
+        "metrics.jsonl",
+        "loss.png",
+        "map.png",
+        "best/model.json",
+    ] {
+        assert!(run.join(file).is_file(), "{file} missing");
+    }
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    assert_eq!(metrics.lines().count(), 2);
+
+    // `trainer eval` on the run's own validation split reproduces the best epoch's mAP.
+    let sample = querylabel_trainer::dataset::sample_dir();
+    let (ok, stdout, stderr) = trainer(&[
+        "eval",
+        "--backend",
+        "flex",
+        "--model",
+        run.to_str().unwrap(),
+        "--data",
+        sample.to_str().unwrap(),
+        "--run-split-seed",
+        "1",
+    ]);
+    assert!(ok, "trainer eval failed:\n{stderr}");
+    let evaluation = last_json_line(&stdout);
+    let map = evaluation["mAP"].as_f64().unwrap();
+    assert!((map - after).abs() < 1e-3, "eval {map} vs training {after}");
+    assert!(evaluation["CF1"].is_number() && evaluation["OF1"].is_number());
+}
+
+#[test]
+fn a_resumed_run_ends_where_an_uninterrupted_one_does() {
+    let dir = tempfile::tempdir().unwrap();
+    // Query2Label with dropout and augmentation, ROLE with its label estimator: every piece of
+    // state that a resume must restore.
+    let common = [
+        "--head",
+        "q2l",
+        "--labels",
+        "single-positive",
+        "--loss",
+        "role",
+        "--epochs",
+        "2",
+        "--image-size",
+        "128",
+        "--max-train-images",
+        "96",
+        "--batch-size",
+        "16",
+        "--lr",
+        "1e-3",
+    ];
+    let straight = train(&dir.path().join("straight"), &common);
+
+    let interrupted = dir.path().join("interrupted");
+    let mut first = common.to_vec();
+    first.extend_from_slice(&["--stop-after-epochs", "1"]);
+    train(&interrupted, &first);
+    let state: Value = serde_json::from_str(
+        &std::fs::read_to_string(interrupted.join("checkpoint/state.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(state["epochs_done"], 1);
+    let mut again = common.to_vec();
+    again.push("--resume");
+    let resumed = train(&interrupted, &again);
+
+    let history = |run: &Path| -> Vec<Value> {
+        std::fs::read_to_string(run.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let (a, b) = (history(&dir.path().join("straight")), history(&interrupted));
+    assert_eq!(a.len(), 2);
+    assert_eq!(b.len(), 2);
+    for (x, y) in a.iter().zip(&b) {
+        for key in ["train_loss", "val_mAP"] {
+            let (x, y) = (x[key].as_f64().unwrap(), y[key].as_f64().unwrap());
+            assert!(
+                (x - y).abs() <= 1e-4 * x.abs().max(1.0),
+                "{key}: {x} vs {y}"
+            );
+        }
+    }
+    assert!(
+        (straight["best_map"].as_f64().unwrap() - resumed["best_map"].as_f64().unwrap()).abs()
+            < 1e-4
+    );
+
+    // Attention maps of the trained Query2Label model: one PNG per shown label, the photo's size.
+    let attention = dir.path().join("attention");
+    let photo = querylabel_trainer::dataset::sample_dir()
+        .join("images")
+        .join("COCO_train2014_000000000009.jpg");
+    let (ok, stdout, stderr) = trainer(&[
+        "predict",
+        "--backend",
+        "flex",
+        "--model",
+        interrupted.to_str().unwrap(),
+        "--top",
+        "3",
+        "--attention",
+        attention.to_str().unwrap(),
+        photo.to_str().unwrap(),
+    ]);
+    assert!(ok, "trainer predict failed:\n{stderr}");
+    assert_eq!(stdout.matches("attention:").count(), 3, "{stdout}");
+    let pngs: Vec<_> = std::fs::read_dir(&attention).unwrap().collect();
+    assert_eq!(pngs.len(), 3);
+    for png in pngs {
+        let image = image::open(png.unwrap().path()).unwrap();
+        assert_eq!((image.width(), image.height()), (256, 256));
+    }
+}
+
+#[test]
+fn a_diverging_run_stops_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let (ok, _, stderr) = trainer(&[
+        "train",
+        "--backend",
+        "flex",
+        "--out",
+        run.to_str().unwrap(),
+        "--head",
+        "linear",
+        "--epochs",
+        "1",
+        "--image-size",
+        "96",
+        "--max-train-images",
+        "64",
+        "--batch-size",
+        "16",
+        "--lr",
+        "inf",
+        "--loss",
+        "bce",
+        "--no-augmentation",
+    ]);
+    assert!(!ok, "a loss of NaN must not pass silently");
+    assert!(stderr.contains("the loss became"), "{stderr}");
+    assert!(stderr.contains("checkpoint"), "{stderr}");
+}
+
+#[test]
+fn eval_names_a_missing_model_and_says_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let sample = querylabel_trainer::dataset::sample_dir();
+    let (ok, _, stderr) = trainer(&[
+        "eval",
+        "--backend",
+        "flex",
+        "--model",
+        dir.path().to_str().unwrap(),
+        "--data",
+        sample.to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("no model here") && stderr.contains("trainer train"),
+        "{stderr}"
+    );
+}
