@@ -17,9 +17,12 @@ LITE0_WEIGHTS := $(QUERYLABEL_WEIGHTS_DIR)/efficientnet-lite0.safetensors
 .PHONY: test demo test-deps weights check-wasm lint
 
 ## Every test: unit, reference (PyTorch / scikit-learn vectors) and integration.
-test: test-deps weights
-	cargo test --release --workspace
-	$(MAKE) check-wasm
+## The summary line counts every test of every crate.
+test: test-deps weights check-wasm
+	mkdir -p "$(CACHE_DIR)"
+	cargo test --release --workspace 2>&1 | tee "$(CACHE_DIR)/test.log"
+	@awk '/^test result:/ { passed += $$4; failed += $$6 } \
+		END { printf "summary: %d passed, %d failed\n", passed, failed }' "$(CACHE_DIR)/test.log"
 
 ## System packages and toolchain parts the tests use, installed only when missing.
 test-deps:

@@ -12,5 +12,7 @@ pub mod labels;
 pub mod loss;
 pub mod metrics;
 pub mod model;
+pub mod pooling;
 pub mod preprocess;
 pub mod single_positive;
+pub mod truncated_jpeg;

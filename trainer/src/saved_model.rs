@@ -51,8 +51,12 @@ pub fn save_model(dir: &Path, model: &Classifier, description: &ModelDescription
 }
 
 /// Loads the model of a model or run directory onto `device`.
+/// Exports for the browser (`trainer export`) load too, their weights widened to f32.
 pub fn load_model(path: &Path, device: &Device) -> Result<(Classifier, ModelDescription)> {
     let dir = resolve_model_dir(path)?;
+    if crate::export::is_export(&dir) {
+        return crate::export::load_exported(&dir, device);
+    }
     let files = ModelFiles::in_dir(&dir);
     let description: ModelDescription = read_json(&files.config)?;
     let expected = description.classifier.head.num_classes();

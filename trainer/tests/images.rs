@@ -5,11 +5,11 @@ use std::path::{Path, PathBuf};
 
 use image::{DynamicImage, ImageFormat, Rgb, RgbImage, imageops};
 use querylabel::preprocess::Preprocessing;
+use querylabel::truncated_jpeg::is_truncated_jpeg;
 use querylabel_trainer::images::augment::{cutout, random_resized_crop_region};
 use querylabel_trainer::images::{
     AugmentationConfig, CutoutConfig, CutoutFill, ImageLoader, ImageRequest, RandAugmentConfig,
-    RandAugmentOp, RandomResizedCropConfig, SkipReason, augment, augmentation_rng,
-    is_truncated_jpeg, prefetch,
+    RandAugmentOp, RandomResizedCropConfig, SkipReason, augment, augmentation_rng, prefetch,
 };
 
 /// A deterministic image with plenty of structure (no two neighbours alike) and no magenta.

@@ -88,6 +88,42 @@ fn a_short_training_on_the_sample_measurably_improves_validation_map() {
     let map = evaluation["mAP"].as_f64().unwrap();
     assert!((map - after).abs() < 1e-3, "eval {map} vs training {after}");
     assert!(evaluation["CF1"].is_number() && evaluation["OF1"].is_number());
+
+    // The half-precision export for the browser loads back and scores within rounding.
+    let export = dir.path().join("export");
+    let (ok, _, stderr) = trainer(&[
+        "export",
+        "--model",
+        run.to_str().unwrap(),
+        "--out",
+        export.to_str().unwrap(),
+    ]);
+    assert!(ok, "trainer export failed:\n{stderr}");
+    let weights = std::fs::metadata(export.join("model.safetensors"))
+        .unwrap()
+        .len();
+    let full = std::fs::metadata(run.join("best/model.bpk")).unwrap().len();
+    assert!(
+        weights < full * 6 / 10,
+        "export {weights} bytes vs {full} in f32"
+    );
+    let (ok, stdout, stderr) = trainer(&[
+        "eval",
+        "--backend",
+        "flex",
+        "--model",
+        export.to_str().unwrap(),
+        "--data",
+        sample.to_str().unwrap(),
+        "--run-split-seed",
+        "1",
+    ]);
+    assert!(ok, "trainer eval of the export failed:\n{stderr}");
+    let exported_map = last_json_line(&stdout)["mAP"].as_f64().unwrap();
+    assert!(
+        (exported_map - after).abs() < 0.5,
+        "f16 export {exported_map} vs {after}"
+    );
 }
 
 #[test]

@@ -19,6 +19,8 @@ use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d
 use burn::tensor::activation::relu6;
 use burn::tensor::{Device, Tensor};
 
+use crate::pooling::global_average_pool;
+
 /// Batch-norm epsilon of the Lite models (TensorFlow's `batch_norm_epsilon = 1e-3`).
 pub const LITE_BN_EPS: f64 = 1e-3;
 /// PyTorch momentum of the Lite batch norms (`1 - 0.99`); Burn uses the same convention.
@@ -277,7 +279,7 @@ impl EfficientNetLite {
             .fc
             .as_ref()
             .expect("EfficientNetLite::forward_logits needs a model built with_classifier(true)");
-        fc.forward(global_avg_pool(self.forward_features(images)))
+        fc.forward(global_average_pool(self.forward_features(images)))
     }
 
     /// The same model with every batch norm frozen (see [`freeze_batch_norm`]).
@@ -300,10 +302,4 @@ impl EfficientNetLite {
             fc: self.fc,
         }
     }
-}
-
-/// Mean over the spatial axes: `[B, C, H, W]` → `[B, C]`.
-pub fn global_avg_pool(x: Tensor<4>) -> Tensor<2> {
-    let [b, c, _, _] = x.dims();
-    x.mean_dim(3).mean_dim(2).reshape([b, c])
 }

@@ -21,7 +21,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::efficientnet_lite::global_avg_pool;
+use crate::pooling::global_average_pool;
 
 /// Channels of layer4, the output of [`ResNet::forward_features`].
 pub const RESNET_FEATURE_CHANNELS: usize = 2048;
@@ -261,7 +261,7 @@ impl ResNet {
             .fc
             .as_ref()
             .expect("ResNet::forward_logits needs a model built with_classifier(true)");
-        fc.forward(global_avg_pool(self.forward_features(images)))
+        fc.forward(global_average_pool(self.forward_features(images)))
     }
 
     /// The same network with every batch norm frozen (see the module docs).

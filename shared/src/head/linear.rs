@@ -6,6 +6,8 @@ use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 
+use crate::pooling::global_average_pool;
+
 /// Configuration of a [`LinearHead`].
 #[derive(Config, Debug)]
 pub struct LinearHeadConfig {
@@ -39,13 +41,4 @@ impl LinearHead {
     pub fn forward_pooled(&self, pooled: Tensor<2>) -> Tensor<2> {
         self.classifier.forward(pooled)
     }
-}
-
-/// `[batch, channels, height, width]` → `[batch, channels]`, the mean over positions.
-pub fn global_average_pool(features: Tensor<4>) -> Tensor<2> {
-    let [batch, channels, height, width] = features.dims();
-    features
-        .reshape([batch, channels, height * width])
-        .mean_dim(2)
-        .reshape([batch, channels])
 }

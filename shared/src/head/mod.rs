@@ -8,5 +8,5 @@ pub mod query2label;
 pub mod transformer;
 
 pub use attention_map::{AttentionSelection, attention_maps};
-pub use linear::{LinearHead, LinearHeadConfig, global_average_pool};
+pub use linear::{LinearHead, LinearHeadConfig};
 pub use query2label::{Query2Label, Query2LabelConfig, Query2LabelOutput};

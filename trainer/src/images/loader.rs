@@ -13,7 +13,6 @@ use querylabel::preprocess::{ImageError, Preprocessing, decode_image};
 use rayon::prelude::*;
 
 use super::augment::{AugmentationConfig, augment, augmentation_rng};
-use super::truncated_jpeg::is_truncated_jpeg;
 
 /// One image to load.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -141,14 +140,8 @@ impl ImageLoader {
     }
 }
 
-/// Reads and decodes one file with the shared size limits, refusing JPEG files cut short (which
-/// the decoder would accept, filling the rest with grey).
+/// Reads and decodes one file with the shared decoder (size limits, truncated JPEGs refused).
 pub fn read_image(path: &Path) -> Result<DynamicImage, SkipReason> {
     let bytes = std::fs::read(path).map_err(|error| SkipReason::Unreadable(error.to_string()))?;
-    if is_truncated_jpeg(&bytes) {
-        return Err(SkipReason::Undecodable(
-            "truncated JPEG: the data ends before the end-of-image marker".into(),
-        ));
-    }
     Ok(decode_image(&bytes)?)
 }

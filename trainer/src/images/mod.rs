@@ -5,7 +5,6 @@ pub mod augment;
 pub mod loader;
 pub mod prefetch;
 pub mod rand_augment;
-pub mod truncated_jpeg;
 
 pub use augment::{
     AugmentationConfig, CutoutConfig, CutoutFill, RandomResizedCropConfig, Region, augment,
@@ -14,4 +13,3 @@ pub use augment::{
 pub use loader::{ImageLoader, ImageRequest, LoadedBatch, SkipReason, SkippedImage};
 pub use prefetch::{Prefetched, prefetch};
 pub use rand_augment::{RandAugmentConfig, RandAugmentOp};
-pub use truncated_jpeg::is_truncated_jpeg;

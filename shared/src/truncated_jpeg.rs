@@ -2,7 +2,8 @@
 //!
 //! The image crate runs its JPEG decoder in lenient mode: a file that stops part-way (an
 //! interrupted download or copy) decodes without error and the missing part comes out grey. A
-//! training image like that teaches wrong pixels under right labels, so the loader refuses it. The
+//! training image like that teaches wrong pixels under right labels, and a visitor's photo would be
+//! judged on grey, so [`decode_image`](crate::preprocess::decode_image) refuses it. The
 //! check walks the marker structure (segment lengths, then the entropy-coded scan data up to the
 //! next real marker) and reports a file whose bytes run out before the end-of-image marker.
 //! Anything else that looks malformed is left for the decoder to judge.
