@@ -30,7 +30,7 @@ use crate::backend::BackendChoice;
 use crate::checkpoint::{load_module, read_json, save_module, write_json};
 use crate::dataset::{Dataset, DatasetFormat, Split, open_dataset};
 use crate::evaluate::{Evaluation, evaluate, score_dataset};
-use crate::images::{AugmentationConfig, ImageLoader, ImageRequest};
+use crate::images::{AugmentationConfig, ImageLoader, ImageRequest, prefetch};
 use crate::plots::plot_history;
 use crate::saved_model::{ModelDescription, save_model};
 use crate::schedule::OneCycle;
@@ -392,15 +392,28 @@ pub fn train(
         let (mut loss_sum, mut loss_batches, mut seen, mut skipped) = (0.0, 0usize, 0usize, 0usize);
         let mut learning_rate = schedule.learning_rate(state.steps);
 
-        for chunk in order.chunks(options.batch_size) {
-            let requests: Vec<ImageRequest> = chunk
-                .iter()
-                .map(|&i| ImageRequest {
-                    path: data.train.examples[i].path.clone(),
-                    index: i as u64,
-                })
-                .collect();
-            let batch = train_loader.load_batch(&requests, epoch_seed);
+        // The next batch is read, decoded and augmented on other threads while this one trains.
+        let loader = train_loader.clone();
+        let paths: Vec<PathBuf> = data.train.examples.iter().map(|e| e.path.clone()).collect();
+        let chunks: Vec<Vec<usize>> = order
+            .chunks(options.batch_size)
+            .map(<[usize]>::to_vec)
+            .collect();
+        let batches = prefetch(
+            chunks.into_iter().map(move |chunk| {
+                let requests: Vec<ImageRequest> = chunk
+                    .iter()
+                    .map(|&i| ImageRequest {
+                        path: paths[i].clone(),
+                        index: i as u64,
+                    })
+                    .collect();
+                let batch = loader.load_batch(&requests, epoch_seed);
+                (chunk, batch)
+            }),
+            1,
+        );
+        for (chunk, batch) in batches {
             skipped += batch.skipped.len();
             progress.inc(chunk.len() as u64);
             if batch.images.is_empty() {
