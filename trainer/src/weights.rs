@@ -121,7 +121,14 @@ pub fn load_efficientnet_lite0(
 /// `config`. Without a classifier in `config`, the checkpoint's `fc.*` is ignored;
 /// `num_batches_tracked` always is. Every other tensor must match by name and shape.
 pub fn load_resnet(path: &Path, config: &ResNetConfig, device: &Device) -> Result<ResNet> {
-    let mut model = config.init(device);
+    // Loading keeps each parameter's gradient setting and batch-norm flags, so a frozen-BN
+    // config stays frozen.
+    load_torchvision_into(config.init(device), path, config.with_classifier)
+}
+
+/// Loads a torchvision ResNet `state_dict` into an existing [`ResNet`], strictly but for
+/// `num_batches_tracked` and, without a classifier, `fc.*`.
+fn load_torchvision_into(mut model: ResNet, path: &Path, with_classifier: bool) -> Result<ResNet> {
     let mut store = PytorchStore::from_file(path)
         .with_key_remapping(r"^module\.", "")
         .map_indices_contiguous(false)
@@ -130,12 +137,9 @@ pub fn load_resnet(path: &Path, config: &ResNetConfig, device: &Device) -> Resul
     let result = model
         .load_from(&mut store)
         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-    let with_classifier = config.with_classifier;
     check_apply_result(&result, &path.display().to_string(), |name| {
         name.ends_with("num_batches_tracked") || (!with_classifier && name.starts_with("fc."))
     })?;
-    // Loading keeps each parameter's gradient setting and batch-norm flags, so a frozen-BN
-    // config stays frozen.
     Ok(model)
 }
 
@@ -283,20 +287,7 @@ pub fn load_backbone_weights(backbone: Backbone, path: &Path) -> Result<Backbone
             path,
             no_classifier,
         )?)),
-        Backbone::ResNet(mut net) => {
-            let mut store = PytorchStore::from_file(path)
-                .with_key_remapping(r"^module\.", "")
-                .map_indices_contiguous(false)
-                .validate(false)
-                .allow_partial(true);
-            let result = net
-                .load_from(&mut store)
-                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-            check_apply_result(&result, &path.display().to_string(), |name| {
-                name.ends_with("num_batches_tracked") || no_classifier(name)
-            })?;
-            Ok(Backbone::ResNet(net))
-        }
+        Backbone::ResNet(net) => Ok(Backbone::ResNet(load_torchvision_into(net, path, false)?)),
         Backbone::EfficientNetLite0(_) => bail!(
             "{}: convert the EfficientNet-Lite0 weights with `trainer import-weights` first",
             path.display()
