@@ -5,6 +5,7 @@ pub mod backend;
 pub mod bench;
 pub mod checkpoint;
 pub mod dataset;
+pub mod ema;
 pub mod evaluate;
 pub mod export;
 pub mod images;

@@ -153,6 +153,9 @@ struct TrainArgs {
     /// Clip the gradient norm.
     #[arg(long)]
     grad_clip_norm: Option<f32>,
+    /// Decay of the exponential moving average of the weights (0 turns it off).
+    #[arg(long, default_value_t = 0.9997)]
+    ema_decay: f64,
     /// Stop after this many epochs without a better validation mAP.
     #[arg(long)]
     patience: Option<usize>,
@@ -255,6 +258,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
         asl_clip: args.asl_clip,
         estimator_lr_multiplier: args.estimator_lr_multiplier,
         grad_clip_norm: args.grad_clip_norm,
+        ema_decay: (args.ema_decay > 0.0).then_some(args.ema_decay),
         patience: args.patience,
         augmentation: if args.no_augmentation {
             AugmentationConfig::disabled()

@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use crate::backend::BackendChoice;
 use crate::checkpoint::{load_module, read_json, save_module, write_json};
 use crate::dataset::{Dataset, DatasetFormat, Split, open_dataset};
+use crate::ema::update_average;
 use crate::evaluate::{Evaluation, evaluate, score_dataset};
 use crate::images::{AugmentationConfig, ImageLoader, ImageRequest, prefetch};
 use crate::plots::plot_history;
@@ -92,6 +93,9 @@ pub struct TrainOptions {
     /// ROLE's label estimator learns this many times faster than the network (the paper: 10).
     pub estimator_lr_multiplier: f64,
     pub grad_clip_norm: Option<f32>,
+    /// Keep an exponential moving average of the weights with this decay (Query2Label: 0.9997)
+    /// and validate it beside the weights.
+    pub ema_decay: Option<f64>,
     /// Stop after this many epochs without a better validation mAP.
     pub patience: Option<usize>,
     pub augmentation: AugmentationConfig,
@@ -128,6 +132,9 @@ pub struct EpochRecord {
     pub val_cf1: f64,
     #[serde(rename = "val_OF1")]
     pub val_of1: f64,
+    /// Validation mAP of the weights' moving average, when kept.
+    #[serde(rename = "val_EMA_mAP")]
+    pub val_ema_map: Option<f64>,
     pub images_per_second: f64,
     pub skipped_images: usize,
 }
@@ -337,12 +344,16 @@ pub fn train(
     let mut optimizer = options.optimizer();
     let mut estimator_optimizer = options.optimizer();
     let mut state = TrainingState::default();
+    let mut average = options.ema_decay.map(|_| model.valid());
 
     if resume && files.state().is_file() {
         state = read_json(&files.state())?;
         let checkpoint = files.checkpoint();
         model = load_module(model, &checkpoint.join("model.bpk"))?;
         optimizer = load_optimizer(optimizer, &checkpoint.join("optimizer.bpk"))?;
+        if let Some(current) = average.take() {
+            average = Some(load_module(current, &checkpoint.join("ema.bpk"))?);
+        }
         if let Some(current) = estimator.take() {
             estimator = Some(load_module(current, &checkpoint.join("estimator.bpk"))?);
             estimator_optimizer = load_optimizer(
@@ -469,6 +480,9 @@ pub fn train(
                     estimator_gradients,
                 ));
             }
+            if let (Some(decay), Some(current)) = (options.ema_decay, average.take()) {
+                average = Some(update_average(current, &model, decay));
+            }
             state.steps += 1;
             loss_sum += loss_value;
             loss_batches += 1;
@@ -482,6 +496,16 @@ pub fn train(
         let images_per_second = seen as f64 / started.elapsed().as_secs_f64().max(1e-9);
 
         let evaluation = validate(&model, &data.validation, &eval_loader, &options, &device)?;
+        let average_evaluation = match &average {
+            Some(average) => Some(validate(
+                average,
+                &data.validation,
+                &eval_loader,
+                &options,
+                &device,
+            )?),
+            None => None,
+        };
         let record = EpochRecord {
             epoch: epoch + 1,
             train_loss: loss_sum / loss_batches.max(1) as f64,
@@ -489,6 +513,7 @@ pub fn train(
             val_map: evaluation.map,
             val_cf1: evaluation.cf1,
             val_of1: evaluation.of1,
+            val_ema_map: average_evaluation.as_ref().map(|e| e.map),
             images_per_second,
             skipped_images: skipped,
         };
@@ -507,17 +532,25 @@ pub fn train(
                 String::new()
             }
         );
-        let improved = state.best_map.is_none_or(|best| evaluation.map > best);
+        // The better of the weights and their average competes for the best model.
+        let (epoch_map, epoch_model) = match (&average_evaluation, &average) {
+            (Some(averaged), Some(average)) if averaged.map > evaluation.map => {
+                (averaged.map, average.clone())
+            }
+            _ => (evaluation.map, model.valid()),
+        };
+        let improved = state.best_map.is_none_or(|best| epoch_map > best);
         if improved {
-            state.best_map = Some(evaluation.map);
+            state.best_map = Some(epoch_map);
             state.best_epoch = Some(epoch + 1);
-            save_model(&files.best(), &model.valid(), &description)?;
+            save_model(&files.best(), &epoch_model, &description)?;
         }
         state.history.push(record);
         state.epochs_done = epoch + 1;
         save_checkpoint(
             &files,
             &model,
+            average.as_ref(),
             &optimizer,
             estimator.as_ref(),
             &estimator_optimizer,
@@ -563,9 +596,11 @@ fn validate(
     evaluate(&scored)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn save_checkpoint(
     files: &RunFiles,
     model: &Classifier,
+    average: Option<&Classifier>,
     optimizer: &ModuleOptimizer,
     estimator: Option<&LabelEstimator>,
     estimator_optimizer: &ModuleOptimizer,
@@ -574,6 +609,9 @@ fn save_checkpoint(
     let dir = files.checkpoint();
     save_module(model, &dir.join("model.bpk"))?;
     save_optimizer(optimizer, &dir.join("optimizer.bpk"))?;
+    if let Some(average) = average {
+        save_module(average, &dir.join("ema.bpk"))?;
+    }
     if let Some(estimator) = estimator {
         save_module(estimator, &dir.join("estimator.bpk"))?;
         save_optimizer(estimator_optimizer, &dir.join("estimator-optimizer.bpk"))?;

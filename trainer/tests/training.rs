@@ -175,7 +175,7 @@ fn a_resumed_run_ends_where_an_uninterrupted_one_does() {
     assert_eq!(a.len(), 2);
     assert_eq!(b.len(), 2);
     for (x, y) in a.iter().zip(&b) {
-        for key in ["train_loss", "val_mAP"] {
+        for key in ["train_loss", "val_mAP", "val_EMA_mAP"] {
             let (x, y) = (x[key].as_f64().unwrap(), y[key].as_f64().unwrap());
             assert!(
                 (x - y).abs() <= 1e-4 * x.abs().max(1.0),
