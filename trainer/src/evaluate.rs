@@ -11,6 +11,7 @@ use querylabel::model::Classifier;
 use serde::Serialize;
 
 use crate::dataset::Dataset;
+use crate::feature_cache::FeatureCache;
 use crate::images::{ImageLoader, ImageRequest};
 
 /// Probabilities for the images of a data set that loaded, with their labels.
@@ -68,6 +69,35 @@ pub fn score_dataset(
         }
     }
     scored
+}
+
+/// Runs `model`'s head (in inference mode) over the cached features of `rows`.
+pub fn score_cached_features(
+    model: &Classifier,
+    cache: &FeatureCache,
+    rows: &[usize],
+    batch_size: usize,
+    device: &Device,
+) -> ScoredImages {
+    let mut scores = Vec::with_capacity(rows.len() * cache.n_classes());
+    for chunk in rows.chunks(batch_size.max(1)) {
+        let logits = model
+            .head
+            .forward(cache.feature_tensor(chunk, device))
+            .logits;
+        scores.extend(
+            sigmoid(logits)
+                .into_data()
+                .try_into_vec_as::<f32>()
+                .expect("float probabilities"),
+        );
+    }
+    ScoredImages {
+        scores,
+        labels: cache.labels_of(rows),
+        n_classes: cache.n_classes(),
+        skipped: 0,
+    }
 }
 
 /// The numbers a researcher compares: mAP in percent (scikit-learn's AP), CF1 and OF1 at a

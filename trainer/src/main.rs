@@ -11,7 +11,10 @@ use querylabel::loss::SinglePositiveLoss;
 use querylabel_trainer::backend::BackendChoice;
 use querylabel_trainer::dataset::{DatasetFormat, Split, open_dataset, sample_dir};
 use querylabel_trainer::evaluate::{evaluate, score_dataset};
+use querylabel_trainer::extract::{ExtractOptions, extract_features};
+use querylabel_trainer::feature_cache::FeatureCache;
 use querylabel_trainer::images::{AugmentationConfig, ImageLoader};
+use querylabel_trainer::lesson_features::export_lesson_features;
 use querylabel_trainer::predict::predict_image;
 use querylabel_trainer::saved_model::load_model;
 use querylabel_trainer::train::{HeadKind, LabelMode, OptimizerKind, TrainOptions, train};
@@ -51,6 +54,39 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         steps: usize,
     },
+    /// Runs a frozen backbone once over a data set and caches its features, for fast
+    /// linear-head and frozen-backbone training (`trainer train --features CACHE`).
+    Extract(ExtractArgs),
+    /// Writes the browser lesson's data: pooled features and clean labels of a training part
+    /// and a held-out part of a feature cache, in half precision.
+    ExportLesson {
+        /// A feature cache from `trainer extract`.
+        #[arg(long)]
+        features: PathBuf,
+        /// The safetensors file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Training images to ship.
+        #[arg(long, default_value_t = 3000)]
+        train: usize,
+        /// Held-out images to ship.
+        #[arg(long, default_value_t = 500)]
+        validation: usize,
+        /// Seed of the draw.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Prints the results table (Markdown) of finished training runs: runs that differ only in
+    /// their seed form one row, mean ± standard deviation of the best validation mAP; writes a
+    /// chart of validation mAP curves per head.
+    Report {
+        /// Training run directories.
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        /// Directory for the charts (curves-linear.png, curves-q2l.png).
+        #[arg(long, default_value = ".")]
+        plots: PathBuf,
+    },
     /// Exports a model for the browser demo: half-precision safetensors plus model.json
     /// (classes, input size, normalisation, network configuration).
     Export {
@@ -80,16 +116,34 @@ struct DeviceArgs {
     /// Compute backend: wgpu (GPU, or software Vulkan) or flex (CPU).
     #[arg(long, value_enum, default_value_t = BackendChoice::Wgpu)]
     backend: BackendChoice,
-    /// Device index for wgpu.
-    #[arg(long, default_value_t = 0)]
-    device: usize,
+    /// Device index for wgpu. `trainer train` takes several (`--device 0,1`) and trains
+    /// data-parallel across them.
+    #[arg(long, value_delimiter = ',', default_value = "0")]
+    device: Vec<usize>,
+}
+
+impl DeviceArgs {
+    /// The one device of a command that runs on one.
+    fn single(&self) -> Result<usize> {
+        match self.device.as_slice() {
+            [index] => Ok(*index),
+            _ => anyhow::bail!(
+                "--device {:?}: only `trainer train` runs on several devices; give one",
+                self.device
+            ),
+        }
+    }
 }
 
 #[derive(Args)]
 struct TrainArgs {
     /// Data set directory (COCO, VOC or CSV layout); the shipped sample of COCO photos if omitted.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "features")]
     data: Option<PathBuf>,
+    /// Train a head on cached features (`trainer extract`) instead of images: the backbone
+    /// stays frozen, and the cache decides the backbone, its weights and the image size.
+    #[arg(long)]
+    features: Option<PathBuf>,
     /// Force the data set layout instead of detecting it.
     #[arg(long, value_enum)]
     format: Option<DatasetFormat>,
@@ -117,6 +171,10 @@ struct TrainArgs {
     /// Fine-tune the backbone end to end (otherwise it stays frozen).
     #[arg(long)]
     finetune: bool,
+    /// With --finetune: train only the head, backbone frozen, for this many epochs first
+    /// (MLSPL's linear init), then the whole network.
+    #[arg(long, default_value_t = 0, requires = "finetune")]
+    linear_init_epochs: usize,
     /// Input size in pixels (square).
     #[arg(long, default_value_t = 224)]
     image_size: usize,
@@ -187,6 +245,41 @@ struct TrainArgs {
 }
 
 #[derive(Args)]
+struct ExtractArgs {
+    /// Data set directory (COCO, VOC or CSV layout); the shipped sample of COCO photos if omitted.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    #[arg(long, value_enum)]
+    format: Option<DatasetFormat>,
+    /// Which split of a COCO or VOC layout (CSV folders have one).
+    #[arg(long, value_enum, default_value_t = Split::Train)]
+    split: Split,
+    /// Backbone: efficientnet-lite0, resnet50 or resnet101.
+    #[arg(long, default_value = "efficientnet-lite0")]
+    backbone: BackboneKind,
+    /// Backbone weights (.safetensors of this project); Lite0 uses `make weights`' file.
+    #[arg(long)]
+    backbone_weights: Option<PathBuf>,
+    /// Input size in pixels (square).
+    #[arg(long, default_value_t = 224)]
+    image_size: usize,
+    /// Average each feature map to one vector: 1/49 of the size at 224 px, enough for linear
+    /// heads but not for Query2Label.
+    #[arg(long)]
+    pooled: bool,
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    /// Extract only the first this many images.
+    #[arg(long)]
+    max_images: Option<usize>,
+    #[command(flatten)]
+    device: DeviceArgs,
+    /// The cache file to write (safetensors).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Args)]
 struct EvalArgs {
     /// A model directory or a training run directory.
     #[arg(long)]
@@ -236,6 +329,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
     });
     let options = TrainOptions {
         data: args.data.unwrap_or_else(sample_dir),
+        features: args.features,
         format: args.format,
         labels: args.labels,
         seed: args.seed,
@@ -245,6 +339,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
         backbone: args.backbone,
         backbone_weights: args.backbone_weights,
         finetune: args.finetune,
+        linear_init_epochs: args.linear_init_epochs,
         image_size: args.image_size,
         batch_size: args.batch_size,
         epochs: args.epochs,
@@ -271,15 +366,43 @@ fn run_train(args: TrainArgs) -> Result<()> {
         q2l_decoder_layers: args.q2l_decoder_layers,
         q2l_feedforward_dim: args.q2l_feedforward_dim,
         backend: args.device.backend,
-        device: args.device.device,
+        devices: args.device.device,
     };
     let summary = train(&options, &args.out, args.resume, args.stop_after_epochs)?;
     println!("{}", serde_json::to_string(&summary)?);
     Ok(())
 }
 
+fn run_extract(args: ExtractArgs) -> Result<()> {
+    let options = ExtractOptions {
+        data: args.data.unwrap_or_else(sample_dir),
+        format: args.format,
+        split: args.split,
+        backbone: args.backbone,
+        backbone_weights: args.backbone_weights,
+        image_size: args.image_size,
+        pooled: args.pooled,
+        batch_size: args.batch_size,
+        max_images: args.max_images,
+        backend: args.device.backend,
+        device: args.device.single()?,
+    };
+    let header = extract_features(&options, &args.out)?;
+    let [c, h, w] = header.feature_shape;
+    println!(
+        "{}",
+        serde_json::json!({
+            "cache": args.out,
+            "images": header.images.len(),
+            "skipped": header.skipped.len(),
+            "feature_shape": [c, h, w],
+        })
+    );
+    Ok(())
+}
+
 fn run_eval(args: EvalArgs) -> Result<()> {
-    let device = args.device.backend.device(args.device.device);
+    let device = args.device.backend.device(args.device.single()?);
     let (model, description) = load_model(&args.model, &device)?;
     let mut dataset = open_dataset(&args.data, args.format, args.split)?;
     if let Some(seed) = args.run_split_seed {
@@ -323,7 +446,7 @@ fn run_eval(args: EvalArgs) -> Result<()> {
 }
 
 fn run_predict(args: PredictArgs) -> Result<()> {
-    let device = args.device.backend.device(args.device.device);
+    let device = args.device.backend.device(args.device.single()?);
     let (model, description) = load_model(&args.model, &device)?;
     let model = model.valid();
     for image in &args.images {
@@ -362,6 +485,20 @@ fn main() -> ExitCode {
                 querylabel_trainer::bench::bench_backend(backend, image_size, batch_size, steps)?;
             println!("{}", serde_json::to_string(&result)?);
             Ok(())
+        }),
+        Command::Extract(args) => run_extract(args),
+        Command::Report { runs, plots } => {
+            querylabel_trainer::report::report(&runs, &plots).map(|table| print!("{table}"))
+        }
+        Command::ExportLesson {
+            features,
+            out,
+            train,
+            validation,
+            seed,
+        } => FeatureCache::read(&features).and_then(|cache| {
+            export_lesson_features(&cache, &out, train, validation, seed)
+                .map(|()| eprintln!("wrote {}", out.display()))
         }),
         Command::Export { model, out } => querylabel_trainer::export::export_model(&model, &out)
             .map(|manifest| eprintln!("wrote {}", manifest.display())),

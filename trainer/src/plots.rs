@@ -42,12 +42,36 @@ pub fn plot_history(dir: &Path, history: &[EpochRecord]) -> Result<()> {
 
 /// One curve over epochs, as a PNG at `path` (written atomically).
 pub fn plot_curve(path: &Path, title: &str, y_label: &str, points: &[(f64, f64)]) -> Result<()> {
+    plot_curves(path, title, y_label, &[(String::new(), points.to_vec())])
+}
+
+/// Colours of successive curves; a name-less single curve is blue.
+const PALETTE: [RGBColor; 8] = [
+    BLUE,
+    RED,
+    RGBColor(0, 150, 0),
+    RGBColor(230, 140, 0),
+    MAGENTA,
+    CYAN,
+    BLACK,
+    RGBColor(140, 90, 40),
+];
+
+/// Named curves over epochs in one chart, with a legend when they have names, as a PNG at
+/// `path` (written atomically).
+pub fn plot_curves(
+    path: &Path,
+    title: &str,
+    y_label: &str,
+    curves: &[(String, Vec<(f64, f64)>)],
+) -> Result<()> {
     register_font();
+    let all_points = || curves.iter().flat_map(|(_, points)| points.iter());
     let mut pixels = vec![0u8; (SIZE.0 * SIZE.1 * 3) as usize];
     {
         let root = BitMapBackend::with_buffer(&mut pixels, SIZE).into_drawing_area();
         root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
-        let finite = points.iter().filter(|(_, y)| y.is_finite());
+        let finite = all_points().filter(|(_, y)| y.is_finite());
         let (low, high) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &(_, y)| {
             (lo.min(y), hi.max(y))
         });
@@ -57,7 +81,7 @@ pub fn plot_curve(path: &Path, title: &str, y_label: &str, points: &[(f64, f64)]
             (0.0, 1.0)
         };
         let margin = ((high - low) * 0.1).max(1e-6);
-        let last_epoch = points.iter().map(|p| p.0).fold(1.0, f64::max);
+        let last_epoch = all_points().map(|p| p.0).fold(1.0, f64::max);
         let mut chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 24))
             .margin(16)
@@ -72,15 +96,33 @@ pub fn plot_curve(path: &Path, title: &str, y_label: &str, points: &[(f64, f64)]
             .label_style(("sans-serif", 14))
             .draw()
             .map_err(|e| anyhow!("{e}"))?;
-        chart
-            .draw_series(LineSeries::new(
-                points.iter().copied(),
-                BLUE.stroke_width(2),
-            ))
-            .map_err(|e| anyhow!("{e}"))?;
-        chart
-            .draw_series(points.iter().map(|&p| Circle::new(p, 3, BLUE.filled())))
-            .map_err(|e| anyhow!("{e}"))?;
+        for (index, (name, points)) in curves.iter().enumerate() {
+            let colour = PALETTE[index % PALETTE.len()];
+            let series = chart
+                .draw_series(LineSeries::new(
+                    points.iter().copied(),
+                    colour.stroke_width(2),
+                ))
+                .map_err(|e| anyhow!("{e}"))?;
+            if !name.is_empty() {
+                series.label(name.as_str()).legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
+                });
+            }
+            chart
+                .draw_series(points.iter().map(|&p| Circle::new(p, 3, colour.filled())))
+                .map_err(|e| anyhow!("{e}"))?;
+        }
+        if curves.iter().any(|(name, _)| !name.is_empty()) {
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::LowerRight)
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .label_font(("sans-serif", 14))
+                .draw()
+                .map_err(|e| anyhow!("{e}"))?;
+        }
         root.present().map_err(|e| anyhow!("{e}"))?;
     }
     let image = image::RgbImage::from_raw(SIZE.0, SIZE.1, pixels).expect("buffer of the plot size");

@@ -3,6 +3,7 @@
 //! atomic checkpoints with exact resume, and a clear stop on a non-finite loss.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -14,6 +15,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressStyle};
 use querylabel::backbone::{BackboneConfig, BackboneKind};
 use querylabel::head::{LinearHeadConfig, Query2LabelConfig};
+use querylabel::labels::LabelSpace;
 use querylabel::loss::{
     AsymmetricLossConfig, LabelEstimator, LabelEstimatorConfig, MultiLabelLossConfig,
     SinglePositiveLoss,
@@ -28,10 +30,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::BackendChoice;
 use crate::checkpoint::{load_module, read_json, save_module, write_json};
+use crate::data_parallel::DeviceSet;
 use crate::dataset::{Dataset, DatasetFormat, Split, open_dataset};
 use crate::ema::update_average;
-use crate::evaluate::{Evaluation, evaluate, score_dataset};
-use crate::images::{AugmentationConfig, ImageLoader, ImageRequest, prefetch};
+use crate::evaluate::{Evaluation, evaluate, score_cached_features, score_dataset};
+use crate::feature_cache::FeatureCache;
+use crate::images::{AugmentationConfig, ImageLoader, ImageRequest, Prefetched, prefetch};
 use crate::plots::plot_history;
 use crate::saved_model::{ModelDescription, save_model};
 use crate::schedule::OneCycle;
@@ -67,6 +71,9 @@ pub enum OptimizerKind {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TrainOptions {
     pub data: PathBuf,
+    /// Train on the features of a `trainer extract` cache instead of images (frozen backbone;
+    /// the cache decides the backbone, its weights and the image size).
+    pub features: Option<PathBuf>,
     pub format: Option<DatasetFormat>,
     pub labels: LabelMode,
     pub seed: u64,
@@ -79,6 +86,9 @@ pub struct TrainOptions {
     pub backbone_weights: Option<PathBuf>,
     /// Train the backbone too (otherwise it stays frozen, batch norms included).
     pub finetune: bool,
+    /// With `finetune`: train only the head, on the frozen backbone, for this many epochs first
+    /// (MLSPL's "linear init"), then everything.
+    pub linear_init_epochs: usize,
     pub image_size: usize,
     pub batch_size: usize,
     pub epochs: usize,
@@ -105,7 +115,8 @@ pub struct TrainOptions {
     pub q2l_decoder_layers: usize,
     pub q2l_feedforward_dim: usize,
     pub backend: BackendChoice,
-    pub device: usize,
+    /// Device indices; more than one trains data-parallel, the model living on the first.
+    pub devices: Vec<usize>,
 }
 
 /// Progress of a run, saved with every checkpoint.
@@ -218,41 +229,231 @@ impl RunFiles {
     }
 }
 
-/// The data of a run: training and validation sets and the training targets.
+/// Where a run's examples come from.
+enum Examples {
+    /// Image files, decoded (and augmented) every epoch.
+    Images { train: Dataset, validation: Dataset },
+    /// Rows of a feature cache.
+    Features {
+        cache: Arc<FeatureCache>,
+        train: Vec<usize>,
+        validation: Vec<usize>,
+    },
+}
+
+/// The data of a run: training and validation examples and the training targets.
 struct RunData {
-    train: Dataset,
-    validation: Dataset,
-    /// `[train images, classes]`: full labels or the observed single positives.
+    examples: Examples,
+    label_space: LabelSpace,
+    train_len: usize,
+    /// `[train examples, classes]`: full labels or the observed single positives.
     targets: Vec<f32>,
 }
 
-fn prepare_data(options: &TrainOptions) -> Result<RunData> {
-    let dataset = open_dataset(&options.data, options.format, Split::Train)?;
-    let split = train_validation_split(dataset.len(), options.val_fraction, options.seed);
+impl RunData {
+    fn n_classes(&self) -> usize {
+        self.label_space.n_classes()
+    }
+}
+
+/// Opens the data (and, for a feature cache, makes `options` agree with it: the cache decides
+/// the backbone, its weights and the image size, so the saved model reproduces its features).
+fn prepare_data(options: &mut TrainOptions) -> Result<RunData> {
+    let (total, source) = match &options.features {
+        Some(path) => {
+            let cache = FeatureCache::read(path)?;
+            if options.finetune {
+                bail!(
+                    "{}: cached features come from a frozen backbone; drop --features to \
+                     fine-tune",
+                    path.display()
+                );
+            }
+            if cache.header.pooled && options.head == HeadKind::Q2l {
+                bail!(
+                    "{}: the features are pooled, but a Query2Label head attends over feature \
+                     maps; extract without --pooled",
+                    path.display()
+                );
+            }
+            options.backbone = cache.header.backbone;
+            options.backbone_weights = cache.header.backbone_weights.clone();
+            options.image_size = cache.header.image_size;
+            options.data = cache.header.source.clone();
+            (cache.len(), Err(cache))
+        }
+        None => {
+            let dataset = open_dataset(&options.data, options.format, Split::Train)?;
+            (dataset.len(), Ok(dataset))
+        }
+    };
+    let split = train_validation_split(total, options.val_fraction, options.seed);
     let mut train_indices = split.train;
     if let Some(limit) = options.max_train_images {
         train_indices.truncate(limit);
     }
-    let train = dataset.subset(&train_indices);
-    let validation = dataset.subset(&split.validation);
-    if train.is_empty() || validation.is_empty() {
+    if train_indices.is_empty() || split.validation.is_empty() {
         bail!(
-            "{}: {} images are too few for a training set and a validation set of {:.0}%",
+            "{}: {total} images are too few for a training set and a validation set of {:.0}%",
             options.data.display(),
-            dataset.len(),
             options.val_fraction * 100.0
         );
     }
-    let full = train.label_matrix();
+    let (examples, label_space, full) = match source {
+        Ok(dataset) => {
+            let train = dataset.subset(&train_indices);
+            let validation = dataset.subset(&split.validation);
+            let full = train.label_matrix();
+            let label_space = train.label_space.clone();
+            (Examples::Images { train, validation }, label_space, full)
+        }
+        Err(cache) => {
+            let full = cache.labels_of(&train_indices);
+            let label_space = cache.header.label_space.clone();
+            let examples = Examples::Features {
+                cache: Arc::new(cache),
+                train: train_indices.clone(),
+                validation: split.validation,
+            };
+            (examples, label_space, full)
+        }
+    };
     let targets = match options.labels {
         LabelMode::Full => full,
-        LabelMode::SinglePositive => single_positive_labels(&full, train.n_classes(), options.seed),
+        LabelMode::SinglePositive => {
+            single_positive_labels(&full, label_space.n_classes(), options.seed)
+        }
     };
     Ok(RunData {
-        train,
-        validation,
+        examples,
+        label_space,
+        train_len: train_indices.len(),
         targets,
     })
+}
+
+/// The input of one training batch.
+enum BatchInput {
+    /// Normalised CHW images.
+    Images(Vec<Vec<f32>>),
+    /// Cached backbone features and their `[rows, C, H, W]` shape.
+    Features(Vec<f32>, [usize; 4]),
+}
+
+impl BatchInput {
+    /// The examples of `range` alone.
+    fn slice(&self, range: std::ops::Range<usize>) -> BatchInput {
+        match self {
+            BatchInput::Images(images) => BatchInput::Images(images[range].to_vec()),
+            BatchInput::Features(values, [_, c, h, w]) => {
+                let size = c * h * w;
+                BatchInput::Features(
+                    values[range.start * size..range.end * size].to_vec(),
+                    [range.len(), *c, *h, *w],
+                )
+            }
+        }
+    }
+
+    /// The model's logits for this input. With a frozen backbone only the head's graph is
+    /// recorded: the backbone runs on the inference device, without autodiff.
+    fn logits(
+        &self,
+        model: &Classifier,
+        backbone_trains: bool,
+        preprocessing: &Preprocessing,
+        (device, train_device): &(Device, Device),
+    ) -> Tensor<2> {
+        match self {
+            BatchInput::Images(images) if backbone_trains => {
+                model
+                    .forward(preprocessing.batch(images, train_device))
+                    .logits
+            }
+            BatchInput::Images(images) => {
+                let images = preprocessing.batch(images, device);
+                let features = model.backbone.valid().forward_features(images).autodiff();
+                model.head.forward(features).logits
+            }
+            BatchInput::Features(values, shape) => {
+                let features =
+                    Tensor::<4>::from_data(TensorData::new(values.clone(), *shape), train_device);
+                model.head.forward(features).logits
+            }
+        }
+    }
+}
+
+/// The training targets of `rows`, `[rows, classes]`.
+fn targets_of(targets: &[f32], rows: &[usize], n_classes: usize, device: &Device) -> Tensor<2> {
+    let mut values = Vec::with_capacity(rows.len() * n_classes);
+    for &row in rows {
+        values.extend_from_slice(&targets[row * n_classes..(row + 1) * n_classes]);
+    }
+    Tensor::from_data(TensorData::new(values, [rows.len(), n_classes]), device)
+}
+
+/// One training batch, prepared ahead on another thread.
+struct TrainBatch {
+    /// Training-set positions of the examples that loaded.
+    rows: Vec<usize>,
+    input: BatchInput,
+    /// Examples asked for, and those that could not be read.
+    requested: usize,
+    skipped: usize,
+}
+
+/// The batches of one epoch in `order`: the next one is read, decoded and augmented (or looked
+/// up in the feature cache) on other threads while the current one trains.
+fn epoch_batches(
+    examples: &Examples,
+    order: &[usize],
+    batch_size: usize,
+    loader: &ImageLoader,
+    epoch_seed: u64,
+) -> Prefetched<TrainBatch> {
+    let chunks: Vec<Vec<usize>> = order.chunks(batch_size).map(<[usize]>::to_vec).collect();
+    match examples {
+        Examples::Images { train, .. } => {
+            let loader = loader.clone();
+            let paths: Vec<PathBuf> = train.examples.iter().map(|e| e.path.clone()).collect();
+            prefetch(
+                chunks.into_iter().map(move |chunk| {
+                    let requests: Vec<ImageRequest> = chunk
+                        .iter()
+                        .map(|&i| ImageRequest {
+                            path: paths[i].clone(),
+                            index: i as u64,
+                        })
+                        .collect();
+                    let batch = loader.load_batch(&requests, epoch_seed);
+                    TrainBatch {
+                        rows: batch.kept.iter().map(|&p| chunk[p]).collect(),
+                        input: BatchInput::Images(batch.images),
+                        requested: chunk.len(),
+                        skipped: batch.skipped.len(),
+                    }
+                }),
+                1,
+            )
+        }
+        Examples::Features { cache, train, .. } => {
+            let (cache, train) = (Arc::clone(cache), train.clone());
+            prefetch(
+                chunks.into_iter().map(move |chunk| {
+                    let cache_rows: Vec<usize> = chunk.iter().map(|&i| train[i]).collect();
+                    let (values, shape) = cache.features_of(&cache_rows);
+                    TrainBatch {
+                        requested: chunk.len(),
+                        rows: chunk,
+                        input: BatchInput::Features(values, shape),
+                        skipped: 0,
+                    }
+                }),
+                1,
+            )
+        }
+    }
 }
 
 fn initial_model(
@@ -260,19 +461,13 @@ fn initial_model(
     num_classes: usize,
     device: &Device,
 ) -> Result<Classifier> {
-    let mut model = options.classifier_config(num_classes).init(device);
-    let weights = options.backbone_weights.clone().or_else(|| {
-        (options.backbone == BackboneKind::EfficientNetLite0)
-            .then(crate::weights::default_efficientnet_lite0_path)
-    });
-    if let Some(path) = weights {
-        model.backbone = crate::weights::load_backbone_weights(model.backbone, &path)?;
-    } else {
-        eprintln!(
-            "warning: the {} backbone starts from random weights; pass --backbone-weights",
-            options.backbone
-        );
-    }
+    let config = options.classifier_config(num_classes);
+    let mut model = config.init(device);
+    model.backbone = crate::weights::pretrained_backbone(
+        &config.backbone,
+        options.backbone_weights.as_deref(),
+        device,
+    )?;
     if !options.finetune {
         model.backbone = model.backbone.freeze();
     }
@@ -291,7 +486,7 @@ pub fn train(
     let files = RunFiles {
         dir: run_dir.to_path_buf(),
     };
-    let options = if resume && files.state().is_file() {
+    let mut options = if resume && files.state().is_file() {
         let saved: TrainOptions = read_json(&files.options())?;
         eprintln!("resuming {} from its last checkpoint", run_dir.display());
         saved
@@ -306,15 +501,31 @@ pub fn train(
         write_json(&files.options(), options)?;
         options.clone()
     };
+    if options.linear_init_epochs > 0 && !options.finetune {
+        bail!("--linear-init-epochs needs --finetune: without it the backbone never trains");
+    }
+    if options.devices.len() > 1 && options.loss.needs_label_estimator() {
+        bail!(
+            "{} keeps a label estimator per training image, which lives on one device; train it \
+             with a single --device",
+            options.loss.name()
+        );
+    }
 
-    let data = prepare_data(&options)?;
-    let n_classes = data.train.n_classes();
-    let device = options.backend.device(options.device);
-    let train_device = device.clone().autodiff();
+    let data = prepare_data(&mut options)?;
+    let n_classes = data.n_classes();
+    let devices = DeviceSet::new(
+        options
+            .devices
+            .iter()
+            .map(|&index| options.backend.device(index))
+            .collect(),
+    );
+    let (device, train_device) = devices.main().clone();
     let preprocessing = Preprocessing::imagenet(options.image_size);
     let description = ModelDescription {
         classifier: options.classifier_config(n_classes),
-        label_space: data.train.label_space.clone(),
+        label_space: data.label_space.clone(),
         preprocessing: preprocessing.clone(),
     };
     let train_loader = ImageLoader {
@@ -333,7 +544,7 @@ pub fn train(
     let mut model = initial_model(&options, n_classes, &train_device)?;
     let targets_tensor = || {
         Tensor::<2>::from_data(
-            TensorData::new(data.targets.clone(), [data.train.len(), n_classes]),
+            TensorData::new(data.targets.clone(), [data.train_len, n_classes]),
             &train_device,
         )
     };
@@ -364,7 +575,7 @@ pub fn train(
     }
 
     let loss_config = options.loss_config();
-    let batches_per_epoch = data.train.len().div_ceil(options.batch_size);
+    let batches_per_epoch = data.train_len.div_ceil(options.batch_size);
     let schedule = OneCycle {
         max_lr: options.learning_rate,
         total_steps: batches_per_epoch * options.epochs,
@@ -373,7 +584,7 @@ pub fn train(
     let initial_map = match state.history.first() {
         Some(_) => f64::NAN,
         None => {
-            let before = validate(&model, &data.validation, &eval_loader, &options, &device)?;
+            let before = validate(&model, &data.examples, &eval_loader, &options, &device)?;
             eprintln!("validation mAP before training: {:.2}", before.map);
             before.map
         }
@@ -388,10 +599,10 @@ pub fn train(
         // Dropout masks and augmentation depend only on (seed, epoch): a resumed run replays
         // exactly what an uninterrupted one would have done.
         train_device.seed(epoch_seed);
-        let mut order: Vec<usize> = (0..data.train.len()).collect();
+        let mut order: Vec<usize> = (0..data.train_len).collect();
         order.shuffle(&mut ChaCha8Rng::seed_from_u64(epoch_seed));
 
-        let progress = ProgressBar::new(data.train.len() as u64).with_style(
+        let progress = ProgressBar::new(data.train_len as u64).with_style(
             ProgressStyle::with_template(
                 "epoch {prefix} [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}",
             )
@@ -403,61 +614,61 @@ pub fn train(
         let (mut loss_sum, mut loss_batches, mut seen, mut skipped) = (0.0, 0usize, 0usize, 0usize);
         let mut learning_rate = schedule.learning_rate(state.steps);
 
-        // The next batch is read, decoded and augmented on other threads while this one trains.
-        let loader = train_loader.clone();
-        let paths: Vec<PathBuf> = data.train.examples.iter().map(|e| e.path.clone()).collect();
-        let chunks: Vec<Vec<usize>> = order
-            .chunks(options.batch_size)
-            .map(<[usize]>::to_vec)
-            .collect();
-        let batches = prefetch(
-            chunks.into_iter().map(move |chunk| {
-                let requests: Vec<ImageRequest> = chunk
-                    .iter()
-                    .map(|&i| ImageRequest {
-                        path: paths[i].clone(),
-                        index: i as u64,
-                    })
-                    .collect();
-                let batch = loader.load_batch(&requests, epoch_seed);
-                (chunk, batch)
-            }),
-            1,
+        let backbone_trains = options.finetune && epoch >= options.linear_init_epochs;
+        let batches = epoch_batches(
+            &data.examples,
+            &order,
+            options.batch_size,
+            &train_loader,
+            epoch_seed,
         );
-        for (chunk, batch) in batches {
-            skipped += batch.skipped.len();
-            progress.inc(chunk.len() as u64);
-            if batch.images.is_empty() {
+        for batch in batches {
+            skipped += batch.skipped;
+            progress.inc(batch.requested as u64);
+            let rows = batch.rows;
+            if rows.is_empty() {
                 continue;
             }
-            let rows: Vec<usize> = batch.kept.iter().map(|&p| chunk[p]).collect();
-            let mut batch_targets = Vec::with_capacity(rows.len() * n_classes);
-            for &row in &rows {
-                batch_targets
-                    .extend_from_slice(&data.targets[row * n_classes..(row + 1) * n_classes]);
-            }
-            let targets = Tensor::<2>::from_data(
-                TensorData::new(batch_targets, [rows.len(), n_classes]),
-                &train_device,
-            );
-            let logits = if options.finetune {
-                let images = preprocessing.batch(&batch.images, &train_device);
-                model.forward(images).logits
+            let (loss_value, model_gradients, estimator_gradients) = if devices.devices.len() == 1 {
+                let logits =
+                    batch
+                        .input
+                        .logits(&model, backbone_trains, &preprocessing, devices.main());
+                let estimated = estimator.as_ref().map(|estimator| {
+                    let indices: Vec<i64> = rows.iter().map(|&r| r as i64).collect();
+                    estimator.forward(Tensor::<1, Int>::from_data(
+                        TensorData::new(indices, [rows.len()]),
+                        &train_device,
+                    ))
+                });
+                let targets = targets_of(&data.targets, &rows, n_classes, &train_device);
+                let loss = loss_config.forward(logits, targets, estimated).total;
+                let loss_value = loss.clone().into_scalar::<f32>() as f64;
+                let mut gradients = loss.backward();
+                let model_gradients = GradientsParams::from_module(&mut gradients, &model);
+                let estimator_gradients = estimator
+                    .as_ref()
+                    .map(|estimator| GradientsParams::from_module(&mut gradients, estimator));
+                (loss_value, model_gradients, estimator_gradients)
             } else {
-                // A frozen backbone runs without autodiff; only the head's graph is recorded.
-                let images = preprocessing.batch(&batch.images, &device);
-                let features = model.backbone.valid().forward_features(images).autodiff();
-                model.head.forward(features).logits
+                let (gradients, loss_value) = devices.gradients(
+                    &model,
+                    rows.len(),
+                    options.loss.sums_over_images(),
+                    |replica, share, share_devices| {
+                        let logits = batch.input.slice(share.clone()).logits(
+                            replica,
+                            backbone_trains,
+                            &preprocessing,
+                            share_devices,
+                        );
+                        let targets =
+                            targets_of(&data.targets, &rows[share], n_classes, &share_devices.1);
+                        loss_config.forward(logits, targets, None).total
+                    },
+                );
+                (loss_value, gradients, None)
             };
-            let estimated = estimator.as_ref().map(|estimator| {
-                let indices: Vec<i64> = rows.iter().map(|&r| r as i64).collect();
-                estimator.forward(Tensor::<1, Int>::from_data(
-                    TensorData::new(indices, [rows.len()]),
-                    &train_device,
-                ))
-            });
-            let loss = loss_config.forward(logits, targets, estimated);
-            let loss_value = loss.total.clone().into_scalar::<f32>() as f64;
             if !loss_value.is_finite() {
                 progress.abandon();
                 bail!(
@@ -468,16 +679,13 @@ pub fn train(
                     files.checkpoint().display()
                 );
             }
-            let mut gradients = loss.total.backward();
             learning_rate = schedule.learning_rate(state.steps);
-            let model_gradients = GradientsParams::from_module(&mut gradients, &model);
             model = optimizer.step(learning_rate, model, model_gradients);
-            if let Some(current) = estimator.take() {
-                let estimator_gradients = GradientsParams::from_module(&mut gradients, &current);
+            if let (Some(current), Some(gradients)) = (estimator.take(), estimator_gradients) {
                 estimator = Some(estimator_optimizer.step(
                     learning_rate * options.estimator_lr_multiplier,
                     current,
-                    estimator_gradients,
+                    gradients,
                 ));
             }
             if let (Some(decay), Some(current)) = (options.ema_decay, average.take()) {
@@ -495,11 +703,11 @@ pub fn train(
         progress.finish_and_clear();
         let images_per_second = seen as f64 / started.elapsed().as_secs_f64().max(1e-9);
 
-        let evaluation = validate(&model, &data.validation, &eval_loader, &options, &device)?;
+        let evaluation = validate(&model, &data.examples, &eval_loader, &options, &device)?;
         let average_evaluation = match &average {
             Some(average) => Some(validate(
                 average,
-                &data.validation,
+                &data.examples,
                 &eval_loader,
                 &options,
                 &device,
@@ -579,20 +787,23 @@ pub fn train(
     })
 }
 
+/// Scores the validation examples with clean labels.
 fn validate(
     model: &Classifier,
-    validation: &Dataset,
+    examples: &Examples,
     loader: &ImageLoader,
     options: &TrainOptions,
     device: &Device,
 ) -> Result<Evaluation> {
-    let scored = score_dataset(
-        &model.valid(),
-        validation,
-        loader,
-        options.batch_size,
-        device,
-    );
+    let model = model.valid();
+    let scored = match examples {
+        Examples::Images { validation, .. } => {
+            score_dataset(&model, validation, loader, options.batch_size, device)
+        }
+        Examples::Features {
+            cache, validation, ..
+        } => score_cached_features(&model, cache, validation, options.batch_size, device),
+    };
     evaluate(&scored)
 }
 

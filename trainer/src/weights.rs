@@ -14,7 +14,8 @@ use burn::module::Module;
 use burn::store::{ApplyResult, ModuleSnapshot, PytorchStore, SafetensorsStore};
 use burn::tensor::Device;
 use querylabel::backbone::{
-    Backbone, EfficientNetLite, EfficientNetLiteConfig, ResNet, ResNetConfig,
+    Backbone, BackboneConfig, BackboneKind, EfficientNetLite, EfficientNetLiteConfig, ResNet,
+    ResNetConfig,
 };
 use sha2::{Digest, Sha256};
 
@@ -263,6 +264,29 @@ impl Drop for TempFile {
 /// Where `make weights` puts the converted Lite0 weights.
 pub fn default_efficientnet_lite0_path() -> PathBuf {
     default_weights_dir().join(LITE0_WEIGHTS_FILE)
+}
+
+/// A backbone with its pretrained weights: `weights`, or for Lite0 the ImageNet weights of
+/// `make weights` when none are given. Other backbones without weights start random, with a
+/// warning.
+pub fn pretrained_backbone(
+    config: &BackboneConfig,
+    weights: Option<&Path>,
+    device: &Device,
+) -> Result<Backbone> {
+    let backbone = config.init(device);
+    let default =
+        (config.kind == BackboneKind::EfficientNetLite0).then(default_efficientnet_lite0_path);
+    match weights.map(Path::to_path_buf).or(default) {
+        Some(path) => load_backbone_weights(backbone, &path),
+        None => {
+            eprintln!(
+                "warning: the {} backbone starts from random weights; pass --backbone-weights",
+                config.kind
+            );
+            Ok(backbone)
+        }
+    }
 }
 
 /// Loads pretrained weights into a backbone: the project's safetensors for either kind, or a

@@ -3,35 +3,12 @@
 //! an uninterrupted one gets, a diverging run stops cleanly, and predictions draw attention.
 //! They need the converted Lite0 weights (`make weights`).
 
+mod common;
+
 use std::path::Path;
-use std::process::Command;
 
+use common::{last_json_line, train, trainer};
 use serde_json::Value;
-
-fn trainer(args: &[&str]) -> (bool, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_trainer"))
-        .args(args)
-        .output()
-        .expect("the trainer binary runs");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
-fn last_json_line(stdout: &str) -> Value {
-    let line = stdout.lines().last().expect("some output");
-    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON: {line}: {e}"))
-}
-
-fn train(out: &Path, extra: &[&str]) -> Value {
-    let mut args = vec!["train", "--backend", "flex", "--out", out.to_str().unwrap()];
-    args.extend_from_slice(extra);
-    let (ok, stdout, stderr) = trainer(&args);
-    assert!(ok, "trainer train failed:\n{stderr}");
-    last_json_line(&stdout)
-}
 
 #[test]
 fn a_short_training_on_the_sample_measurably_improves_validation_map() {

@@ -116,6 +116,12 @@ impl SinglePositiveLoss {
     }
 
     /// Whether this loss expects fully observed labels rather than single positives.
+    /// Whether the total is a plain sum over images (the official asymmetric loss), rather than
+    /// a mean: then a batch's loss is the sum of its parts' losses, not their weighted mean.
+    pub fn sums_over_images(self) -> bool {
+        self == Self::Asl
+    }
+
     pub fn needs_full_labels(self) -> bool {
         matches!(self, Self::Bce | Self::BceLs)
     }

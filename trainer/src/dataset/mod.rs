@@ -96,7 +96,10 @@ impl FromStr for DatasetFormat {
 /// `train*`, VOC2007's `trainval`, VOC2012's `train`. A validation set for model selection is
 /// carved out of `Train` with [`querylabel::single_positive::train_validation_split`] and
 /// [`Dataset::subset`], as Cole et al. do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
 pub enum Split {
     Train,
     #[value(alias = "val", alias = "validation")]

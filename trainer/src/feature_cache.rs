@@ -1,0 +1,227 @@
+//! A cache of frozen-backbone features. `trainer extract` runs the backbone once over a data set;
+//! frozen-backbone training then reads features instead of decoding and convolving images, which
+//! turns an epoch of minutes into seconds.
+//!
+//! One safetensors file: `features` `[N, C, H, W]` in half precision (`H = W = 1` when pooled),
+//! `labels` `[N, K]` multi-hot bytes, and a JSON [`FeatureCacheHeader`] in the metadata. Rows are
+//! the images that loaded, in data-set order; training carves its validation split from them.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use burn::tensor::{Device, Tensor, TensorData};
+use half::f16;
+use querylabel::backbone::BackboneKind;
+use querylabel::labels::LabelSpace;
+use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::write_atomically;
+use crate::dataset::Split;
+
+/// Version of the cache layout; readers refuse versions they do not know.
+pub const FEATURE_CACHE_VERSION: u32 = 1;
+const HEADER_KEY: &str = "querylabel_feature_cache";
+const FEATURES: &str = "features";
+const LABELS: &str = "labels";
+
+/// What the features are: which backbone saw which images, how.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FeatureCacheHeader {
+    pub format_version: u32,
+    pub backbone: BackboneKind,
+    /// Weights the backbone ran with (`None`: the default ImageNet Lite0 weights).
+    pub backbone_weights: Option<PathBuf>,
+    pub image_size: usize,
+    /// Whether the feature maps were averaged to `1 × 1`.
+    pub pooled: bool,
+    /// `[C, H, W]` of one image's features.
+    pub feature_shape: [usize; 3],
+    pub label_space: LabelSpace,
+    /// The data set directory and split the images came from.
+    pub source: PathBuf,
+    pub split: Split,
+    /// The image of each row.
+    pub images: Vec<PathBuf>,
+    /// Files of the data set that could not be read, left out.
+    pub skipped: Vec<PathBuf>,
+}
+
+/// Features and labels of a data set's images, in memory.
+pub struct FeatureCache {
+    pub header: FeatureCacheHeader,
+    /// `[N, C, H, W]`, row-major.
+    features: Vec<f16>,
+    /// `[N, K]` multi-hot.
+    labels: Vec<u8>,
+}
+
+impl FeatureCache {
+    /// Assembles a cache; `features` and `labels` must hold one row per image of the header.
+    pub fn new(header: FeatureCacheHeader, features: Vec<f16>, labels: Vec<u8>) -> Result<Self> {
+        let cache = Self {
+            header,
+            features,
+            labels,
+        };
+        cache.check_sizes("the new feature cache")?;
+        Ok(cache)
+    }
+
+    pub fn len(&self) -> usize {
+        self.header.images.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn n_classes(&self) -> usize {
+        self.header.label_space.n_classes()
+    }
+
+    fn row_size(&self) -> usize {
+        self.header.feature_shape.iter().product()
+    }
+
+    /// Multi-hot labels of every row, `[N, K]` as floats.
+    pub fn label_matrix(&self) -> Vec<f32> {
+        self.labels.iter().map(|&label| f32::from(label)).collect()
+    }
+
+    /// The labels of `rows`, `[rows, K]`.
+    pub fn labels_of(&self, rows: &[usize]) -> Vec<f32> {
+        let k = self.n_classes();
+        rows.iter()
+            .flat_map(|&row| self.labels[row * k..(row + 1) * k].iter())
+            .map(|&label| f32::from(label))
+            .collect()
+    }
+
+    /// The features of `rows` widened to f32, with their `[rows, C, H, W]` shape.
+    pub fn features_of(&self, rows: &[usize]) -> (Vec<f32>, [usize; 4]) {
+        let size = self.row_size();
+        let values = rows
+            .iter()
+            .flat_map(|&row| self.features[row * size..(row + 1) * size].iter())
+            .map(|value| value.to_f32())
+            .collect();
+        let [c, h, w] = self.header.feature_shape;
+        (values, [rows.len(), c, h, w])
+    }
+
+    /// The features of `rows` as a tensor on `device`.
+    pub fn feature_tensor(&self, rows: &[usize], device: &Device) -> Tensor<4> {
+        let (values, shape) = self.features_of(rows);
+        Tensor::from_data(TensorData::new(values, shape), device)
+    }
+
+    /// Writes the cache to `path` atomically.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let [c, h, w] = self.header.feature_shape;
+        let feature_bytes: Vec<u8> = self
+            .features
+            .iter()
+            .flat_map(|value| value.to_le_bytes())
+            .collect();
+        let tensors = [
+            (
+                FEATURES,
+                TensorView::new(Dtype::F16, vec![self.len(), c, h, w], &feature_bytes)?,
+            ),
+            (
+                LABELS,
+                TensorView::new(Dtype::U8, vec![self.len(), self.n_classes()], &self.labels)?,
+            ),
+        ];
+        let metadata =
+            HashMap::from([(HEADER_KEY.to_string(), serde_json::to_string(&self.header)?)]);
+        let bytes = safetensors::serialize(tensors, Some(metadata))
+            .with_context(|| format!("cannot serialise the feature cache {}", path.display()))?;
+        write_atomically(path, &bytes)
+    }
+
+    /// Reads a cache written by [`FeatureCache::write`], checking that its parts agree.
+    pub fn read(path: &Path) -> Result<Self> {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let not_a_cache = || {
+            format!(
+                "{}: not a feature cache of this trainer (make one with `trainer extract`)",
+                path.display()
+            )
+        };
+        let (_, metadata) = SafeTensors::read_metadata(&bytes).with_context(not_a_cache)?;
+        let header_json = metadata
+            .metadata()
+            .as_ref()
+            .and_then(|entries| entries.get(HEADER_KEY))
+            .with_context(not_a_cache)?;
+        let header: FeatureCacheHeader = serde_json::from_str(header_json)
+            .with_context(|| format!("{}: the cache's header is malformed", path.display()))?;
+        if header.format_version != FEATURE_CACHE_VERSION {
+            bail!(
+                "{}: feature cache version {} is not the {FEATURE_CACHE_VERSION} this trainer \
+                 reads; extract the features again",
+                path.display(),
+                header.format_version
+            );
+        }
+        let tensors = SafeTensors::deserialize(&bytes).with_context(not_a_cache)?;
+        let tensor = |name: &str, dtype: Dtype| -> Result<TensorView<'_>> {
+            let view = tensors
+                .tensor(name)
+                .with_context(|| format!("{}: tensor `{name}` is missing", path.display()))?;
+            if view.dtype() != dtype {
+                bail!(
+                    "{}: tensor `{name}` is {:?}, expected {dtype:?}",
+                    path.display(),
+                    view.dtype()
+                );
+            }
+            Ok(view)
+        };
+        let features = tensor(FEATURES, Dtype::F16)?
+            .data()
+            .chunks_exact(2)
+            .map(|pair| f16::from_le_bytes([pair[0], pair[1]]))
+            .collect();
+        let labels = tensor(LABELS, Dtype::U8)?.data().to_vec();
+        let cache = Self {
+            header,
+            features,
+            labels,
+        };
+        cache.check_sizes(&path.display().to_string())?;
+        Ok(cache)
+    }
+
+    fn check_sizes(&self, name: &str) -> Result<()> {
+        let n = self.len();
+        if self.features.len() != n * self.row_size() {
+            bail!(
+                "{name}: `{FEATURES}` holds {} values, but {n} images of shape {:?} need {}",
+                self.features.len(),
+                self.header.feature_shape,
+                n * self.row_size()
+            );
+        }
+        if self.labels.len() != n * self.n_classes() {
+            bail!(
+                "{name}: `{LABELS}` holds {} values, but {n} images of {} classes need {}",
+                self.labels.len(),
+                self.n_classes(),
+                n * self.n_classes()
+            );
+        }
+        if let Some(position) = self.labels.iter().position(|&label| label > 1) {
+            bail!(
+                "{name}: `{LABELS}` row {} is not multi-hot (value {})",
+                position / self.n_classes().max(1),
+                self.labels[position]
+            );
+        }
+        Ok(())
+    }
+}

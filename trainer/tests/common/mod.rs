@@ -1,0 +1,33 @@
+//! Running the `trainer` binary from integration tests.
+
+#![allow(dead_code)] // each test crate uses its own part of this module
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+pub fn trainer(args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args(args)
+        .output()
+        .expect("the trainer binary runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+pub fn last_json_line(stdout: &str) -> Value {
+    let line = stdout.lines().last().expect("some output");
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON: {line}: {e}"))
+}
+
+pub fn train(out: &Path, extra: &[&str]) -> Value {
+    let mut args = vec!["train", "--backend", "flex", "--out", out.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let (ok, stdout, stderr) = trainer(&args);
+    assert!(ok, "trainer train failed:\n{stderr}");
+    last_json_line(&stdout)
+}
