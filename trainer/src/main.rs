@@ -43,14 +43,17 @@ enum Command {
     /// Prints images/s of Lite0 feature extraction and of Lite0 + Query2Label training steps
     /// on each backend given (one JSON line each), measured side by side.
     Bench {
-        /// Backends to measure.
-        #[arg(long, value_enum, num_args = 1.., default_values_t = [BackendChoice::Flex, BackendChoice::Wgpu])]
+        /// Backends to measure (default: every backend this binary was built with).
+        #[arg(long, value_enum, num_args = 1..)]
         backends: Vec<BackendChoice>,
         #[arg(long, default_value_t = 224)]
         image_size: usize,
         #[arg(long, default_value_t = 8)]
         batch_size: usize,
-        /// Timed batches per measurement (after one warm-up batch).
+        /// Untimed batches first, in which GPU kernels are compiled and autotuned.
+        #[arg(long, default_value_t = 2)]
+        warmup: usize,
+        /// Timed batches per measurement.
         #[arg(long, default_value_t = 3)]
         steps: usize,
     },
@@ -479,13 +482,22 @@ fn main() -> ExitCode {
             backends,
             image_size,
             batch_size,
+            warmup,
             steps,
-        } => backends.into_iter().try_for_each(|backend| {
-            let result =
-                querylabel_trainer::bench::bench_backend(backend, image_size, batch_size, steps)?;
-            println!("{}", serde_json::to_string(&result)?);
-            Ok(())
-        }),
+        } => {
+            let backends = if backends.is_empty() {
+                <BackendChoice as clap::ValueEnum>::value_variants().to_vec()
+            } else {
+                backends
+            };
+            backends.into_iter().try_for_each(|backend| {
+                let result = querylabel_trainer::bench::bench_backend(
+                    backend, image_size, batch_size, warmup, steps,
+                )?;
+                println!("{}", serde_json::to_string(&result)?);
+                Ok(())
+            })
+        }
         Command::Extract(args) => run_extract(args),
         Command::Report { runs, plots } => {
             querylabel_trainer::report::report(&runs, &plots).map(|table| print!("{table}"))
