@@ -6,20 +6,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
-use querylabel::labels::LabelSpace;
-use querylabel::model::{Classifier, ClassifierConfig};
-use querylabel::preprocess::Preprocessing;
-use serde::{Deserialize, Serialize};
+use querylabel::model::Classifier;
 
 use crate::checkpoint::{ModelFiles, load_module, read_json, save_module, write_json};
 
-/// Everything about a model but its parameters.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ModelDescription {
-    pub classifier: ClassifierConfig,
-    pub label_space: LabelSpace,
-    pub preprocessing: Preprocessing,
-}
+/// Everything about a model but its parameters (shared with the browser's loader).
+pub use querylabel::exported::ModelDescription;
 
 /// Where the model of `path` lives: a model directory, a run directory (its `best/`), or the
 /// `model.json` / `model.bpk` file itself.
