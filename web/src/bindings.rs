@@ -1,0 +1,324 @@
+//! The JavaScript-facing surface of the demo (wasm only): start a backend, load a model, predict
+//! a photo, read its attention maps, compute the lesson's per-loss targets and train its heads.
+//! The page (www/app.js, www/lesson.js) owns the DOM; this module owns every number.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use burn::tensor::Device;
+use js_sys::Promise;
+use querylabel::head::AttentionSelection;
+use querylabel::loss::SinglePositiveLoss;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+
+use crate::lesson::features::LessonData;
+use crate::lesson::linear_run::RunSettings;
+use crate::lesson::targets::{loss_targets, role_estimate};
+use crate::lesson::{LESSON_LOSSES, Lesson, validation_maps};
+use crate::prediction::Prediction;
+use crate::predictor::Predictor;
+
+/// Reports Rust panics on the console instead of an opaque `unreachable` trap.
+#[wasm_bindgen(start)]
+pub fn install_panic_report() {
+    std::panic::set_hook(Box::new(|info| {
+        web_sys::console::error_1(&format!("querylabel panicked: {info}").into());
+    }));
+}
+
+/// The device every model and lesson of the page runs on.
+#[wasm_bindgen]
+pub struct Engine {
+    device: Device,
+    gpu: bool,
+    fallback_reason: String,
+}
+
+/// Starts WebGPU when `try_gpu` and the browser has an adapter; otherwise Burn's CPU backend,
+/// with the reason in `fallbackReason`.
+#[wasm_bindgen(js_name = startEngine)]
+pub async fn start_engine(try_gpu: bool) -> Engine {
+    if !try_gpu {
+        return Engine::cpu("the CPU backend was asked for".into());
+    }
+    match Device::wgpu_options().init_async().await {
+        Ok(device) => Engine {
+            device,
+            gpu: true,
+            fallback_reason: String::new(),
+        },
+        Err(error) => Engine::cpu(format!("no WebGPU: {error}")),
+    }
+}
+
+#[wasm_bindgen]
+impl Engine {
+    fn cpu(fallback_reason: String) -> Self {
+        Engine {
+            device: Device::flex(),
+            gpu: false,
+            fallback_reason,
+        }
+    }
+
+    /// Whether inference and training run on WebGPU.
+    #[wasm_bindgen(getter)]
+    pub fn gpu(&self) -> bool {
+        self.gpu
+    }
+
+    /// `"WebGPU"` or `"CPU (wasm)"`.
+    #[wasm_bindgen(getter)]
+    pub fn name(&self) -> String {
+        if self.gpu { "WebGPU" } else { "CPU (wasm)" }.into()
+    }
+
+    /// Why WebGPU is not used (empty when it is).
+    #[wasm_bindgen(getter, js_name = fallbackReason)]
+    pub fn fallback_reason(&self) -> String {
+        self.fallback_reason.clone()
+    }
+
+    /// Loads an exported model (`model.json` text and `model.safetensors` bytes).
+    #[wasm_bindgen(js_name = loadModel)]
+    pub fn load_model(&self, manifest_json: &str, weights: Vec<u8>) -> Result<Model, JsError> {
+        let predictor = Predictor::from_export(manifest_json, weights, &self.device)
+            .map_err(|e| JsError::new(&format!("cannot load the model: {e}")))?;
+        Ok(Model {
+            predictor: Rc::new(predictor),
+        })
+    }
+
+    /// Starts the lesson's side-by-side training on the shipped features file.
+    #[wasm_bindgen(js_name = startLesson)]
+    pub fn start_lesson(&self, features: &[u8], seed: u32) -> Result<LessonRuns, JsError> {
+        let data = LessonData::from_safetensors(features)
+            .map_err(|e| JsError::new(&format!("cannot read the lesson's features: {e}")))?;
+        let settings = RunSettings {
+            seed: seed.into(),
+            ..RunSettings::default()
+        };
+        let lesson = Lesson::new(data, &LESSON_LOSSES, settings, &self.device);
+        Ok(LessonRuns {
+            lesson: Rc::new(RefCell::new(lesson)),
+        })
+    }
+}
+
+/// A loaded model.
+#[wasm_bindgen]
+pub struct Model {
+    predictor: Rc<Predictor>,
+}
+
+#[wasm_bindgen]
+impl Model {
+    /// Class names in output order, for people (`traffic light`).
+    #[wasm_bindgen(getter, js_name = labelNames)]
+    pub fn label_names(&self) -> Vec<String> {
+        let space = &self.predictor.description().label_space;
+        (0..space.n_classes())
+            .map(|i| space.display_name(i).unwrap_or_default())
+            .collect()
+    }
+
+    /// Decoder layers with attention (0: no attention maps).
+    #[wasm_bindgen(getter, js_name = attentionLayers)]
+    pub fn attention_layers(&self) -> usize {
+        self.predictor.attention_layers()
+    }
+
+    /// Attention heads per layer.
+    #[wasm_bindgen(getter, js_name = attentionHeads)]
+    pub fn attention_heads(&self) -> usize {
+        self.predictor.attention_heads()
+    }
+
+    /// Input side in pixels.
+    #[wasm_bindgen(getter, js_name = inputSize)]
+    pub fn input_size(&self) -> usize {
+        self.predictor.description().preprocessing.height
+    }
+
+    /// One run on a blank input; resolves to its milliseconds.
+    #[wasm_bindgen(js_name = warmUp)]
+    pub fn warm_up(&self) -> Promise {
+        let predictor = self.predictor.clone();
+        future_to_promise(async move { Ok(predictor.warm_up().await.into()) })
+    }
+
+    /// Predicts an encoded photo; resolves to a [`PhotoPrediction`], or rejects with a message
+    /// that says what is wrong with the file.
+    pub fn predict(&self, encoded: Vec<u8>) -> Promise {
+        let predictor = self.predictor.clone();
+        future_to_promise(async move {
+            match predictor.predict(&encoded).await {
+                Ok(prediction) => Ok(PhotoPrediction { prediction }.into()),
+                Err(error) => Err(JsError::new(&error.to_string()).into()),
+            }
+        })
+    }
+}
+
+/// One photo's prediction.
+#[wasm_bindgen]
+pub struct PhotoPrediction {
+    prediction: Prediction,
+}
+
+#[wasm_bindgen]
+impl PhotoPrediction {
+    /// Probability per label, in the model's label order.
+    #[wasm_bindgen(getter)]
+    pub fn probabilities(&self) -> Vec<f32> {
+        self.prediction.probabilities.clone()
+    }
+
+    /// Milliseconds from preprocessing to the probabilities read back.
+    #[wasm_bindgen(getter)]
+    pub fn milliseconds(&self) -> f64 {
+        self.prediction.milliseconds
+    }
+
+    /// Feature map height and width (the attention maps' grid).
+    #[wasm_bindgen(getter, js_name = mapHeight)]
+    pub fn map_height(&self) -> usize {
+        self.prediction.feature_size[0]
+    }
+
+    #[wasm_bindgen(getter, js_name = mapWidth)]
+    pub fn map_width(&self) -> usize {
+        self.prediction.feature_size[1]
+    }
+
+    /// `label`'s attention map (row-major, sums to 1). `layer` and `head` select one decoder
+    /// layer or attention head; a negative value means the mean over all of them. Empty when
+    /// there is no such map.
+    #[wasm_bindgen(js_name = attentionMap)]
+    pub fn attention_map(&self, label: usize, layer: i32, head: i32) -> Vec<f32> {
+        let selection = AttentionSelection {
+            layer: usize::try_from(layer).ok(),
+            head: usize::try_from(head).ok(),
+        };
+        self.prediction
+            .attention_map(label, selection)
+            .unwrap_or_default()
+    }
+}
+
+/// The losses the lesson's targets table shows, by name, in its column order.
+#[wasm_bindgen(js_name = targetLosses)]
+pub fn target_losses() -> Vec<String> {
+    TARGET_LOSSES.iter().map(|l| l.name().to_string()).collect()
+}
+
+const TARGET_LOSSES: [SinglePositiveLoss; 6] = [
+    SinglePositiveLoss::Bce,
+    SinglePositiveLoss::An,
+    SinglePositiveLoss::AnLs,
+    SinglePositiveLoss::Wan,
+    SinglePositiveLoss::Epr,
+    SinglePositiveLoss::Role,
+];
+
+/// For one photo with full labels `labels` (0/1 per class) of which only `kept` stays
+/// observed: each loss's target and weight per label, as a flat array
+/// `[loss][label][target, weight]` in [`target_losses`] order, a target of −1 meaning "ignored".
+/// ROLE's targets come from its label estimator fitted against `classifier_probabilities`
+/// (the single-positive model's prediction for the photo).
+#[wasm_bindgen(js_name = lossTargets)]
+pub fn loss_targets_for_photo(
+    labels: Vec<f32>,
+    kept: usize,
+    classifier_probabilities: Vec<f32>,
+    expected_positives: f64,
+) -> Result<Vec<f32>, JsError> {
+    let classes = labels.len();
+    if kept >= classes || classifier_probabilities.len() != classes {
+        return Err(JsError::new(
+            "labels, kept positive and prediction disagree",
+        ));
+    }
+    let mut observed = vec![0.0; classes];
+    observed[kept] = 1.0;
+    let estimate = role_estimate(
+        &observed,
+        &classifier_probabilities,
+        expected_positives,
+        200,
+    );
+    let mut flat = Vec::with_capacity(TARGET_LOSSES.len() * classes * 2);
+    for loss in TARGET_LOSSES {
+        let training_labels = if loss.needs_full_labels() {
+            &labels
+        } else {
+            &observed
+        };
+        let estimated = loss.needs_label_estimator().then_some(estimate.as_slice());
+        for entry in loss_targets(loss, expected_positives, training_labels, estimated) {
+            flat.push(entry.target.unwrap_or(-1.0));
+            flat.push(entry.weight);
+        }
+    }
+    Ok(flat)
+}
+
+/// The lesson's runs, trained a few steps at a time between frames.
+#[wasm_bindgen]
+pub struct LessonRuns {
+    lesson: Rc<RefCell<Lesson>>,
+}
+
+#[wasm_bindgen]
+impl LessonRuns {
+    /// Loss names of the runs, in order.
+    #[wasm_bindgen(getter)]
+    pub fn losses(&self) -> Vec<String> {
+        self.lesson
+            .borrow()
+            .losses()
+            .iter()
+            .map(|l| l.name().to_string())
+            .collect()
+    }
+
+    /// Passes over the training features so far.
+    #[wasm_bindgen(getter)]
+    pub fn epochs(&self) -> f64 {
+        self.lesson.borrow().epochs()
+    }
+
+    /// Images in the training part.
+    #[wasm_bindgen(getter, js_name = trainImages)]
+    pub fn train_images(&self) -> usize {
+        self.lesson.borrow().train_images()
+    }
+
+    /// Images per training step.
+    #[wasm_bindgen(getter, js_name = batchSize)]
+    pub fn batch_size(&self) -> usize {
+        self.lesson.borrow().batch_size()
+    }
+
+    /// `steps` optimisation steps of every run (queued on the device).
+    pub fn train(&self, steps: usize) {
+        self.lesson.borrow_mut().train(steps);
+    }
+
+    /// Resolves to every run's validation mAP (percent), in order.
+    pub fn validate(&self) -> Promise {
+        let lesson = self.lesson.clone();
+        future_to_promise(async move {
+            // No borrow is held across the wait, so training may be queued meanwhile.
+            let scores = lesson.borrow().validation_scores();
+            let (labels, classes) = {
+                let borrowed = lesson.borrow();
+                let data = borrowed.device_data();
+                (data.validation_labels.clone(), data.classes)
+            };
+            let maps = validation_maps(scores, &labels, classes).await;
+            Ok(js_sys::Float64Array::from(maps.as_slice()).into())
+        })
+    }
+}

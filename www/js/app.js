@@ -1,0 +1,308 @@
+// The demo page: starts the wasm engine (WebGPU, else the CPU backend), downloads both models
+// with progress (cached), takes photos from every input, and shows each model's sorted label
+// probabilities and attention maps side by side. Every number comes from the wasm module.
+import { cachedBytes } from './download.js';
+import { drawOverlay, sizeCanvas } from './heatmap.js';
+import { setupLesson } from './lesson.js';
+
+const MODELS = ['full', 'single-positive'];
+/** Larger files are refused before reading: no photo needs more, and reading one could stall the tab. */
+const MAX_FILE_BYTES = 40 * 1024 * 1024;
+const GRID_LABELS = 6;
+
+const $ = (selector, root = document) => root.querySelector(selector);
+const column = (name) => $(`.model-column[data-model="${name}"]`);
+
+/** State the end-to-end test and the benchmark read; nothing else depends on it. */
+const demo = (window.demo = {
+  ready: false, error: null, engine: null, fallbackReason: '', warmUpMs: {}, loadedAt: null,
+  predictions: 0, last: null, messages: [], firstPredictionAt: null, lesson: null,
+});
+
+const state = {
+  wasm: null, engine: null, models: {}, labelNames: [], photo: null, results: {}, shown: {},
+  busy: false,
+};
+
+function wasmBindings() {
+  if (window.wasmBindings) return Promise.resolve(window.wasmBindings);
+  return new Promise((resolve) => addEventListener('TrunkApplicationStarted',
+    () => resolve(window.wasmBindings), { once: true }));
+}
+
+function showMessage(text) {
+  const box = $('#message');
+  box.textContent = text;
+  box.hidden = !text;
+  if (text) demo.messages.push(text);
+}
+
+function megabytes(bytes) { return `${(bytes / 1e6).toFixed(1)} MB`; }
+
+async function loadModel(name) {
+  const bar = $(`#progress-${name}`);
+  const text = $(`#progress-${name}-text`);
+  const manifestResponse = await fetch(`models/${name}/model.json`, { cache: 'no-store' });
+  if (!manifestResponse.ok) throw new Error(`models/${name}/model.json: ${manifestResponse.status}`);
+  const manifest = await manifestResponse.text();
+  const weightsFile = JSON.parse(manifest).weights;
+  const { bytes, fromCache } = await cachedBytes(`models/${name}/${weightsFile}`, (got, total, cached) => {
+    bar.max = total || got; bar.value = got;
+    text.textContent = cached ? 'from the cache' : `${megabytes(got)}${total ? ' of ' + megabytes(total) : ''}`;
+  });
+  text.textContent = `${megabytes(bytes.length)}${fromCache ? ', from the cache' : ''}; warming up…`;
+  const model = state.engine.loadModel(manifest, bytes);
+  demo.warmUpMs[name] = await model.warmUp();
+  text.textContent = `${megabytes(bytes.length)}${fromCache ? ' (cached)' : ''}, ready`;
+  return model;
+}
+
+function renderEngine() {
+  const badge = $('#engine');
+  badge.dataset.state = state.engine.gpu ? 'gpu' : 'cpu';
+  badge.textContent = state.engine.gpu
+    ? 'Running on WebGPU'
+    : `Running on the CPU backend: ${demo.fallbackReason}`;
+}
+
+function fillAttentionSelectors(model) {
+  const layers = $('#layer-select');
+  const heads = $('#head-select');
+  for (let i = 0; i < model.attentionLayers; i++) layers.add(new Option(`layer ${i + 1}`, String(i)));
+  for (let i = 0; i < model.attentionHeads; i++) heads.add(new Option(`head ${i + 1}`, String(i)));
+}
+
+async function start() {
+  const params = new URLSearchParams(location.search);
+  state.wasm = await wasmBindings();
+  const askedForCpu = params.get('backend') === 'cpu';
+  const hasWebGpu = 'gpu' in navigator;
+  state.engine = await state.wasm.startEngine(!askedForCpu && hasWebGpu);
+  demo.engine = state.engine.name;
+  demo.fallbackReason = state.engine.gpu ? ''
+    : askedForCpu ? 'asked for with ?backend=cpu'
+      : hasWebGpu ? state.engine.fallbackReason : 'this browser has no WebGPU (navigator.gpu)';
+  renderEngine();
+  const models = await Promise.all(MODELS.map(loadModel));
+  MODELS.forEach((name, i) => { state.models[name] = models[i]; });
+  state.labelNames = models[0].labelNames;
+  fillAttentionSelectors(models[0]);
+  demo.loadedAt = performance.now();
+  demo.ready = true;
+}
+
+/** Runs both models on `bytes`; shows the photo (`blob`) and results, or says what is wrong. */
+async function predictPhoto(bytes, blob, trueLabels = null, sampleName = null) {
+  if (!demo.ready) { showMessage('The models are still loading; try again in a moment.'); return; }
+  if (state.busy) return;
+  if (bytes.length > MAX_FILE_BYTES) {
+    showMessage(`That file is ${megabytes(bytes.length)}: too large. Photos up to ${megabytes(MAX_FILE_BYTES)} are accepted.`);
+    return;
+  }
+  state.busy = true;
+  try {
+    const results = {};
+    for (const name of MODELS) {
+      results[name] = await state.models[name].predict(bytes);
+    }
+    const bitmap = await createImageBitmap(blob);
+    showMessage('');
+    state.photo = { bitmap, trueLabels, sampleName };
+    state.results = results;
+    state.shown = {};
+    render();
+    demo.predictions += 1;
+    demo.firstPredictionAt ??= performance.now();
+    demo.last = Object.fromEntries(MODELS.map((name) => [name, {
+      milliseconds: results[name].milliseconds,
+      ranking: ranking(results[name].probabilities).map((i) => state.labelNames[i]),
+      probabilities: Array.from(results[name].probabilities),
+    }]));
+    document.dispatchEvent(new CustomEvent('photo-predicted', { detail: { sampleName, trueLabels } }));
+  } catch (error) {
+    showMessage(`This file cannot be used: ${error.message ?? error}. Try a JPEG or PNG photo.`);
+  } finally {
+    state.busy = false;
+  }
+}
+
+function ranking(probabilities) {
+  return Array.from(probabilities.keys()).sort((a, b) => probabilities[b] - probabilities[a]);
+}
+
+function selection() {
+  return { layer: Number($('#layer-select').value), head: Number($('#head-select').value) };
+}
+
+function render() {
+  $('#results').hidden = false;
+  const truth = state.photo.trueLabels;
+  $('#true-labels').textContent = truth ? `True labels of this COCO photo: ${truth.join(', ')}` : '';
+  for (const name of MODELS) renderColumn(name);
+}
+
+function renderColumn(name) {
+  const result = state.results[name];
+  const root = column(name);
+  const probabilities = result.probabilities;
+  const order = ranking(probabilities);
+  $('[data-role="timing"]', root).textContent =
+    `${result.milliseconds.toFixed(0)} ms on ${state.engine.name}`;
+  state.shown[name] ??= order[0];
+  renderBars(name, order, probabilities);
+  renderMap(name);
+  renderGrid(name, order);
+}
+
+function renderBars(name, order, probabilities) {
+  const root = column(name);
+  const list = $('[data-role="bars"]', root);
+  const threshold = Number($('#threshold').value);
+  const truth = new Set((state.photo.trueLabels ?? []).map((l) => l.replaceAll('_', ' ')));
+  list.replaceChildren(...order.map((label) => {
+    const item = document.createElement('li');
+    const p = probabilities[label];
+    const labelName = state.labelNames[label];
+    item.dataset.label = String(label);
+    item.classList.toggle('predicted', p >= threshold);
+    item.classList.toggle('true', truth.has(labelName));
+    item.classList.toggle('shown', state.shown[name] === label);
+    item.innerHTML = `<span class="name"></span><span class="bar"><span></span></span><span class="value"></span>`;
+    $('.name', item).textContent = labelName;
+    $('.bar span', item).style.width = `${(p * 100).toFixed(1)}%`;
+    $('.value', item).textContent = p.toFixed(2);
+    item.addEventListener('click', () => { state.shown[name] = label; renderColumn(name); });
+    return item;
+  }));
+}
+
+function renderMap(name) {
+  const root = column(name);
+  const result = state.results[name];
+  const canvas = $('[data-role="photo"]', root);
+  const label = state.shown[name];
+  const { layer, head } = selection();
+  const map = result.attentionMap(label, layer, head);
+  sizeCanvas(canvas, state.photo.bitmap, 560);
+  drawOverlay(canvas, state.photo.bitmap, map, result.mapWidth, result.mapHeight, Number($('#opacity').value));
+  const where = `${layer < 0 ? 'mean of layers' : `layer ${layer + 1}`}, ${head < 0 ? 'mean of heads' : `head ${head + 1}`}`;
+  $('[data-role="map-caption"]', root).textContent = map.length
+    ? `Where “${state.labelNames[label]}” looked (${where}). Click any label to see its map.`
+    : 'This model has no per-label attention.';
+}
+
+function renderGrid(name, order) {
+  const root = column(name);
+  const result = state.results[name];
+  const { layer, head } = selection();
+  const grid = $('[data-role="grid"]', root);
+  grid.replaceChildren(...order.slice(0, GRID_LABELS).map((label) => {
+    const figure = document.createElement('figure');
+    const canvas = document.createElement('canvas');
+    sizeCanvas(canvas, state.photo.bitmap, 180);
+    drawOverlay(canvas, state.photo.bitmap, result.attentionMap(label, layer, head),
+      result.mapWidth, result.mapHeight, Number($('#opacity').value));
+    const caption = document.createElement('figcaption');
+    caption.textContent = `${state.labelNames[label]} ${result.probabilities[label].toFixed(2)}`;
+    figure.append(canvas, caption);
+    figure.addEventListener('click', () => { state.shown[name] = label; renderColumn(name); });
+    return figure;
+  }));
+}
+
+async function useFile(file) {
+  if (!file) return;
+  if (file.size > MAX_FILE_BYTES) {
+    showMessage(`“${file.name}” is ${megabytes(file.size)}: too large. Photos up to ${megabytes(MAX_FILE_BYTES)} are accepted.`);
+    return;
+  }
+  markSample(null);
+  await predictPhoto(new Uint8Array(await file.arrayBuffer()), file);
+}
+
+function markSample(name) {
+  for (const button of document.querySelectorAll('.sample')) {
+    button.classList.toggle('selected', button.dataset.file === name);
+  }
+}
+
+async function setupSamples() {
+  const response = await fetch('samples/samples.json');
+  const samples = await response.json();
+  const container = $('#samples');
+  for (const sample of samples) {
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'sample';
+    button.dataset.file = sample.file;
+    button.innerHTML = '<img alt=""><span></span>';
+    $('img', button).src = `samples/${sample.file}`;
+    $('img', button).alt = sample.labels.join(', ');
+    $('span', button).textContent = sample.labels.join(', ').replaceAll('_', ' ');
+    button.addEventListener('click', async () => {
+      const blob = await (await fetch(`samples/${sample.file}`)).blob();
+      markSample(sample.file);
+      await predictPhoto(new Uint8Array(await blob.arrayBuffer()), blob, sample.labels, sample.file);
+    });
+    container.append(button);
+  }
+}
+
+function setupInputs() {
+  $('#file-input').addEventListener('change', (event) => useFile(event.target.files[0]));
+  const zone = $('#drop-zone');
+  zone.addEventListener('dragover', (event) => { event.preventDefault(); zone.classList.add('dragging'); });
+  zone.addEventListener('dragleave', () => zone.classList.remove('dragging'));
+  zone.addEventListener('drop', (event) => {
+    event.preventDefault();
+    zone.classList.remove('dragging');
+    useFile(event.dataTransfer.files[0]);
+  });
+  document.addEventListener('paste', (event) => {
+    const item = [...(event.clipboardData?.items ?? [])].find((i) => i.kind === 'file');
+    if (item) useFile(item.getAsFile());
+  });
+  setupWebcam();
+  $('#threshold').addEventListener('input', () => {
+    $('#threshold-value').textContent = Number($('#threshold').value).toFixed(2);
+    if (state.photo) MODELS.forEach(renderColumn);
+  });
+  for (const id of ['#opacity', '#layer-select', '#head-select']) {
+    $(id).addEventListener('input', () => state.photo && MODELS.forEach(renderColumn));
+  }
+}
+
+function setupWebcam() {
+  const video = $('#webcam-video');
+  let stream = null;
+  const close = () => { stream?.getTracks().forEach((t) => t.stop()); stream = null; $('#webcam').hidden = true; };
+  $('#webcam-button').addEventListener('click', async () => {
+    try {
+      stream = await navigator.mediaDevices.getUserMedia({ video: true });
+      video.srcObject = stream;
+      $('#webcam').hidden = false;
+    } catch (error) {
+      showMessage(`The webcam is not available: ${error.message}`);
+    }
+  });
+  $('#webcam-close').addEventListener('click', close);
+  $('#snapshot-button').addEventListener('click', async () => {
+    const canvas = document.createElement('canvas');
+    canvas.width = video.videoWidth;
+    canvas.height = video.videoHeight;
+    canvas.getContext('2d').drawImage(video, 0, 0);
+    const blob = await new Promise((resolve) => canvas.toBlob(resolve, 'image/jpeg', 0.92));
+    close();
+    markSample(null);
+    await predictPhoto(new Uint8Array(await blob.arrayBuffer()), blob);
+  });
+}
+
+setupInputs();
+setupSamples().catch((error) => showMessage(`The sample photos could not be loaded: ${error.message}`));
+start()
+  .then(() => setupLesson(state, demo))
+  .catch((error) => {
+    demo.error = String(error.message ?? error);
+    showMessage(`The demo could not start: ${demo.error}`);
+  });

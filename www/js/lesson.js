@@ -1,0 +1,160 @@
+// The single-positive lesson: for a sample photo and the one label it keeps, every loss's
+// training target per label (computed by the wasm module from the losses' own code), and live
+// training of linear heads with four losses side by side, plotting held-out mAP.
+import { cachedBytes } from './download.js';
+import { drawChart, LOSS_COLOURS } from './chart.js';
+
+/** COCO's average number of labels per photo: EPR's and ROLE's expected positives. */
+const EXPECTED_POSITIVES = 2.9;
+const MAX_EPOCHS = 12;
+const EVALUATIONS_PER_EPOCH = 2;
+
+const LOSS_TITLES = {
+  bce: 'Full labels (BCE)', an: 'AN', 'an-ls': 'AN-LS', wan: 'WAN', epr: 'EPR', role: 'ROLE',
+};
+
+const LOSS_NOTES = {
+  bce: 'Uses every true label: 1 where present, 0 where absent. The upper bound; single-positive training has to do without these labels.',
+  an: '“Assume negative”: every label but the kept one becomes a hard 0 — so the photo’s other true labels (✓) are taught as absent, as firmly as the real negatives.',
+  'an-ls': 'Assume negative with label smoothing: targets 0.1 and 0.9 instead of 0 and 1, so a wrong negative costs less.',
+  wan: '“Weak assume negative”: still 0, but each assumed negative weighs 1/(K−1), so the one known positive counts as much as all the negatives together.',
+  epr: '“Expected positive regularisation”: only the kept positive has a target; the unknown labels are left alone, and one term per batch keeps the expected number of positives near 2.9 per photo.',
+  role: '“Regularised online label estimation”: a learnable guess of every unknown label is trained with the classifier, and each pulls the other. Here the guess is fitted for this photo against the single-positive model’s prediction.',
+};
+
+const $ = (selector, root = document) => root.querySelector(selector);
+
+function formatTarget(target, weight) {
+  if (target < 0) return { text: 'ignored', ignored: true };
+  const value = Math.abs(target - Math.round(target)) < 0.005 ? String(Math.round(target)) : target.toFixed(2);
+  const shownWeight = Math.abs(weight - 1) > 0.005 ? ` ×${weight.toFixed(weight < 0.1 ? 3 : 2)}` : '';
+  return { text: value, weight: shownWeight, ignored: false };
+}
+
+function renderTargets(state, demo, trueLabels, kept) {
+  const names = state.labelNames;
+  const index = (label) => names.indexOf(label.replaceAll('_', ' '));
+  const truth = trueLabels.map(index).filter((i) => i >= 0);
+  const multiHot = new Float32Array(names.length);
+  truth.forEach((i) => { multiHot[i] = 1; });
+  const single = state.results['single-positive'].probabilities;
+  const flat = state.wasm.lossTargets(multiHot, kept, single, EXPECTED_POSITIVES);
+  const losses = state.wasm.targetLosses();
+  const others = Array.from(single.keys()).filter((i) => !truth.includes(i))
+    .sort((a, b) => single[b] - single[a]);
+  const rows = [kept, ...truth.filter((i) => i !== kept), ...others.slice(0, 2), ...others.slice(-2)];
+  const table = $('#targets');
+  table.innerHTML = `<thead><tr><th>label</th><th>truth</th>${
+    losses.map((l) => `<th>${LOSS_TITLES[l] ?? l}</th>`).join('')}</tr></thead><tbody></tbody>`;
+  const body = $('tbody', table);
+  for (const label of rows) {
+    const row = document.createElement('tr');
+    row.classList.toggle('kept', label === kept);
+    const isTrue = truth.includes(label);
+    const status = label === kept ? 'kept positive' : isTrue ? 'present, unobserved' : 'absent, unobserved';
+    row.innerHTML = `<td></td><td class="muted">${status}</td>`;
+    $('td', row).textContent = names[label];
+    losses.forEach((_, l) => {
+      const offset = (l * names.length + label) * 2;
+      const cell = document.createElement('td');
+      const { text, weight, ignored } = formatTarget(flat[offset], flat[offset + 1]);
+      cell.textContent = text;
+      cell.classList.toggle('ignored', ignored);
+      if (weight) {
+        const small = document.createElement('span');
+        small.className = 'weight';
+        small.textContent = weight;
+        cell.append(small);
+      }
+      row.append(cell);
+    });
+    body.append(row);
+  }
+  const notes = $('#target-notes');
+  notes.replaceChildren(...losses.flatMap((l) => {
+    const term = document.createElement('dt');
+    term.textContent = LOSS_TITLES[l] ?? l;
+    const text = document.createElement('dd');
+    text.textContent = LOSS_NOTES[l] ?? '';
+    return [term, text];
+  }));
+  $('#targets-wrap').hidden = false;
+  demo.targets = { kept: names[kept], losses, rows: rows.map((r) => names[r]) };
+}
+
+function renderKeptChoices(state, demo, trueLabels) {
+  const choices = $('#kept-choices');
+  const names = state.labelNames;
+  const present = trueLabels.map((l) => names.indexOf(l.replaceAll('_', ' '))).filter((i) => i >= 0);
+  choices.replaceChildren(...present.map((label, n) => {
+    const wrap = document.createElement('label');
+    const input = document.createElement('input');
+    input.type = 'radio';
+    input.name = 'kept';
+    input.value = String(label);
+    input.checked = n === 0;
+    input.addEventListener('change', () => renderTargets(state, demo, trueLabels, label));
+    wrap.append(input, ` keep “${names[label]}”`);
+    return wrap;
+  }));
+  if (present.length) renderTargets(state, demo, trueLabels, present[0]);
+}
+
+async function train(state, demo) {
+  const button = $('#train-button');
+  const status = $('#train-status');
+  button.disabled = true;
+  status.textContent = 'downloading the features…';
+  const { bytes } = await cachedBytes('lesson/features.safetensors', (got, total) => {
+    status.textContent = `downloading the features… ${(got / 1e6).toFixed(1)}${total ? ' of ' + (total / 1e6).toFixed(1) : ''} MB`;
+  });
+  const runs = state.engine.startLesson(bytes, 0);
+  const losses = runs.losses;
+  const series = losses.map((name) => ({ name, colour: LOSS_COLOURS[name] ?? '#333', points: [] }));
+  const history = [];
+  demo.lesson = { losses, history, seconds: 0, done: false };
+  const legend = $('#map-legend');
+  const chart = $('#map-chart');
+  const started = performance.now();
+  const evaluate = async () => {
+    const maps = Array.from(await runs.validate());
+    const epochs = runs.epochs;
+    history.push({ epochs, maps });
+    maps.forEach((m, i) => series[i].points.push([epochs, m]));
+    drawChart(chart, series, MAX_EPOCHS);
+    legend.replaceChildren(...series.map((s, i) => {
+      const item = document.createElement('li');
+      item.style.setProperty('--swatch', s.colour);
+      item.textContent = `${LOSS_TITLES[s.name] ?? s.name}: ${maps[i].toFixed(1)} mAP`;
+      return item;
+    }));
+    demo.lesson.seconds = (performance.now() - started) / 1000;
+    status.textContent = `${epochs.toFixed(1)} epochs in ${demo.lesson.seconds.toFixed(0)} s on ${state.engine.name}`;
+  };
+  await evaluate();
+  const steps = Math.max(1, Math.round(runs.trainImages / runs.batchSize / EVALUATIONS_PER_EPOCH));
+  while (runs.epochs < MAX_EPOCHS - 1e-9) {
+    for (let s = 0; s < steps; s++) {
+      runs.train(1);
+      // Let the page breathe between steps (and WebGPU work reach the GPU).
+      await new Promise((resolve) => setTimeout(resolve, 0));
+    }
+    await evaluate();
+  }
+  demo.lesson.done = true;
+  status.textContent += ' — done';
+  button.disabled = false;
+  button.textContent = 'Train again';
+}
+
+export function setupLesson(state, demo) {
+  document.addEventListener('photo-predicted', (event) => {
+    const { trueLabels } = event.detail;
+    if (trueLabels) renderKeptChoices(state, demo, trueLabels);
+  });
+  $('#train-button').addEventListener('click', () => train(state, demo).catch((error) => {
+    $('#train-status').textContent = `training stopped: ${error.message ?? error}`;
+    $('#train-button').disabled = false;
+    if (demo.lesson) demo.lesson.error = String(error.message ?? error);
+  }));
+}
