@@ -24,11 +24,8 @@ export function drawChart(canvas, series, maxEpochs) {
     context.fillText(String(y), 8, py(y) + 4);
   }
   for (let x = 0; x <= xMax; x += Math.max(1, Math.round(xMax / 10))) {
-    context.fillText(String(x), px(x) - 4, height - 10);
+    context.fillText(x === 0 ? '0 epochs' : String(x), px(x) - 4, height - 10);
   }
-  context.fillText('epochs', width - right - 40, height - 10);
-  context.save(); context.translate(12, top + 60); context.rotate(-Math.PI / 2);
-  context.restore();
   for (const { colour, points } of series) {
     context.strokeStyle = colour;
     context.lineWidth = 2;

@@ -1,0 +1,53 @@
+// Benchmark of the browser demo: the sizes the page downloads, its time to first prediction
+// (fresh profile: download, compile, model load, warm-up, then one sample photo), the second
+// visit's start (models from the Cache API) and the per-photo latency, for each backend.
+// Prints numbers only; asserts nothing. Usage: node bench.mjs [DIST_DIR]
+import { resolve } from 'node:path';
+import { startServer } from '../../web/serve.mjs';
+import { launch, openDemo, predictSample } from './browser.mjs';
+
+const dist = resolve(process.argv[2] ?? '../../www/dist');
+const { server, files, port } = await startServer(dist, 0);
+const origin = `http://127.0.0.1:${port}`;
+const mb = (bytes) => `${(bytes / 1e6).toFixed(1)} MB`;
+
+for (const [name, file] of files) {
+  if (/\.(wasm|safetensors)$/.test(name)) {
+    console.log(`size ${name}: ${mb(file.body.length)} (${mb(file.br.length)} brotli, ${mb(file.gzip.length)} gzip)`);
+  }
+}
+
+const samples = [...files.keys()].filter((n) => n.startsWith('/samples/') && n.endsWith('.jpg'))
+  .map((n) => n.slice('/samples/'.length));
+const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+
+for (const webgpu of [true, false]) {
+  const browser = await launch({ webgpu });
+  try {
+    const { page } = await openDemo(browser.context, `${origin}/index.html`);
+    const engine = await page.evaluate(() => window.demo.engine);
+    await predictSample(page, samples[0]);
+    const first = await page.evaluate(() => ({
+      ready: window.demo.loadedAt, first: window.demo.firstPredictionAt, warmUp: window.demo.warmUpMs,
+    }));
+    const latencies = { full: [], 'single-positive': [] };
+    for (const sample of samples) {
+      const last = await predictSample(page, sample);
+      for (const model of Object.keys(latencies)) latencies[model].push(last[model].milliseconds);
+    }
+    await page.reload();
+    await page.waitForFunction(() => window.demo?.ready, null, { timeout: 600_000 });
+    const secondVisit = await page.evaluate(() => window.demo.loadedAt);
+    console.log(`${engine}: ready after ${(first.ready / 1000).toFixed(1)} s, first prediction at ` +
+      `${(first.first / 1000).toFixed(1)} s after navigation (fresh profile; warm-up ` +
+      `${Object.values(first.warmUp).map((ms) => ms.toFixed(0)).join(' / ')} ms); ` +
+      `second visit ready after ${(secondVisit / 1000).toFixed(1)} s (models from the cache)`);
+    for (const [model, values] of Object.entries(latencies)) {
+      console.log(`${engine}: ${model} model, per-photo latency median ${median(values).toFixed(0)} ms ` +
+        `(min ${Math.min(...values).toFixed(0)}, max ${Math.max(...values).toFixed(0)}, ${values.length} photos)`);
+    }
+  } finally {
+    await browser.close();
+  }
+}
+server.close();

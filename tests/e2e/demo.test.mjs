@@ -1,0 +1,209 @@
+// End-to-end test of the browser demo: the real page, built by trunk, served compressed on
+// 127.0.0.1, in headless Chromium with WebGPU (SwiftShader) and without it (CPU fallback).
+// Run with `make test-web` (or `node --test` here after `make web`). Screenshots go to
+// $SCREENSHOT_DIR (default ./screenshots).
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { crc32, deflateSync } from 'node:zlib';
+import { startServer } from '../../web/serve.mjs';
+import { launch, openDemo, predictSample } from './browser.mjs';
+
+const DIST = resolve(process.env.DEMO_DIST ?? '../../www/dist');
+const SHOTS = resolve(process.env.SCREENSHOT_DIR ?? 'screenshots');
+const SAMPLES = JSON.parse(readFileSync(join(DIST, 'samples/samples.json'), 'utf8'));
+/** A true label "ranks high" when it is among this many of the 80. */
+const HIGH_RANK = 10;
+/** Photos checked for their true labels. */
+const CHECKED = SAMPLES.slice(0, 3);
+
+mkdirSync(SHOTS, { recursive: true });
+
+let server;
+let origin;
+before(async () => {
+  const started = await startServer(DIST, 0);
+  server = started.server;
+  origin = `http://127.0.0.1:${started.port}`;
+});
+after(() => server?.close());
+
+const spaced = (label) => label.replaceAll('_', ' ');
+
+/** A PNG whose header claims `width`×`height` pixels (its data is one empty row). */
+function pngClaiming(width, height) {
+  const chunk = (type, data) => {
+    const body = Buffer.concat([Buffer.from(type), data]);
+    const length = Buffer.alloc(4); length.writeUInt32BE(data.length);
+    const crc = Buffer.alloc(4); crc.writeUInt32BE(crc32(body));
+    return Buffer.concat([length, body, crc]);
+  };
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(width, 0); header.writeUInt32BE(height, 4);
+  header.set([8, 2, 0, 0, 0], 8);
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', header), chunk('IDAT', deflateSync(Buffer.alloc(1))), chunk('IEND', Buffer.alloc(0))]);
+}
+
+async function canvasFingerprint(page, selector) {
+  return page.$eval(selector, (canvas) => {
+    const { data } = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height);
+    let sum = 0;
+    for (let i = 0; i < data.length; i += 4) sum += data[i] * 3 + data[i + 1] * 5 + data[i + 2] * 7;
+    return sum;
+  });
+}
+
+async function setRange(page, selector, value) {
+  await page.$eval(selector, (input, v) => {
+    input.value = String(v);
+    input.dispatchEvent(new Event('input', { bubbles: true }));
+  }, value);
+}
+
+describe('the demo on WebGPU', () => {
+  let browser;
+  let demo;
+  const gpuRankings = {};
+  before(async () => {
+    browser = await launch({ webgpu: true });
+    demo = await openDemo(browser.context, `${origin}/index.html`);
+  });
+  after(() => browser?.close());
+
+  test('runs on WebGPU and says so', async () => {
+    const engine = await demo.page.evaluate(() => window.demo.engine);
+    assert.equal(engine, 'WebGPU');
+    assert.match(await demo.page.textContent('#engine'), /WebGPU/);
+  });
+
+  test("ranks each sample photo's true labels high with both models", async () => {
+    const high = { full: 0, 'single-positive': 0 };
+    const misses = [];
+    let total = 0;
+    for (const sample of CHECKED) {
+      const last = await predictSample(demo.page, sample.file);
+      gpuRankings[sample.file] = last;
+      total += sample.labels.length;
+      for (const [model, result] of Object.entries(last)) {
+        for (const label of sample.labels) {
+          const rank = result.ranking.indexOf(spaced(label));
+          if (rank >= 0 && rank < HIGH_RANK) high[model] += 1;
+          else misses.push(`${model}: ${label} of ${sample.file} at ${rank + 1}`);
+        }
+      }
+      const bars = await demo.page.$$eval('.model-column[data-model="full"] .bars li', (items) => items.length);
+      assert.equal(bars, 80);
+    }
+    // The fully supervised model finds every true label; the one that saw a single positive
+    // label per training photo finds most of them.
+    assert.equal(high.full, total, misses.join('; '));
+    assert.ok(high['single-positive'] >= total * 0.6, misses.join('; '));
+    await demo.page.screenshot({ path: join(SHOTS, 'demo-webgpu.png'), fullPage: true });
+  });
+
+  test('draws the attention map of the clicked label over the photo', async () => {
+    const photo = '.model-column[data-model="full"] canvas[data-role="photo"]';
+    await setRange(demo.page, '#opacity', 0);
+    const plain = await canvasFingerprint(demo.page, photo);
+    await setRange(demo.page, '#opacity', 0.8);
+    const withMap = await canvasFingerprint(demo.page, photo);
+    assert.notEqual(withMap, plain, 'the heat map changes the photo canvas');
+    await demo.page.click('.model-column[data-model="full"] .bars li:nth-child(5)');
+    const otherLabel = await canvasFingerprint(demo.page, photo);
+    assert.notEqual(otherLabel, withMap, "another label's map is another picture");
+    assert.match(await demo.page.textContent('.model-column[data-model="full"] [data-role="map-caption"]'), /looked/);
+    const grid = await demo.page.$$eval('.model-column[data-model="full"] .map-grid canvas', (c) => c.length);
+    assert.equal(grid, 6);
+    await demo.page.selectOption('#head-select', '0');
+    assert.notEqual(await canvasFingerprint(demo.page, photo), otherLabel, 'one head differs from the mean');
+    await demo.page.selectOption('#head-select', '-1');
+    await demo.page.locator('#results').screenshot({ path: join(SHOTS, 'attention.png') });
+  });
+
+  test('refuses a non-image, a truncated photo and a huge image with a clear message, then keeps working', async () => {
+    const input = demo.page.locator('#file-input');
+    const message = demo.page.locator('#message');
+    await input.setInputFiles({ name: 'notes.jpg', mimeType: 'image/jpeg', buffer: Buffer.from('these are not pixels') });
+    await message.waitFor({ state: 'visible' });
+    assert.match(await message.textContent(), /cannot be used: not a readable image/);
+    const photo = readFileSync(join(DIST, 'samples', CHECKED[0].file));
+    await input.setInputFiles({ name: 'cut.jpg', mimeType: 'image/jpeg', buffer: photo.subarray(0, photo.length / 2) });
+    await demo.page.waitForFunction(() => /truncated JPEG/.test(document.querySelector('#message').textContent));
+    await input.setInputFiles({ name: 'huge.png', mimeType: 'image/png', buffer: pngClaiming(40_000, 40_000) });
+    await demo.page.waitForFunction(() => /too large/.test(document.querySelector('#message').textContent));
+    await demo.page.screenshot({ path: join(SHOTS, 'bad-file.png') });
+    const last = await predictSample(demo.page, CHECKED[1].file);
+    assert.ok(last.full.ranking.length === 80);
+    assert.equal(await message.isHidden(), true, 'a good photo clears the message');
+  });
+
+  test('makes no request outside its own origin', () => {
+    const foreign = demo.requests.filter((url) => !url.startsWith(origin) && !url.startsWith('blob:') && !url.startsWith('data:'));
+    assert.deepEqual(foreign, []);
+  });
+
+  describe('without WebGPU', () => {
+    let cpu;
+    let cpuDemo;
+    before(async () => {
+      cpu = await launch({ webgpu: false });
+      cpuDemo = await openDemo(cpu.context, `${origin}/index.html`);
+    });
+    after(() => cpu?.close());
+
+    test('falls back to the CPU backend, says why, and gives the same top labels', async () => {
+      assert.equal(await cpuDemo.page.evaluate(() => window.demo.engine), 'CPU (wasm)');
+      assert.match(await cpuDemo.page.textContent('#engine'), /CPU backend: .+/);
+      for (const sample of CHECKED.slice(0, 2)) {
+        const last = await predictSample(cpuDemo.page, sample.file);
+        for (const model of Object.keys(last)) {
+          const gpu = gpuRankings[sample.file][model];
+          assert.deepEqual(new Set(last[model].ranking.slice(0, 5)), new Set(gpu.ranking.slice(0, 5)),
+            `${model} on ${sample.file}: CPU ${last[model].ranking.slice(0, 5)} vs WebGPU ${gpu.ranking.slice(0, 5)}`);
+          const largest = Math.max(...last[model].probabilities.map((p, i) => Math.abs(p - gpu.probabilities[i])));
+          assert.ok(largest < 0.02, `${model}: CPU and WebGPU probabilities differ by ${largest}`);
+        }
+      }
+      await cpuDemo.page.screenshot({ path: join(SHOTS, 'demo-cpu.png'), fullPage: true });
+    });
+
+    // On SwiftShader WebGPU is emulated on the CPU and trains slower than the CPU backend, so
+    // the lesson is tested here.
+    test("the lesson shows each loss's targets and trains four heads side by side", async () => {
+      const sample = CHECKED.find((s) => s.labels.length >= 3) ?? CHECKED[0];
+      await predictSample(cpuDemo.page, sample.file);
+      const targets = await cpuDemo.page.evaluate(() => window.demo.targets);
+      assert.deepEqual(targets.losses, ['bce', 'an', 'an-ls', 'wan', 'epr', 'role']);
+      // The second row is a true label the visitor did not keep: BCE says 1, AN says 0, EPR ignores it.
+      const cells = await cpuDemo.page.$$eval('#targets tbody tr:nth-child(2) td', (tds) => tds.map((td) => td.textContent));
+      assert.equal(cells[2], '1');
+      assert.equal(cells[3], '0');
+      assert.equal(cells[6], 'ignored');
+      await cpuDemo.page.click('#train-button');
+      await cpuDemo.page.waitForFunction(() => window.demo.lesson?.done || window.demo.lesson?.error,
+        null, { timeout: 600_000, polling: 500 });
+      const lesson = await cpuDemo.page.evaluate(() => window.demo.lesson);
+      assert.equal(lesson.error, undefined);
+      const first = lesson.history[0].maps;
+      const last = lesson.history.at(-1).maps;
+      const report = lesson.losses.map((l, i) => `${l} ${first[i].toFixed(1)}→${last[i].toFixed(1)}`).join(', ');
+      console.log(`lesson: ${report} after ${lesson.history.at(-1).epochs.toFixed(1)} epochs in ${lesson.seconds.toFixed(0)} s`);
+      lesson.losses.forEach((loss, i) => assert.ok(last[i] > first[i] + 5, `${loss} learns: ${report}`));
+      const at = (loss) => last[lesson.losses.indexOf(loss)];
+      // The ordering of Cole et al.: full labels above EPR and ROLE, both above assume-negative.
+      assert.ok(at('bce') > Math.max(at('epr'), at('role')), `full labels lead: ${report}`);
+      assert.ok(Math.min(at('epr'), at('role')) > at('an'), `EPR and ROLE beat AN: ${report}`);
+      await cpuDemo.page.locator('#lesson').screenshot({ path: join(SHOTS, 'lesson.png') });
+    });
+
+    test('a second visit takes the models from the cache', async () => {
+      await cpuDemo.page.reload();
+      await cpuDemo.page.waitForFunction(() => window.demo?.ready, null, { timeout: 300_000 });
+      for (const model of ['full', 'single-positive']) {
+        assert.match(await cpuDemo.page.textContent(`#progress-${model}-text`), /cached/);
+      }
+    });
+  });
+});
