@@ -193,12 +193,18 @@ impl TrainOptions {
         let clipping = self.grad_clip_norm.map(GradientClippingConfig::Norm);
         let decay =
             (self.weight_decay > 0.0).then(|| WeightDecayConfig::new(self.weight_decay as f32));
+        // PyTorch's epsilon, which the papers trained with. Burn's default (1e-5) is larger than
+        // the gradients of mean-reduced losses on a transformer head, and damped their steps
+        // tenfold: a Query2Label head with AN sat at 9 mAP after two epochs.
+        const EPSILON: f32 = 1e-8;
         match self.optimizer {
             OptimizerKind::Adam => AdamConfig::new()
+                .with_epsilon(EPSILON)
                 .with_weight_decay(decay)
                 .with_grad_clipping(clipping)
                 .init(),
             OptimizerKind::Adamw => AdamWConfig::new()
+                .with_epsilon(EPSILON)
                 .with_weight_decay(self.weight_decay as f32)
                 .with_grad_clipping(clipping)
                 .init(),
