@@ -14,6 +14,10 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
+/// Adam's epsilon as in PyTorch, which the papers trained with: Burn's default (1e-5) is larger
+/// than the gradients of these mean-reduced losses and would damp every step.
+pub const ADAM_EPSILON: f32 = 1e-8;
+
 /// Settings shared by the lesson's runs, so that they differ in the loss alone.
 #[derive(Clone, Debug)]
 pub struct RunSettings {
@@ -82,7 +86,7 @@ impl LinearRun {
         let estimator = loss.needs_label_estimator().then(|| {
             (
                 initial_estimator(&training_labels, classes, settings.seed, device),
-                AdamConfig::new().init(),
+                AdamConfig::new().with_epsilon(ADAM_EPSILON).init(),
             )
         });
         let targets =
@@ -97,7 +101,7 @@ impl LinearRun {
                 .with_expected_num_pos(settings.expected_positives),
             settings,
             head,
-            optimizer: AdamConfig::new().init(),
+            optimizer: AdamConfig::new().with_epsilon(ADAM_EPSILON).init(),
             estimator,
             targets,
             order,

@@ -3,6 +3,7 @@
 //! gradient with respect to the logit is `w · (sigmoid(z) − t)`, so the gradients at two logits
 //! give the weight `w` and the target `t`. An entry with no gradient is ignored by the loss.
 
+use crate::lesson::linear_run::ADAM_EPSILON;
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Int, Tensor, TensorData};
@@ -95,7 +96,7 @@ pub fn role_estimate(
         .collect());
     let observed = row(observed.to_vec());
     let mut estimator = LabelEstimatorConfig::new().init(observed.clone(), 0, &device);
-    let mut optimizer = AdamConfig::new().init();
+    let mut optimizer = AdamConfig::new().with_epsilon(ADAM_EPSILON).init();
     let loss = RoleLossConfig::new(expected_positives).init();
     let index = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64], [1]), &device);
     for _ in 0..steps {
