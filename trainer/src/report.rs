@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use querylabel::loss::SinglePositiveLoss;
 
 use crate::checkpoint::read_json;
 use crate::plots::plot_curves;
@@ -40,22 +41,31 @@ impl RunResult {
     }
 }
 
-/// Runs that differ only in their seed.
+/// Runs that differ only in their seed. Ordered by head, then full labels first, then the
+/// single-positive losses in the MLSPL paper's order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Setting {
     head: u8,
+    full_labels_last: bool,
+    loss_order: usize,
     full_labels: bool,
     loss: &'static str,
 }
 
 impl Setting {
     fn of(options: &TrainOptions) -> Self {
+        let full_labels = options.labels == LabelMode::Full;
         Self {
             head: match options.head {
                 HeadKind::Linear => 0,
                 HeadKind::Q2l => 1,
             },
-            full_labels: options.labels == LabelMode::Full,
+            full_labels_last: !full_labels,
+            loss_order: SinglePositiveLoss::ALL
+                .iter()
+                .position(|&loss| loss == options.loss)
+                .unwrap_or(usize::MAX),
+            full_labels,
             loss: options.loss.name(),
         }
     }
@@ -116,9 +126,14 @@ pub fn report(run_dirs: &[PathBuf], plots: &Path) -> Result<String> {
         let share = full_map(setting.head)
             .map(|full| format!("{:.0}%", 100.0 * map / full))
             .unwrap_or_else(|| "n/a".into());
+        let spread = if runs.len() > 1 {
+            format!(" ± {spread:.1}")
+        } else {
+            String::new()
+        };
         writeln!(
             table,
-            "| {} | {} | {} | {map:.1} ± {spread:.1} | {cf1:.1} | {of1:.1} | {share} |",
+            "| {} | {} | {} | {map:.1}{spread} | {cf1:.1} | {of1:.1} | {share} |",
             setting.head_name(),
             setting.label(),
             runs.len()
