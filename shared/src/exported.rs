@@ -217,9 +217,10 @@ mod tests {
             })
         ));
         let manifest = parse_manifest(&manifest_json(tiny_description(), 1)).unwrap();
-        let error = load_exported_model(&manifest, b"not safetensors".to_vec(), &device)
-            .err()
-            .expect("garbage weights must be refused");
+        let Err(error) = load_exported_model(&manifest, b"not safetensors".to_vec(), &device)
+        else {
+            panic!("garbage weights must be refused");
+        };
         assert!(matches!(error, ExportError::Weights(_)), "{error}");
     }
 }

@@ -32,6 +32,7 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once at start-up; its size does not matter
 enum Command {
     /// Trains a model and writes a run directory: options, checkpoints, best model, metrics
     /// (metrics.jsonl) and plots (loss.png, map.png).

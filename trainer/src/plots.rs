@@ -57,14 +57,12 @@ const PALETTE: [RGBColor; 8] = [
     RGBColor(140, 90, 40),
 ];
 
+/// A named curve: (name, (epoch, value) points).
+pub type Curve = (String, Vec<(f64, f64)>);
+
 /// Named curves over epochs in one chart, with a legend when they have names, as a PNG at
 /// `path` (written atomically).
-pub fn plot_curves(
-    path: &Path,
-    title: &str,
-    y_label: &str,
-    curves: &[(String, Vec<(f64, f64)>)],
-) -> Result<()> {
+pub fn plot_curves(path: &Path, title: &str, y_label: &str, curves: &[Curve]) -> Result<()> {
     register_font();
     let all_points = || curves.iter().flat_map(|(_, points)| points.iter());
     let mut pixels = vec![0u8; (SIZE.0 * SIZE.1 * 3) as usize];

@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use querylabel::loss::SinglePositiveLoss;
 
 use crate::checkpoint::read_json;
-use crate::plots::plot_curves;
+use crate::plots::{Curve, plot_curves};
 use crate::train::{HeadKind, LabelMode, TrainOptions, TrainingState};
 
 /// One finished run.
@@ -117,7 +117,7 @@ pub fn report(run_dirs: &[PathBuf], plots: &Path) -> Result<String> {
         "| head | labels / loss | seeds | val mAP | CF1 | OF1 | share of full-label mAP |\n\
          |---|---|---|---|---|---|---|\n",
     );
-    let mut curves: BTreeMap<u8, Vec<(String, Vec<(f64, f64)>)>> = BTreeMap::new();
+    let mut curves: BTreeMap<u8, Vec<Curve>> = BTreeMap::new();
     for (setting, runs) in &groups {
         let best: Vec<(f64, f64, f64)> = runs.iter().map(RunResult::best).collect();
         let (map, spread) = mean_and_spread(&best.iter().map(|b| b.0).collect::<Vec<_>>());
