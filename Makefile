@@ -64,8 +64,9 @@ lint:
 # The browser demo: web/ (wasm crate) + www/ (page), built by trunk into www/dist.
 # Nothing is downloaded at build time: trunk and wasm-bindgen come from `cargo install`,
 # wasm-bindgen at exactly the version in Cargo.lock, and Trunk.toml says offline = true.
-# wasm-opt is not run: Debian's binaryen 108 produced modules that fail to load; the brotli
-# transfer of the unoptimised module is within 25 % of the optimised one.
+# wasm-opt is not run: Debian's binaryen 108 produced modules that fail to load, npm's working
+# binaryen takes about 8 minutes on a module this size, and brotli already takes the 40 MB
+# module to 4.3 MB on the wire.
 
 DIST := www/dist
 TOOLS_DIR := $(CACHE_DIR)/tools

@@ -6,6 +6,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use burn::tensor::Device;
+use burn::tensor::wgpu::WgpuInitError;
 use js_sys::Promise;
 use querylabel::head::AttentionSelection;
 use querylabel::loss::SinglePositiveLoss;
@@ -48,7 +49,15 @@ pub async fn start_engine(try_gpu: bool) -> Engine {
             gpu: true,
             fallback_reason: String::new(),
         },
-        Err(error) => Engine::cpu(format!("no WebGPU: {error}")),
+        Err(error) => {
+            web_sys::console::info_1(&format!("WebGPU did not start: {error}").into());
+            Engine::cpu(match error {
+                WgpuInitError::AdapterUnavailable { .. } => {
+                    "this browser offers no WebGPU adapter".into()
+                }
+                other => format!("WebGPU did not start ({other})"),
+            })
+        }
     }
 }
 

@@ -108,6 +108,8 @@ async function predictPhoto(bytes, blob, trueLabels = null, sampleName = null) {
     const bitmap = await createImageBitmap(blob);
     showMessage('');
     state.photo = { bitmap, trueLabels, sampleName };
+    // The previous photo's results live in wasm memory until freed.
+    Object.values(state.results).forEach((result) => result.free());
     state.results = results;
     state.shown = {};
     render();

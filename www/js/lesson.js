@@ -108,7 +108,9 @@ async function train(state, demo) {
   const { bytes } = await cachedBytes('lesson/features.safetensors', (got, total) => {
     status.textContent = `downloading the features… ${(got / 1e6).toFixed(1)}${total ? ' of ' + (total / 1e6).toFixed(1) : ''} MB`;
   });
-  const runs = state.engine.startLesson(bytes, 0);
+  // A new run starts from scratch; the previous one's tensors are released first.
+  state.lessonRuns?.free();
+  const runs = (state.lessonRuns = state.engine.startLesson(bytes, 0));
   const losses = runs.losses;
   const series = losses.map((name) => ({ name, colour: LOSS_COLOURS[name] ?? '#333', points: [] }));
   const history = [];
