@@ -41,7 +41,7 @@ pub fn loss_targets(
     let config = MultiLabelLossConfig::new(loss).with_expected_num_pos(expected_positives);
     let gradient_at = |logit: f32| -> Vec<f32> {
         let logits = row(&vec![logit; classes]).require_grad();
-        let estimated = estimate.map(|e| row(e));
+        let estimated = estimate.map(&row);
         let output = config.forward(logits.clone(), row(labels), estimated);
         // The per-entry terms only: EPR's and ROLE's batch regulariser is no per-label target.
         let grads = output.loss_matrix.sum().backward();
