@@ -5,6 +5,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use querylabel::head::attention_map::{AttentionSelection, attention_maps};
 
 /// One photo's outputs, read back from the device.
+#[derive(Debug)]
 pub struct Prediction {
     /// `sigmoid(logit)` per label.
     pub probabilities: Vec<f32>,

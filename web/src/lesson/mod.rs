@@ -171,7 +171,7 @@ mod tests {
         let bytes = features::tests::features_file((&train_f, &train_l), (&val_f, &val_l), 4);
         let data = LessonData::from_safetensors(&bytes).unwrap();
         let settings = RunSettings {
-            batch_size: 32,
+            batch_size: 40,
             learning_rate: 1e-2,
             expected_positives: 1.6,
             ..RunSettings::default()
@@ -187,11 +187,12 @@ mod tests {
         };
         let before = maps(&lesson);
         lesson.train(60);
-        assert!((lesson.epochs() - 60.0 * 32.0 / 400.0).abs() < 1e-9);
+        // 400 images in batches of 40: 60 steps are six passes.
+        assert!((lesson.epochs() - 6.0).abs() < 1e-9);
         let after = maps(&lesson);
         for ((loss, before), after) in lesson.losses().iter().zip(&before).zip(&after) {
             assert!(
-                *after > 90.0 && after > before,
+                *after > 75.0 && *after > before + 20.0,
                 "{loss}: {before:.1} → {after:.1}"
             );
         }
