@@ -152,11 +152,8 @@ mod tests {
                 row
             };
             for c in 0..channels {
-                let signal = if c < classes {
-                    f32::from(row[c]) * 2.0
-                } else {
-                    0.0
-                };
+                // The first `classes` channels carry the labels; the rest are noise only.
+                let signal = row.get(c).map_or(0.0, |&label| f32::from(label) * 2.0);
                 features.push(signal + rng.random_range(-0.5..0.5));
             }
             labels.extend(row);
