@@ -15,9 +15,6 @@ pub enum BackendChoice {
     /// here); built with `--features ndarray`.
     #[cfg(feature = "ndarray")]
     Ndarray,
-    /// NVIDIA GPUs through CUDA; built with `--features cuda`.
-    #[cfg(feature = "cuda")]
-    Cuda,
 }
 
 impl BackendChoice {
@@ -30,8 +27,6 @@ impl BackendChoice {
             #[cfg(feature = "ndarray")]
             #[allow(deprecated)] // asked for by name; flex is the default CPU backend
             BackendChoice::Ndarray => Device::ndarray(),
-            #[cfg(feature = "cuda")]
-            BackendChoice::Cuda => Device::cuda(index),
         }
     }
 }
@@ -43,8 +38,6 @@ impl std::fmt::Display for BackendChoice {
             BackendChoice::Flex => "flex",
             #[cfg(feature = "ndarray")]
             BackendChoice::Ndarray => "ndarray",
-            #[cfg(feature = "cuda")]
-            BackendChoice::Cuda => "cuda",
         })
     }
 }
