@@ -8,7 +8,7 @@ use std::path::Path;
 
 use burn::module::Module;
 use burn::tensor::{Device, Distribution, Tensor};
-use common::{last_json_line, train, trainer};
+use common::{eval_on_sample_validation_split, last_json_line, train, trainer};
 use querylabel::backbone::BackboneConfig;
 use querylabel_trainer::feature_cache::FeatureCache;
 use querylabel_trainer::saved_model::load_model;
@@ -41,19 +41,17 @@ fn a_head_trained_on_cached_features_scores_the_same_on_the_photos() {
     assert_eq!(header.image_size, 160);
 
     let run = dir.path().join("run");
-    let summary = train(
-        &run,
-        &[
-            "--features",
-            cache.to_str().unwrap(),
-            "--head",
-            "linear",
-            "--epochs",
-            "3",
-            "--lr",
-            "1e-3",
-        ],
-    );
+    let linear = [
+        "--features",
+        cache.to_str().unwrap(),
+        "--head",
+        "linear",
+        "--epochs",
+        "3",
+        "--lr",
+        "1e-3",
+    ];
+    let summary = train(&run, &linear);
     let before = summary["initial_map"].as_f64().unwrap();
     let after = summary["best_map"].as_f64().unwrap();
     assert!(
@@ -63,20 +61,9 @@ fn a_head_trained_on_cached_features_scores_the_same_on_the_photos() {
 
     // The saved model carries the backbone that made the features: evaluated on the photos of
     // the same validation split, it reproduces the mAP up to the cache's half precision.
-    let sample = querylabel_trainer::dataset::sample_dir();
-    let (ok, stdout, stderr) = trainer(&[
-        "eval",
-        "--backend",
-        "flex",
-        "--model",
-        run.to_str().unwrap(),
-        "--data",
-        sample.to_str().unwrap(),
-        "--run-split-seed",
-        "1",
-    ]);
-    assert!(ok, "trainer eval failed:\n{stderr}");
-    let map = last_json_line(&stdout)["mAP"].as_f64().unwrap();
+    let map = eval_on_sample_validation_split(&run)["mAP"]
+        .as_f64()
+        .unwrap();
     assert!((map - after).abs() < 0.3, "eval on photos {map} vs {after}");
 
     // Data-parallel over two devices (here twice the CPU) takes the same steps: each half of a
@@ -84,18 +71,7 @@ fn a_head_trained_on_cached_features_scores_the_same_on_the_photos() {
     let parallel = dir.path().join("parallel");
     let parallel_summary = train(
         &parallel,
-        &[
-            "--features",
-            cache.to_str().unwrap(),
-            "--head",
-            "linear",
-            "--epochs",
-            "3",
-            "--lr",
-            "1e-3",
-            "--device",
-            "0,1",
-        ],
+        &[linear.as_slice(), &["--device", "0,1"]].concat(),
     );
     let losses = |run: &Path| -> Vec<f64> {
         std::fs::read_to_string(run.join("metrics.jsonl"))

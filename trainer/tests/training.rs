@@ -7,7 +7,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{last_json_line, train, trainer};
+use common::{eval_on_sample_validation_split, train, trainer};
 use serde_json::Value;
 
 #[test]
@@ -48,20 +48,7 @@ fn a_short_training_on_the_sample_measurably_improves_validation_map() {
     assert_eq!(metrics.lines().count(), 2);
 
     // `trainer eval` on the run's own validation split reproduces the best epoch's mAP.
-    let sample = querylabel_trainer::dataset::sample_dir();
-    let (ok, stdout, stderr) = trainer(&[
-        "eval",
-        "--backend",
-        "flex",
-        "--model",
-        run.to_str().unwrap(),
-        "--data",
-        sample.to_str().unwrap(),
-        "--run-split-seed",
-        "1",
-    ]);
-    assert!(ok, "trainer eval failed:\n{stderr}");
-    let evaluation = last_json_line(&stdout);
+    let evaluation = eval_on_sample_validation_split(&run);
     let map = evaluation["mAP"].as_f64().unwrap();
     assert!((map - after).abs() < 1e-3, "eval {map} vs training {after}");
     assert!(evaluation["CF1"].is_number() && evaluation["OF1"].is_number());
@@ -84,19 +71,9 @@ fn a_short_training_on_the_sample_measurably_improves_validation_map() {
         weights < full * 6 / 10,
         "export {weights} bytes vs {full} in f32"
     );
-    let (ok, stdout, stderr) = trainer(&[
-        "eval",
-        "--backend",
-        "flex",
-        "--model",
-        export.to_str().unwrap(),
-        "--data",
-        sample.to_str().unwrap(),
-        "--run-split-seed",
-        "1",
-    ]);
-    assert!(ok, "trainer eval of the export failed:\n{stderr}");
-    let exported_map = last_json_line(&stdout)["mAP"].as_f64().unwrap();
+    let exported_map = eval_on_sample_validation_split(&export)["mAP"]
+        .as_f64()
+        .unwrap();
     assert!(
         (exported_map - after).abs() < 0.5,
         "f16 export {exported_map} vs {after}"

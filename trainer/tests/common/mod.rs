@@ -31,3 +31,22 @@ pub fn train(out: &Path, extra: &[&str]) -> Value {
     assert!(ok, "trainer train failed:\n{stderr}");
     last_json_line(&stdout)
 }
+
+/// `trainer eval` of `model` on the shipped sample's validation split of seed 1 (the split
+/// `train` holds out with its default seed); returns its JSON summary line.
+pub fn eval_on_sample_validation_split(model: &Path) -> Value {
+    let sample = querylabel_trainer::dataset::sample_dir();
+    let (ok, stdout, stderr) = trainer(&[
+        "eval",
+        "--backend",
+        "flex",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        sample.to_str().unwrap(),
+        "--run-split-seed",
+        "1",
+    ]);
+    assert!(ok, "trainer eval of {} failed:\n{stderr}", model.display());
+    last_json_line(&stdout)
+}
