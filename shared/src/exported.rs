@@ -5,11 +5,12 @@
 
 use std::fmt;
 
-use burn::store::{ApplyResult, HalfPrecisionAdapter, ModuleSnapshot, SafetensorsStore};
+use burn::store::{HalfPrecisionAdapter, ModuleSnapshot, SafetensorsStore};
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 use crate::labels::LabelSpace;
+use crate::load_problems::LoadProblems;
 use crate::model::{Classifier, ClassifierConfig};
 use crate::preprocess::Preprocessing;
 
@@ -124,33 +125,15 @@ pub fn load_exported_model(
     let result = model
         .load_from(&mut store)
         .map_err(|e| ExportError::Weights(e.to_string()))?;
-    match apply_problems(&result) {
-        problems if problems.is_empty() => Ok(model),
-        problems => Err(ExportError::Weights(problems.join("; "))),
+    let problems = LoadProblems::of(&result, |_| false);
+    if problems.is_empty() {
+        Ok(model)
+    } else {
+        Err(ExportError::Weights(format!(
+            "{} problem(s):\n{problems}",
+            problems.len()
+        )))
     }
-}
-
-/// Every way the loaded tensors failed to fit the model, at most 20 of them spelled out.
-fn apply_problems(result: &ApplyResult) -> Vec<String> {
-    let mut problems: Vec<String> = result.errors.iter().map(|e| e.to_string()).collect();
-    problems.extend(
-        result
-            .missing
-            .iter()
-            .map(|(name, _)| format!("missing tensor '{name}'")),
-    );
-    problems.extend(
-        result
-            .unused
-            .iter()
-            .map(|name| format!("unexpected tensor '{name}'")),
-    );
-    if problems.len() > 20 {
-        let more = problems.len() - 20;
-        problems.truncate(20);
-        problems.push(format!("... and {more} more"));
-    }
-    problems
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ pub mod backbone;
 pub mod exported;
 pub mod head;
 pub mod labels;
+pub mod load_problems;
 pub mod loss;
 pub mod metrics;
 pub mod model;

@@ -17,6 +17,7 @@ use querylabel::backbone::{
     Backbone, BackboneConfig, BackboneKind, EfficientNetLite, EfficientNetLiteConfig, ResNet,
     ResNetConfig,
 };
+use querylabel::load_problems::LoadProblems;
 use sha2::{Digest, Sha256};
 
 use crate::checkpoint::write_atomically;
@@ -192,32 +193,13 @@ pub fn check_apply_result(
     source: &str,
     ignore_unused: impl Fn(&str) -> bool,
 ) -> Result<()> {
-    let mut problems = Vec::new();
-    for error in &result.errors {
-        problems.push(format!("  {error}"));
-    }
-    for (name, _) in &result.missing {
-        problems.push(format!("  missing tensor '{name}'"));
-    }
-    for name in result
-        .unused
-        .iter()
-        .filter(|name| !ignore_unused(name.as_str()))
-    {
-        problems.push(format!("  unexpected tensor '{name}' (not in the model)"));
-    }
+    let problems = LoadProblems::of(result, ignore_unused);
     if problems.is_empty() {
         return Ok(());
     }
-    let shown = problems.len().min(20);
-    let more = match problems.len() - shown {
-        0 => String::new(),
-        n => format!("\n  ... and {n} more"),
-    };
     bail!(
-        "{source} does not match the model ({} problem(s)):\n{}{more}",
-        problems.len(),
-        problems[..shown].join("\n")
+        "{source} does not match the model ({} problem(s)):\n{problems}",
+        problems.len()
     )
 }
 

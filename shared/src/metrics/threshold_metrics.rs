@@ -172,6 +172,19 @@ mod tests {
         }
     }
 
+    /// The six expected metrics, F1s written out from the per-class and overall precision and
+    /// recall (all non-zero here).
+    fn with_f1s(cp: f64, cr: f64, op: f64, or: f64) -> [f64; 6] {
+        [
+            cp,
+            cr,
+            2.0 * cp * cr / (cp + cr),
+            op,
+            or,
+            2.0 * op * or / (op + or),
+        ]
+    }
+
     // Three images, three classes.
     //   scores               labels
     //   0.9 0.6 0.1          1 0 0
@@ -190,14 +203,7 @@ mod tests {
         let (op, or) = (4.0 / 5.0, 4.0 / 5.0);
         assert_metrics(
             threshold_metrics(&set, 0.5).unwrap(),
-            [
-                cp,
-                cr,
-                2.0 * cp * cr / (cp + cr),
-                op,
-                or,
-                2.0 * op * or / (op + or),
-            ],
+            with_f1s(cp, cr, op, or),
         );
     }
 
@@ -209,17 +215,7 @@ mod tests {
         let cp = (1.0 + 1.0 + 0.0) / 3.0;
         let cr = (1.0 + 1.0 + 0.0) / 3.0;
         let (op, or) = (3.0 / 3.0, 3.0 / 5.0);
-        assert_metrics(
-            top_k_metrics(&set, 1).unwrap(),
-            [
-                cp,
-                cr,
-                2.0 * cp * cr / (cp + cr),
-                op,
-                or,
-                2.0 * op * or / (op + or),
-            ],
-        );
+        assert_metrics(top_k_metrics(&set, 1).unwrap(), with_f1s(cp, cr, op, or));
     }
 
     #[test]
