@@ -438,14 +438,7 @@ fn run_eval(args: EvalArgs) -> Result<()> {
             None => println!("{name:>20}  AP    n/a (no positive image)"),
         }
     }
-    let summary = serde_json::json!({
-        "mAP": evaluation.map,
-        "CF1": evaluation.cf1,
-        "OF1": evaluation.of1,
-        "images": evaluation.images,
-        "skipped": evaluation.skipped,
-    });
-    println!("{summary}");
+    println!("{}", serde_json::to_string(&evaluation)?);
     Ok(())
 }
 

@@ -51,7 +51,10 @@ fn a_short_training_on_the_sample_measurably_improves_validation_map() {
     let evaluation = eval_on_sample_validation_split(&run);
     let map = evaluation["mAP"].as_f64().unwrap();
     assert!((map - after).abs() < 1e-3, "eval {map} vs training {after}");
-    assert!(evaluation["CF1"].is_number() && evaluation["OF1"].is_number());
+    for metric in ["CF1", "OF1", "CF1_top3", "OF1_top3", "top1_precision"] {
+        let value = evaluation[metric].as_f64().unwrap();
+        assert!((0.0..=100.0).contains(&value), "{metric} {value}");
+    }
 
     // The half-precision export for the browser loads back and scores within rounding.
     let export = dir.path().join("export");

@@ -35,7 +35,12 @@ pub fn train(out: &Path, extra: &[&str]) -> Value {
 /// `trainer eval` of `model` on the shipped sample's validation split of seed 1 (the split
 /// `train` holds out with its default seed); returns its JSON summary line.
 pub fn eval_on_sample_validation_split(model: &Path) -> Value {
-    let sample = querylabel_trainer::dataset::sample_dir();
+    eval_on_validation_split(model, &querylabel_trainer::dataset::sample_dir())
+}
+
+/// `trainer eval` of `model` on the seed-1 validation split of the data set in `data`; returns
+/// its JSON summary line.
+pub fn eval_on_validation_split(model: &Path, data: &Path) -> Value {
     let (ok, stdout, stderr) = trainer(&[
         "eval",
         "--backend",
@@ -43,7 +48,7 @@ pub fn eval_on_sample_validation_split(model: &Path) -> Value {
         "--model",
         model.to_str().unwrap(),
         "--data",
-        sample.to_str().unwrap(),
+        data.to_str().unwrap(),
         "--run-split-seed",
         "1",
     ]);
