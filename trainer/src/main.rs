@@ -37,7 +37,8 @@ enum Command {
     /// Trains a model and writes a run directory: options, checkpoints, best model, metrics
     /// (metrics.jsonl) and plots (loss.png, map.png).
     Train(TrainArgs),
-    /// Evaluates a model on a data set: per-class AP, then one JSON line with mAP, CF1, OF1.
+    /// Evaluates a model on a data set: per-class AP, then one JSON line with mAP, CF1 and OF1
+    /// (at 0.5 and top 3) and the share of images whose top label is right.
     Eval(EvalArgs),
     /// Predicts the labels of photos, optionally drawing each label's attention map.
     Predict(PredictArgs),
