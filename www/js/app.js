@@ -188,8 +188,12 @@ function renderMap(name) {
   sizeCanvas(canvas, state.photo.bitmap, 560);
   drawOverlay(canvas, state.photo.bitmap, map, result.mapWidth, result.mapHeight, Number($('#opacity').value));
   const where = `${layer < 0 ? 'mean of layers' : `layer ${layer + 1}`}, ${head < 0 ? 'mean of heads' : `head ${head + 1}`}`;
+  // The map sums to 1, so its peak times its size says how focused the look is: 1× is an
+  // even spread (the colours are scaled to the peak, so an even map still looks bright).
+  const focus = map.length ? Math.max(...map) * map.length : 0;
   $('[data-role="map-caption"]', root).textContent = map.length
-    ? `Where “${state.labelNames[label]}” looked (${where}). Click any label to see its map.`
+    ? `Where “${state.labelNames[label]}” looked (${where}); its brightest cell holds ` +
+      `${focus.toFixed(1)}× an even share. Click any label to see its map.`
     : 'This model has no per-label attention.';
 }
 
