@@ -492,7 +492,8 @@ pub fn train(
     let files = RunFiles {
         dir: run_dir.to_path_buf(),
     };
-    let mut options = if resume && files.state().is_file() {
+    let resuming = resume && files.state().is_file();
+    let mut options = if resuming {
         let saved: TrainOptions = read_json(&files.options())?;
         eprintln!("resuming {} from its last checkpoint", run_dir.display());
         saved
@@ -504,7 +505,6 @@ pub fn train(
                 run_dir.display()
             );
         }
-        write_json(&files.options(), options)?;
         options.clone()
     };
     if options.linear_init_epochs > 0 && !options.finetune {
@@ -519,6 +519,11 @@ pub fn train(
     }
 
     let data = prepare_data(&mut options)?;
+    // Saved once the data is open: a feature cache decides the data set, backbone and image
+    // size, and options.json should say what the run used, not the command line's defaults.
+    if !resuming {
+        write_json(&files.options(), &options)?;
+    }
     let n_classes = data.n_classes();
     let devices = DeviceSet::new(
         options

@@ -59,6 +59,16 @@ fn a_head_trained_on_cached_features_scores_the_same_on_the_photos() {
         "validation mAP {before:.2} -> {after:.2}"
     );
 
+    // options.json records what the run used, which the cache decided: its images and 160 px
+    // (not the command line's default sample and 224 px).
+    let options: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("options.json")).unwrap()).unwrap();
+    assert_eq!(options["image_size"], 160, "{options}");
+    assert_eq!(
+        Path::new(options["data"].as_str().unwrap()),
+        header.source.as_path()
+    );
+
     // The saved model carries the backbone that made the features: evaluated on the photos of
     // the same validation split, it reproduces the mAP up to the cache's half precision.
     let map = eval_on_sample_validation_split(&run)["mAP"]
