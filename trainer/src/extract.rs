@@ -1,11 +1,14 @@
 //! `trainer extract`: runs a frozen backbone once over a data set and writes its features to a
-//! [`FeatureCache`], for fast linear-head and frozen-backbone training.
+//! [`FeatureCache`], for fast linear-head and frozen-backbone training. With `--views N` it
+//! caches N views of each photo (plain, mirrored, random crops; see [`crate::images::views`]),
+//! so that training on the cache still sees augmented photos.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Result, bail};
 use burn::module::Module;
+use burn::tensor::{Tensor, TensorData};
 use half::f16;
 use indicatif::{ProgressBar, ProgressStyle};
 use querylabel::backbone::{BackboneConfig, BackboneKind};
@@ -14,9 +17,15 @@ use querylabel::preprocess::Preprocessing;
 
 use crate::backend::BackendChoice;
 use crate::dataset::{DatasetFormat, Split, open_dataset};
-use crate::feature_cache::{FEATURE_CACHE_VERSION, FeatureCache, FeatureCacheHeader};
-use crate::images::{ImageLoader, ImageRequest, prefetch};
+use crate::feature_cache::{FEATURE_CACHE_VERSION, FeatureCache, FeatureCacheHeader, ViewCrops};
+use crate::images::{ImageRequest, PhotoViews, prefetch};
 use crate::weights::pretrained_backbone;
+
+/// Views per photo when `--views` is not given: the plain photo alone, the cache of before
+/// views existed.
+pub const DEFAULT_VIEWS: usize = 1;
+/// Seed of the random-crop views when `--seed` is not given.
+pub const DEFAULT_VIEW_SEED: u64 = 1;
 
 /// What to extract.
 #[derive(Clone, Debug)]
@@ -29,7 +38,12 @@ pub struct ExtractOptions {
     pub image_size: usize,
     /// Average each feature map to one vector (enough for linear heads, 1/49 of the size).
     pub pooled: bool,
+    /// Backbone inputs per batch (views count: a batch holds `batch_size / views` photos).
     pub batch_size: usize,
+    /// Views per photo: 1 the plain photo, 2 adds its mirror image, more add random crops.
+    pub views: usize,
+    /// Seed of the random crops (views 2..).
+    pub view_seed: u64,
     /// Extract only the first this many images (for quick runs).
     pub max_images: Option<usize>,
     pub backend: BackendChoice,
@@ -38,6 +52,12 @@ pub struct ExtractOptions {
 
 /// Extracts the features of every readable image and writes the cache to `out`.
 pub fn extract_features(options: &ExtractOptions, out: &Path) -> Result<FeatureCacheHeader> {
+    if options.views == 0 {
+        bail!(
+            "--views 0: every photo needs at least its plain view; give --views 1 (the plain \
+             photo), 2 (and its mirror image) or more (and random crops)"
+        );
+    }
     let mut dataset = open_dataset(&options.data, options.format, options.split)?;
     if let Some(limit) = options.max_images {
         let first: Vec<usize> = (0..dataset.len().min(limit)).collect();
@@ -50,14 +70,12 @@ pub fn extract_features(options: &ExtractOptions, out: &Path) -> Result<FeatureC
         &device,
     )?
     .valid();
-    let loader = ImageLoader {
-        preprocessing: Preprocessing::imagenet(options.image_size),
-        augmentation: None,
-    };
-    let preprocessing = loader.preprocessing.clone();
+    let preprocessing = Preprocessing::imagenet(options.image_size);
+    let views = PhotoViews::new(options.views, options.view_seed);
+    let n_views = views.count;
 
-    let progress = ProgressBar::new(dataset.len() as u64).with_style(
-        ProgressStyle::with_template("extract [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
+    let progress = ProgressBar::new((dataset.len() * n_views) as u64).with_style(
+        ProgressStyle::with_template("extract [{bar:30}] {pos}/{len} views {per_sec} eta {eta}")
             .expect("valid template")
             .progress_chars("=> "),
     );
@@ -71,17 +89,21 @@ pub fn extract_features(options: &ExtractOptions, out: &Path) -> Result<FeatureC
             index: index as u64,
         })
         .collect();
+    let photos_per_batch = (options.batch_size / n_views).max(1);
     let chunks: Vec<Vec<ImageRequest>> = requests
-        .chunks(options.batch_size.max(1))
+        .chunks(photos_per_batch)
         .map(<[ImageRequest]>::to_vec)
         .collect();
-    let batches = prefetch(
-        chunks.into_iter().map(move |chunk| {
-            let batch = loader.load_batch(&chunk, 0);
-            (chunk, batch)
-        }),
-        1,
-    );
+    let batches = {
+        let (views, preprocessing) = (views.clone(), preprocessing.clone());
+        prefetch(
+            chunks.into_iter().map(move |chunk| {
+                let batch = views.load_batch(&chunk, &preprocessing);
+                (chunk, batch)
+            }),
+            1,
+        )
+    };
 
     let n_classes = dataset.n_classes();
     let all_labels = dataset.label_matrix();
@@ -89,17 +111,39 @@ pub fn extract_features(options: &ExtractOptions, out: &Path) -> Result<FeatureC
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut feature_shape = None;
     for (chunk, batch) in batches {
-        progress.inc(chunk.len() as u64);
+        progress.inc((chunk.len() * n_views) as u64);
         skipped.extend(batch.skipped.iter().map(|s| s.path.clone()));
         if batch.images.is_empty() {
             continue;
         }
-        let mut maps = backbone.forward_features(preprocessing.batch(&batch.images, &device));
+        // Each loaded entry holds a photo's views one after another, so the batch's rows are
+        // photo-major, the cache's layout.
+        let inputs = batch.images.len() * n_views;
+        let input = Tensor::<4>::from_data(
+            TensorData::new(
+                batch.images.concat(),
+                [inputs, 3, preprocessing.height, preprocessing.width],
+            ),
+            &device,
+        );
+        let mut maps = backbone.forward_features(input);
         if options.pooled {
             let [b, c, _, _] = maps.dims();
             maps = global_average_pool(maps).reshape([b, c, 1, 1]);
         }
         let [_, c, h, w] = maps.dims();
+        if feature_shape.is_none() {
+            let bytes = dataset.len() * n_views * c * h * w * std::mem::size_of::<f16>();
+            progress.suspend(|| {
+                eprintln!(
+                    "extracting {} images × {} × {c}×{h}×{w} half floats: a cache of up to {}, \
+                     held in memory until it is written",
+                    dataset.len(),
+                    view_count(n_views),
+                    human_bytes(bytes)
+                )
+            });
+        }
         feature_shape = Some([c, h, w]);
         let values = maps
             .into_data()
@@ -126,9 +170,10 @@ pub fn extract_features(options: &ExtractOptions, out: &Path) -> Result<FeatureC
     };
     let elapsed = started.elapsed().as_secs_f64();
     eprintln!(
-        "extracted {} images in {elapsed:.0} s ({:.1} images/s){}",
+        "extracted {} images × {} in {elapsed:.0} s ({:.1} views/s){}",
         images.len(),
-        images.len() as f64 / elapsed.max(1e-9),
+        view_count(n_views),
+        (images.len() * n_views) as f64 / elapsed.max(1e-9),
         if skipped.is_empty() {
             String::new()
         } else {
@@ -142,6 +187,11 @@ pub fn extract_features(options: &ExtractOptions, out: &Path) -> Result<FeatureC
         image_size: options.image_size,
         pooled: options.pooled,
         feature_shape,
+        views: n_views,
+        view_crops: views.has_crops().then(|| ViewCrops {
+            seed: views.seed,
+            crop: views.crop.clone(),
+        }),
         label_space: dataset.label_space.clone(),
         source: options.data.clone(),
         split: options.split,
@@ -150,5 +200,28 @@ pub fn extract_features(options: &ExtractOptions, out: &Path) -> Result<FeatureC
     };
     let cache = FeatureCache::new(header, features, labels)?;
     cache.write(out)?;
+    eprintln!(
+        "wrote {} ({})",
+        out.display(),
+        human_bytes(cache.feature_bytes())
+    );
     Ok(cache.header)
+}
+
+/// "1 view", "3 views", for messages.
+fn view_count(views: usize) -> String {
+    match views {
+        1 => "1 view".to_string(),
+        _ => format!("{views} views"),
+    }
+}
+
+/// `bytes` in MB or GB, for messages.
+fn human_bytes(bytes: usize) -> String {
+    let megabytes = bytes as f64 / 1e6;
+    if megabytes >= 1000.0 {
+        format!("{:.2} GB", megabytes / 1000.0)
+    } else {
+        format!("{megabytes:.1} MB")
+    }
 }

@@ -2,9 +2,21 @@
 //! frozen-backbone training then reads features instead of decoding and convolving images, which
 //! turns an epoch of minutes into seconds.
 //!
-//! One safetensors file: `features` `[N, C, H, W]` in half precision (`H = W = 1` when pooled),
-//! `labels` `[N, K]` multi-hot bytes, and a JSON [`FeatureCacheHeader`] in the metadata. Rows are
-//! the images that loaded, in data-set order; training carves its validation split from them.
+//! One safetensors file: `features` `[N, V, C, H, W]` in half precision (`V` views per photo,
+//! see [`crate::images::views`]; `H = W = 1` when pooled), `labels` `[N, K]` multi-hot bytes,
+//! and a JSON [`FeatureCacheHeader`] in the metadata. Rows are the images that loaded, in
+//! data-set order; training carves its validation split from them.
+//!
+//! The views of one photo are adjacent (photo-major). Extraction produces a photo's views
+//! together and appends them as it goes, without knowing in advance how many photos will load;
+//! a view-major layout would need that count up front, or a transpose of the whole cache at the
+//! end. Photo-major also keeps a photo's label, its views and its place in the train/validation
+//! split in one row, and any (photo, view) is one contiguous slice.
+//!
+//! Caches from before views existed have no `views` in their header and a 4-D `[N, C, H, W]`
+//! `features`; they read as one view per photo. The format version did not change for this:
+//! the change only adds to the header, and a trainer from before views refuses a cache of
+//! several views on its size check, naming the file.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -19,6 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::write_atomically;
 use crate::dataset::Split;
+use crate::images::{PLAIN_VIEW, RandomResizedCropConfig};
 
 /// Version of the cache layout; readers refuse versions they do not know.
 pub const FEATURE_CACHE_VERSION: u32 = 1;
@@ -38,6 +51,12 @@ pub struct FeatureCacheHeader {
     pub pooled: bool,
     /// `[C, H, W]` of one image's features.
     pub feature_shape: [usize; 3],
+    /// Views per photo (view 0 plain, view 1 mirrored, views 2.. random resized crops).
+    #[serde(default = "single_view")]
+    pub views: usize,
+    /// Seed and ranges of the random crops, when there are any (views 2..).
+    #[serde(default)]
+    pub view_crops: Option<ViewCrops>,
     pub label_space: LabelSpace,
     /// The data set directory and split the images came from.
     pub source: PathBuf,
@@ -48,17 +67,30 @@ pub struct FeatureCacheHeader {
     pub skipped: Vec<PathBuf>,
 }
 
+/// How the random-crop views of a cache were drawn, to reproduce or compare caches.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ViewCrops {
+    pub seed: u64,
+    pub crop: RandomResizedCropConfig,
+}
+
+/// The number of views of a cache written before views existed.
+fn single_view() -> usize {
+    1
+}
+
 /// Features and labels of a data set's images, in memory.
 pub struct FeatureCache {
     pub header: FeatureCacheHeader,
-    /// `[N, C, H, W]`, row-major.
+    /// `[N, V, C, H, W]`, row-major.
     features: Vec<f16>,
     /// `[N, K]` multi-hot.
     labels: Vec<u8>,
 }
 
 impl FeatureCache {
-    /// Assembles a cache; `features` and `labels` must hold one row per image of the header.
+    /// Assembles a cache; `features` must hold `views` views per image of the header, photo by
+    /// photo, and `labels` one row per image.
     pub fn new(header: FeatureCacheHeader, features: Vec<f16>, labels: Vec<u8>) -> Result<Self> {
         let cache = Self {
             header,
@@ -81,7 +113,13 @@ impl FeatureCache {
         self.header.label_space.n_classes()
     }
 
-    fn row_size(&self) -> usize {
+    /// Views per photo.
+    pub fn views(&self) -> usize {
+        self.header.views
+    }
+
+    /// Values of one view of one photo.
+    fn view_size(&self) -> usize {
         self.header.feature_shape.iter().product()
     }
 
@@ -99,22 +137,55 @@ impl FeatureCache {
             .collect()
     }
 
-    /// The features of `rows` widened to f32, with their `[rows, C, H, W]` shape.
+    /// The plain view's features of `rows` widened to f32, with their `[rows, C, H, W]` shape:
+    /// what validation, evaluation and the lesson export use.
     pub fn features_of(&self, rows: &[usize]) -> (Vec<f32>, [usize; 4]) {
-        let size = self.row_size();
+        self.view_features_of(rows, &vec![PLAIN_VIEW; rows.len()])
+    }
+
+    /// The features of view `views[i]` of row `rows[i]`, widened to f32, with their
+    /// `[rows, C, H, W]` shape. Panics when the slices differ in length or a view is not below
+    /// [`FeatureCache::views`]: callers draw the views from that count.
+    pub fn view_features_of(&self, rows: &[usize], views: &[usize]) -> (Vec<f32>, [usize; 4]) {
+        assert_eq!(rows.len(), views.len(), "one view per row");
+        let size = self.view_size();
         let values = rows
             .iter()
-            .flat_map(|&row| self.features[row * size..(row + 1) * size].iter())
+            .zip(views)
+            .flat_map(|(&row, &view)| {
+                assert!(
+                    view < self.views(),
+                    "view {view} of a {}-view cache",
+                    self.views()
+                );
+                let start = (row * self.views() + view) * size;
+                self.features[start..start + size].iter()
+            })
             .map(|value| value.to_f32())
             .collect();
         let [c, h, w] = self.header.feature_shape;
         (values, [rows.len(), c, h, w])
     }
 
-    /// The features of `rows` as a tensor on `device`.
+    /// The plain view's features of `rows` as a tensor on `device`.
     pub fn feature_tensor(&self, rows: &[usize], device: &Device) -> Tensor<4> {
-        let (values, shape) = self.features_of(rows);
+        self.view_feature_tensor(rows, &vec![PLAIN_VIEW; rows.len()], device)
+    }
+
+    /// The features of view `views[i]` of row `rows[i]` as a tensor on `device`.
+    pub fn view_feature_tensor(
+        &self,
+        rows: &[usize],
+        views: &[usize],
+        device: &Device,
+    ) -> Tensor<4> {
+        let (values, shape) = self.view_features_of(rows, views);
         Tensor::from_data(TensorData::new(values, shape), device)
+    }
+
+    /// Bytes the features take in memory and on disk.
+    pub fn feature_bytes(&self) -> usize {
+        self.features.len() * std::mem::size_of::<f16>()
     }
 
     /// Writes the cache to `path` atomically.
@@ -128,7 +199,11 @@ impl FeatureCache {
         let tensors = [
             (
                 FEATURES,
-                TensorView::new(Dtype::F16, vec![self.len(), c, h, w], &feature_bytes)?,
+                TensorView::new(
+                    Dtype::F16,
+                    vec![self.len(), self.views(), c, h, w],
+                    &feature_bytes,
+                )?,
             ),
             (
                 LABELS,
@@ -182,7 +257,21 @@ impl FeatureCache {
             }
             Ok(view)
         };
-        let features = tensor(FEATURES, Dtype::F16)?
+        let features = tensor(FEATURES, Dtype::F16)?;
+        let [c, h, w] = header.feature_shape;
+        let (n, views) = (header.images.len(), header.views);
+        let shape_ok = features.shape() == [n, views, c, h, w]
+            || (views == 1 && features.shape() == [n, c, h, w]);
+        if !shape_ok {
+            bail!(
+                "{}: tensor `{FEATURES}` has shape {:?}, but the header describes {n} images of \
+                 {views} views of shape {:?}",
+                path.display(),
+                features.shape(),
+                header.feature_shape
+            );
+        }
+        let features = features
             .data()
             .chunks_exact(2)
             .map(|pair| f16::from_le_bytes([pair[0], pair[1]]))
@@ -199,12 +288,17 @@ impl FeatureCache {
 
     fn check_sizes(&self, name: &str) -> Result<()> {
         let n = self.len();
-        if self.features.len() != n * self.row_size() {
+        let views = self.views();
+        if views == 0 {
+            bail!("{name}: the header says 0 views per photo; extract the features again");
+        }
+        let needed = n * views * self.view_size();
+        if self.features.len() != needed {
             bail!(
-                "{name}: `{FEATURES}` holds {} values, but {n} images of shape {:?} need {}",
+                "{name}: `{FEATURES}` holds {} values, but {n} images of {views} views of shape \
+                 {:?} need {needed}",
                 self.features.len(),
                 self.header.feature_shape,
-                n * self.row_size()
             );
         }
         if self.labels.len() != n * self.n_classes() {

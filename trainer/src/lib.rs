@@ -3,6 +3,7 @@
 
 pub mod backend;
 pub mod bench;
+pub mod calibration;
 pub mod checkpoint;
 pub mod data_parallel;
 pub mod dataset;
@@ -11,6 +12,7 @@ pub mod evaluate;
 pub mod export;
 pub mod extract;
 pub mod feature_cache;
+pub mod flip_tta;
 pub mod images;
 pub mod lesson_features;
 pub mod plots;

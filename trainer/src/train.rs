@@ -23,8 +23,8 @@ use querylabel::loss::{
 use querylabel::model::{Classifier, ClassifierConfig, HeadConfig};
 use querylabel::preprocess::Preprocessing;
 use querylabel::single_positive::{single_positive_labels, train_validation_split};
-use rand::SeedableRng;
 use rand::seq::SliceRandom;
+use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
@@ -35,7 +35,10 @@ use crate::dataset::{Dataset, DatasetFormat, Split, open_dataset};
 use crate::ema::update_average;
 use crate::evaluate::{Evaluation, evaluate, score_cached_features, score_dataset};
 use crate::feature_cache::FeatureCache;
-use crate::images::{AugmentationConfig, ImageLoader, ImageRequest, Prefetched, prefetch};
+use crate::flip_tta::{score_cached_features_flip_averaged, score_dataset_flip_averaged};
+use crate::images::{
+    AugmentationConfig, ImageLoader, ImageRequest, MIRRORED_VIEW, PLAIN_VIEW, Prefetched, prefetch,
+};
 use crate::plots::plot_history;
 use crate::saved_model::{ModelDescription, save_model};
 use crate::schedule::OneCycle;
@@ -108,6 +111,11 @@ pub struct TrainOptions {
     pub ema_decay: Option<f64>,
     /// Stop after this many epochs without a better validation mAP.
     pub patience: Option<usize>,
+    /// Validate with test-time flip averaging (photo and mirror image; from a feature cache, its
+    /// views 0 and 1), which then also picks the best model. Missing in runs from before it
+    /// existed: off.
+    #[serde(default)]
+    pub tta_flip: bool,
     pub augmentation: AugmentationConfig,
     pub q2l_hidden_dim: usize,
     pub q2l_heads: usize,
@@ -282,6 +290,14 @@ fn prepare_data(options: &mut TrainOptions) -> Result<RunData> {
                     path.display()
                 );
             }
+            if options.tta_flip && cache.views() <= MIRRORED_VIEW {
+                bail!(
+                    "{}: --tta-flip needs the mirrored view of each photo, but the cache has {} \
+                     view(s); extract it with --views 2 or more",
+                    path.display(),
+                    cache.views()
+                );
+            }
             options.backbone = cache.header.backbone;
             options.backbone_weights = cache.header.backbone_weights.clone();
             options.image_size = cache.header.image_size;
@@ -444,11 +460,13 @@ fn epoch_batches(
             )
         }
         Examples::Features { cache, train, .. } => {
+            let views = epoch_views(train.len(), cache.views(), epoch_seed);
             let (cache, train) = (Arc::clone(cache), train.clone());
             prefetch(
                 chunks.into_iter().map(move |chunk| {
                     let cache_rows: Vec<usize> = chunk.iter().map(|&i| train[i]).collect();
-                    let (values, shape) = cache.features_of(&cache_rows);
+                    let chunk_views: Vec<usize> = chunk.iter().map(|&i| views[i]).collect();
+                    let (values, shape) = cache.view_features_of(&cache_rows, &chunk_views);
                     TrainBatch {
                         requested: chunk.len(),
                         rows: chunk,
@@ -460,6 +478,22 @@ fn epoch_batches(
             )
         }
     }
+}
+
+/// The stream of the epoch seed's generator that draws the cached views (stream 0 shuffles).
+const VIEW_STREAM: u64 = 1;
+
+/// The cached view each training example is seen in this epoch, by training-set position:
+/// uniform over the cache's `views`, a function of the epoch seed alone (so a run, and a resumed
+/// run, reproduce) and independent of the order and the batching. With one view nothing is
+/// drawn, so single-view runs are what they were before views existed.
+fn epoch_views(examples: usize, views: usize, epoch_seed: u64) -> Vec<usize> {
+    if views <= 1 {
+        return vec![PLAIN_VIEW; examples];
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(epoch_seed);
+    rng.set_stream(VIEW_STREAM);
+    (0..examples).map(|_| rng.random_range(0..views)).collect()
 }
 
 fn initial_model(
@@ -538,6 +572,8 @@ pub fn train(
         classifier: options.classifier_config(n_classes),
         label_space: data.label_space.clone(),
         preprocessing: preprocessing.clone(),
+        // Chosen on the validation split at export (`trainer export`), not during training.
+        decision_threshold: Default::default(),
     };
     let train_loader = ImageLoader {
         preprocessing: preprocessing.clone(),
@@ -807,13 +843,23 @@ fn validate(
     device: &Device,
 ) -> Result<Evaluation> {
     let model = model.valid();
+    let batch_size = options.batch_size;
     let scored = match examples {
+        Examples::Images { validation, .. } if options.tta_flip => {
+            score_dataset_flip_averaged(&model, validation, loader, batch_size, device)
+        }
         Examples::Images { validation, .. } => {
-            score_dataset(&model, validation, loader, options.batch_size, device)
+            score_dataset(&model, validation, loader, batch_size, device)
         }
         Examples::Features {
             cache, validation, ..
-        } => score_cached_features(&model, cache, validation, options.batch_size, device),
+        } if options.tta_flip => {
+            score_cached_features_flip_averaged(&model, cache, validation, batch_size, device)?
+        }
+        // The plain view only: validation measures the photos as evaluation will see them.
+        Examples::Features {
+            cache, validation, ..
+        } => score_cached_features(&model, cache, validation, batch_size, device),
     };
     evaluate(&scored)
 }

@@ -1,15 +1,17 @@
-//! Training from cached backbone features (`trainer extract`, `train --features`), the lesson's
-//! feature export, linear-init-then-fine-tune, and the results report, on the shipped sample of
-//! real COCO photos with the CPU backend. They need the converted Lite0 weights (`make weights`).
+//! Training from cached backbone features (`trainer extract`, `train --features`), several
+//! cached views per photo, the lesson's feature export, linear-init-then-fine-tune, and the
+//! results report, on the shipped sample of real COCO photos with the CPU backend. They need the
+//! converted Lite0 weights (`make weights`).
 
 mod common;
 
 use std::path::Path;
 
 use burn::module::Module;
-use burn::tensor::{Device, Distribution, Tensor};
+use burn::tensor::{Device, Distribution, Tensor, TensorData};
 use common::{eval_on_sample_validation_split, last_json_line, train, trainer};
-use querylabel::backbone::BackboneConfig;
+use querylabel::backbone::{BackboneConfig, BackboneKind};
+use querylabel::preprocess::{Preprocessing, decode_image};
 use querylabel_trainer::feature_cache::FeatureCache;
 use querylabel_trainer::saved_model::load_model;
 use querylabel_trainer::weights::pretrained_backbone;
@@ -302,4 +304,331 @@ fn linear_init_trains_the_head_first_then_the_whole_network() {
         .map(|(a, b)| (a - b).abs())
         .fold(0.0f32, f32::max);
     assert!(moved > 1e-4, "fine-tuning left the backbone unchanged");
+}
+
+/// Extracts the first `images` photos of the sample at 64 px with `views` views per photo.
+fn extract_views(out: &Path, images: usize, views: usize, extra: &[&str]) -> FeatureCache {
+    let (images_arg, views_arg) = (images.to_string(), views.to_string());
+    let mut args = vec![
+        "extract",
+        "--backend",
+        "flex",
+        "--image-size",
+        "64",
+        "--max-images",
+        &images_arg,
+        "--views",
+        &views_arg,
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let (ok, stdout, stderr) = trainer(&args);
+    assert!(ok, "trainer extract failed:\n{stderr}");
+    let counted = match views {
+        1 => "× 1 view ".to_string(),
+        _ => format!("× {views} views "),
+    };
+    assert!(stderr.contains(&counted), "{stderr}");
+    let summary = last_json_line(&stdout);
+    assert_eq!(
+        summary["images"].as_u64().unwrap(),
+        images as u64,
+        "{summary}"
+    );
+    assert_eq!(
+        summary["views"].as_u64().unwrap(),
+        views as u64,
+        "{summary}"
+    );
+    FeatureCache::read(out).unwrap()
+}
+
+/// The features of one view of one cached photo.
+fn view_of(cache: &FeatureCache, row: usize, view: usize) -> Vec<f32> {
+    cache.view_features_of(&[row], &[view]).0
+}
+
+fn max_difference(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+/// Half precision of features up to about 6 (ReLU6), plus batch-order noise.
+const F16_TOLERANCE: f32 = 2e-2;
+
+#[test]
+fn extracting_views_caches_the_plain_photo_its_mirror_and_reproducible_crops() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("three.safetensors");
+    let cache = extract_views(&path, 6, 3, &[]);
+    assert_eq!(cache.views(), 3);
+    assert_eq!(cache.len(), 6);
+    assert!(cache.header.view_crops.is_some());
+
+    // Views 0 and 1 are the backbone's features of the plain input and of its mirror image.
+    let device = Device::flex();
+    let backbone = pretrained_backbone(
+        &BackboneConfig::new(BackboneKind::EfficientNetLite0).with_frozen_bn(true),
+        None,
+        &device,
+    )
+    .unwrap()
+    .valid();
+    let preprocessing = Preprocessing::imagenet(64);
+    for row in 0..3 {
+        let bytes = std::fs::read(&cache.header.images[row]).unwrap();
+        let chw = preprocessing.image_to_chw(&decode_image(&bytes).unwrap());
+        let input = Tensor::<4>::from_data(TensorData::new(chw, [1, 3, 64, 64]), &device);
+        let features = |input: Tensor<4>| -> Vec<f32> {
+            backbone
+                .forward_features(input)
+                .into_data()
+                .try_into_vec_as::<f32>()
+                .unwrap()
+        };
+        let plain = features(input.clone());
+        let mirrored = features(input.flip([3]));
+        let (view0, view1, view2) = (
+            view_of(&cache, row, 0),
+            view_of(&cache, row, 1),
+            view_of(&cache, row, 2),
+        );
+        assert!(
+            max_difference(&view0, &plain) < F16_TOLERANCE,
+            "row {row} view 0"
+        );
+        assert!(
+            max_difference(&view1, &mirrored) < F16_TOLERANCE,
+            "row {row} view 1"
+        );
+        for (a, b, what) in [
+            (&view0, &view1, "0 and 1"),
+            (&view0, &view2, "0 and 2"),
+            (&view1, &view2, "1 and 2"),
+        ] {
+            assert!(
+                max_difference(a, b) > 0.1,
+                "row {row}: views {what} are alike"
+            );
+        }
+    }
+    // The plain view is what validation and the lesson read.
+    assert_eq!(cache.features_of(&[4]).0, view_of(&cache, 4, 0));
+
+    // Extracting again gives the same file; another seed other crops, but the same views 0, 1.
+    let again = dir.path().join("again.safetensors");
+    extract_views(&again, 6, 3, &[]);
+    assert!(std::fs::read(&path).unwrap() == std::fs::read(&again).unwrap());
+    let reseeded = extract_views(
+        &dir.path().join("seed2.safetensors"),
+        6,
+        3,
+        &["--seed", "2"],
+    );
+    for row in 0..6 {
+        for view in [0, 1] {
+            assert_eq!(view_of(&reseeded, row, view), view_of(&cache, row, view));
+        }
+    }
+    assert!((0..6).any(|row| view_of(&reseeded, row, 2) != view_of(&cache, row, 2)));
+
+    // No views at all is refused, naming the option.
+    let (ok, _, stderr) = trainer(&[
+        "extract",
+        "--backend",
+        "flex",
+        "--views",
+        "0",
+        "--out",
+        dir.path().join("none.safetensors").to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    assert!(stderr.contains("--views 0"), "{stderr}");
+}
+
+/// Arguments of a short, fast linear-head run on a small cache.
+fn quick_linear(cache: &Path) -> Vec<&str> {
+    vec![
+        "--features",
+        cache.to_str().unwrap(),
+        "--head",
+        "linear",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "8",
+        "--lr",
+        "1e-3",
+        "--ema-decay",
+        "0",
+    ]
+}
+
+/// The training losses of a run, epoch by epoch.
+fn train_losses(run: &Path) -> Vec<f64> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|line| {
+            serde_json::from_str::<serde_json::Value>(line).unwrap()["train_loss"]
+                .as_f64()
+                .unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn a_cache_from_before_views_still_loads_and_trains() {
+    let dir = tempfile::tempdir().unwrap();
+    let current = dir.path().join("one.safetensors");
+    let cache = extract_views(&current, 40, 1, &[]);
+
+    // Rewrite it as the trainer wrote caches before views: no view fields in the header and
+    // 4-D features.
+    let bytes = std::fs::read(&current).unwrap();
+    let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let (_, metadata) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let key = "querylabel_feature_cache";
+    let mut header: serde_json::Value =
+        serde_json::from_str(&metadata.metadata().as_ref().unwrap()[key]).unwrap();
+    let object = header.as_object_mut().unwrap();
+    assert!(object.remove("views").is_some());
+    assert!(object.remove("view_crops").is_some());
+    let features = tensors.tensor("features").unwrap();
+    let [n, views, c, h, w] = features.shape().try_into().unwrap();
+    assert_eq!(views, 1);
+    let labels = tensors.tensor("labels").unwrap();
+    let legacy_tensors = [
+        (
+            "features",
+            safetensors::tensor::TensorView::new(
+                features.dtype(),
+                vec![n, c, h, w],
+                features.data(),
+            )
+            .unwrap(),
+        ),
+        (
+            "labels",
+            safetensors::tensor::TensorView::new(
+                labels.dtype(),
+                labels.shape().to_vec(),
+                labels.data(),
+            )
+            .unwrap(),
+        ),
+    ];
+    let legacy_metadata = std::collections::HashMap::from([(key.to_string(), header.to_string())]);
+    let legacy = dir.path().join("legacy.safetensors");
+    std::fs::write(
+        &legacy,
+        safetensors::serialize(legacy_tensors, Some(legacy_metadata)).unwrap(),
+    )
+    .unwrap();
+
+    let read = FeatureCache::read(&legacy).unwrap();
+    assert_eq!(read.views(), 1);
+    assert!(read.header.view_crops.is_none());
+    assert_eq!(read.features_of(&[0, 39]), cache.features_of(&[0, 39]));
+
+    let run = dir.path().join("run");
+    let summary = train(&run, &quick_linear(&legacy));
+    assert!(
+        summary["best_map"].as_f64().unwrap().is_finite(),
+        "{summary}"
+    );
+    // The same data in the current layout trains the same steps.
+    train(&dir.path().join("current"), &quick_linear(&current));
+    assert_eq!(
+        train_losses(&run),
+        train_losses(&dir.path().join("current"))
+    );
+
+    // Flip averaging needs the mirrored view, which a one-view cache lacks.
+    let (ok, _, stderr) = trainer(
+        &[
+            ["train", "--backend", "flex", "--tta-flip", "--out"].as_slice(),
+            &[dir.path().join("refused").to_str().unwrap()],
+            &quick_linear(&legacy),
+        ]
+        .concat(),
+    );
+    assert!(!ok);
+    assert!(
+        stderr.contains("legacy.safetensors") && stderr.contains("--views 2"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn training_on_several_views_reproduces_for_a_seed_and_differs_from_one_view() {
+    let dir = tempfile::tempdir().unwrap();
+    let one_path = dir.path().join("one.safetensors");
+    let three_path = dir.path().join("three.safetensors");
+    let one = extract_views(&one_path, 40, 1, &[]);
+    let three = extract_views(&three_path, 40, 3, &[]);
+    // The plain view does not depend on how many views were extracted beside it.
+    for row in [0, 17, 39] {
+        assert!(max_difference(&view_of(&one, row, 0), &view_of(&three, row, 0)) < F16_TOLERANCE);
+    }
+
+    let first = train(&dir.path().join("first"), &quick_linear(&three_path));
+    let second = train(&dir.path().join("second"), &quick_linear(&three_path));
+    let single = train(&dir.path().join("single"), &quick_linear(&one_path));
+    let first_losses = train_losses(&dir.path().join("first"));
+    let second_losses = train_losses(&dir.path().join("second"));
+    assert_eq!(
+        first_losses, second_losses,
+        "a 3-view run does not reproduce"
+    );
+    assert_eq!(first["best_map"], second["best_map"]);
+    let single_losses = train_losses(&dir.path().join("single"));
+    assert!(
+        first_losses
+            .iter()
+            .zip(&single_losses)
+            .all(|(a, b)| (a - b).abs() > 1e-6),
+        "the extra views changed nothing: {first_losses:?} vs {single_losses:?}"
+    );
+    // Validation reads the plain view of either cache: the same photos, scored alike before
+    // training.
+    let initial = |summary: &serde_json::Value| summary["initial_map"].as_f64().unwrap();
+    assert!(
+        (initial(&first) - initial(&single)).abs() < 0.5,
+        "{first} vs {single}"
+    );
+
+    // Flip-averaged validation from the cache, and flip-averaged evaluation of the photos.
+    let averaged = train(
+        &dir.path().join("averaged"),
+        &[quick_linear(&three_path).as_slice(), &["--tta-flip"]].concat(),
+    );
+    assert!(averaged["best_map"].as_f64().unwrap().is_finite());
+    let evaluate = |extra: &[&str]| -> serde_json::Value {
+        let model = dir.path().join("first");
+        let data = querylabel_trainer::dataset::sample_dir();
+        let mut args = vec![
+            "eval",
+            "--backend",
+            "flex",
+            "--model",
+            model.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--run-split-seed",
+            "1",
+        ];
+        args.extend_from_slice(extra);
+        let (ok, stdout, stderr) = trainer(&args);
+        assert!(ok, "trainer eval failed:\n{stderr}");
+        last_json_line(&stdout)
+    };
+    let plain = evaluate(&[]);
+    let flipped = evaluate(&["--tta-flip"]);
+    assert_eq!(plain["images"], flipped["images"]);
+    assert_ne!(plain["mAP"], flipped["mAP"]);
 }

@@ -3,13 +3,15 @@
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
+use image::imageops::FilterType;
 use image::{DynamicImage, ImageFormat, Rgb, RgbImage, imageops};
 use querylabel::preprocess::Preprocessing;
 use querylabel::truncated_jpeg::is_truncated_jpeg;
 use querylabel_trainer::images::augment::{cutout, random_resized_crop_region};
 use querylabel_trainer::images::{
-    AugmentationConfig, CutoutConfig, CutoutFill, ImageLoader, ImageRequest, RandAugmentConfig,
-    RandAugmentOp, RandomResizedCropConfig, SkipReason, augment, augmentation_rng, prefetch,
+    AugmentationConfig, CutoutConfig, CutoutFill, ImageLoader, ImageRequest, MIRRORED_VIEW,
+    PLAIN_VIEW, PhotoViews, RandAugmentConfig, RandAugmentOp, RandomResizedCropConfig, SkipReason,
+    augment, augmentation_rng, prefetch,
 };
 
 /// A deterministic image with plenty of structure (no two neighbours alike) and no magenta.
@@ -178,6 +180,37 @@ fn disabled_augmentation_is_exactly_the_evaluation_preprocessing() {
     assert_eq!(
         pre.image_to_chw(&DynamicImage::ImageRgb8(augmented)),
         pre.image_to_chw(&image)
+    );
+}
+
+#[test]
+fn cached_views_are_the_plain_input_its_mirror_and_crops_fixed_by_seed_index_and_view() {
+    let image = DynamicImage::ImageRgb8(test_image(90, 60, 3));
+    let preprocessing = Preprocessing::imagenet(32);
+    let views = PhotoViews::new(4, 1);
+    let rendered = views.render(&image, 7, &preprocessing);
+    assert_eq!(rendered.len(), 4);
+    assert!(rendered.iter().all(|view| view.len() == 3 * 32 * 32));
+    assert_eq!(rendered[PLAIN_VIEW], preprocessing.image_to_chw(&image));
+    let mirrored = DynamicImage::ImageRgb8(imageops::flip_horizontal(
+        &image.resize_exact(32, 32, FilterType::Triangle).to_rgb8(),
+    ));
+    assert_eq!(
+        rendered[MIRRORED_VIEW],
+        preprocessing.image_to_chw(&mirrored)
+    );
+    assert_ne!(rendered[2], rendered[3], "two crops alike");
+    assert_eq!(views.render(&image, 7, &preprocessing), rendered);
+    let other_image = views.render(&image, 8, &preprocessing);
+    let other_seed = PhotoViews::new(4, 2).render(&image, 7, &preprocessing);
+    for other in [other_image, other_seed] {
+        assert_eq!(other[..2], rendered[..2]);
+        assert_ne!(other[2], rendered[2]);
+    }
+    // Fewer views are a prefix of more.
+    assert_eq!(
+        PhotoViews::new(1, 1).render(&image, 7, &preprocessing),
+        rendered[..1]
     );
 }
 

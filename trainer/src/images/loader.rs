@@ -92,33 +92,11 @@ impl ImageLoader {
     /// epoch's seed; ignored without augmentation). Prints a warning for each skipped file. The
     /// result may hold fewer images than requested, or none.
     pub fn load_batch(&self, requests: &[ImageRequest], seed: u64) -> LoadedBatch {
-        let results: Vec<Result<Vec<f32>, SkipReason>> = requests
+        let results = requests
             .par_iter()
             .map(|request| self.load_image(request, seed))
             .collect();
-        let mut batch = LoadedBatch {
-            images: Vec::with_capacity(requests.len()),
-            kept: Vec::with_capacity(requests.len()),
-            skipped: Vec::new(),
-        };
-        for (position, (request, result)) in requests.iter().zip(results).enumerate() {
-            match result {
-                Ok(image) => {
-                    batch.images.push(image);
-                    batch.kept.push(position);
-                }
-                Err(reason) => {
-                    let skipped = SkippedImage {
-                        position,
-                        path: request.path.clone(),
-                        reason,
-                    };
-                    eprintln!("warning: skipping image {skipped}");
-                    batch.skipped.push(skipped);
-                }
-            }
-        }
-        batch
+        load_each(requests, results)
     }
 
     /// Loads one image: read, decode, augment (if configured), normalise to CHW.
@@ -138,6 +116,37 @@ impl ImageLoader {
             None => self.preprocessing.image_to_chw(&image),
         })
     }
+}
+
+/// Sorts the loading results of `requests` (one each, in order) into the kept images and the
+/// skipped files, printing a warning for each skipped one.
+pub(crate) fn load_each(
+    requests: &[ImageRequest],
+    results: Vec<Result<Vec<f32>, SkipReason>>,
+) -> LoadedBatch {
+    let mut batch = LoadedBatch {
+        images: Vec::with_capacity(requests.len()),
+        kept: Vec::with_capacity(requests.len()),
+        skipped: Vec::new(),
+    };
+    for (position, (request, result)) in requests.iter().zip(results).enumerate() {
+        match result {
+            Ok(image) => {
+                batch.images.push(image);
+                batch.kept.push(position);
+            }
+            Err(reason) => {
+                let skipped = SkippedImage {
+                    position,
+                    path: request.path.clone(),
+                    reason,
+                };
+                eprintln!("warning: skipping image {skipped}");
+                batch.skipped.push(skipped);
+            }
+        }
+    }
+    batch
 }
 
 /// Reads and decodes one file with the shared decoder (size limits, truncated JPEGs refused).

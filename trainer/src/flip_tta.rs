@@ -1,0 +1,109 @@
+//! Test-time flip averaging: each photo is scored as it is and as its mirror image, and the two
+//! probabilities are averaged. Mirroring keeps the labels of everyday photos, so the average is
+//! a cheap ensemble of two looks at the photo.
+//!
+//! Probabilities are averaged rather than logits: they are what the metrics rank and threshold,
+//! and one confident look is not outvoted by an unbounded logit of the other.
+//!
+//! From a feature cache the mirror is view 1 (see [`crate::images::views`]); from photos it is
+//! the evaluation input flipped along its width, the same pixels view 1 caches.
+
+use anyhow::{Result, bail};
+use burn::tensor::activation::sigmoid;
+use burn::tensor::{Device, Tensor};
+use querylabel::model::Classifier;
+
+use crate::dataset::Dataset;
+use crate::evaluate::ScoredImages;
+use crate::feature_cache::FeatureCache;
+use crate::images::{ImageLoader, ImageRequest, MIRRORED_VIEW, PLAIN_VIEW};
+
+/// The mean of two probability tensors, as plain values.
+fn averaged(first: Tensor<2>, second: Tensor<2>) -> Vec<f32> {
+    ((first + second) * 0.5)
+        .into_data()
+        .try_into_vec_as::<f32>()
+        .expect("float probabilities")
+}
+
+/// Runs `model`'s head (in inference mode) over the plain and the mirrored view of `rows` and
+/// averages their probabilities. Fails when the cache has no mirrored view.
+pub fn score_cached_features_flip_averaged(
+    model: &Classifier,
+    cache: &FeatureCache,
+    rows: &[usize],
+    batch_size: usize,
+    device: &Device,
+) -> Result<ScoredImages> {
+    if cache.views() <= MIRRORED_VIEW {
+        bail!(
+            "the feature cache has {} view(s) per photo, and flip averaging needs the mirrored \
+             view 1: extract with --views 2 or more",
+            cache.views()
+        );
+    }
+    let mut scores = Vec::with_capacity(rows.len() * cache.n_classes());
+    for chunk in rows.chunks(batch_size.max(1)) {
+        let probabilities = |view: usize| {
+            let features = cache.view_feature_tensor(chunk, &vec![view; chunk.len()], device);
+            sigmoid(model.head.forward(features).logits)
+        };
+        scores.extend(averaged(
+            probabilities(PLAIN_VIEW),
+            probabilities(MIRRORED_VIEW),
+        ));
+    }
+    Ok(ScoredImages {
+        scores,
+        labels: cache.labels_of(rows),
+        n_classes: cache.n_classes(),
+        skipped: 0,
+    })
+}
+
+/// Runs `model` (in inference mode) over every image of `dataset` and its mirror image and
+/// averages their probabilities; otherwise as [`crate::evaluate::score_dataset`].
+pub fn score_dataset_flip_averaged(
+    model: &Classifier,
+    dataset: &Dataset,
+    loader: &ImageLoader,
+    batch_size: usize,
+    device: &Device,
+) -> ScoredImages {
+    let n_classes = dataset.n_classes();
+    let all_labels = dataset.label_matrix();
+    let mut scored = ScoredImages {
+        scores: Vec::with_capacity(dataset.len() * n_classes),
+        labels: Vec::with_capacity(dataset.len() * n_classes),
+        n_classes,
+        skipped: 0,
+    };
+    let indices: Vec<usize> = (0..dataset.len()).collect();
+    for chunk in indices.chunks(batch_size.max(1)) {
+        let requests: Vec<ImageRequest> = chunk
+            .iter()
+            .map(|&i| ImageRequest {
+                path: dataset.examples[i].path.clone(),
+                index: i as u64,
+            })
+            .collect();
+        let batch = loader.load_batch(&requests, 0);
+        scored.skipped += batch.skipped.len();
+        if batch.images.is_empty() {
+            continue;
+        }
+        let images = loader.preprocessing.batch(&batch.images, device);
+        let mirrored = images.clone().flip([3]);
+        scored.scores.extend(averaged(
+            sigmoid(model.forward(images).logits),
+            sigmoid(model.forward(mirrored).logits),
+        ));
+        for &position in &batch.kept {
+            let row = chunk[position];
+            scored
+                .labels
+                .extend_from_slice(&all_labels[row * n_classes..(row + 1) * n_classes]);
+        }
+    }
+    scored
+}
