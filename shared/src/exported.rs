@@ -11,11 +11,19 @@ use serde::{Deserialize, Serialize};
 
 use crate::labels::LabelSpace;
 use crate::load_problems::LoadProblems;
+use crate::metrics::ChosenThreshold;
 use crate::model::{Classifier, ClassifierConfig};
 use crate::preprocess::Preprocessing;
 
 /// Version of the export layout; readers refuse versions they do not know.
 pub const EXPORT_FORMAT_VERSION: u32 = 1;
+
+/// The threshold of a model that records none (made before calibration, or fresh from
+/// training): the probability midpoint, which the multi-label papers report CF1 and OF1 at.
+pub const DEFAULT_DECISION_THRESHOLD: f32 = 0.5;
+
+/// The [`DecisionThreshold::rule`] of [`DEFAULT_DECISION_THRESHOLD`].
+pub const DEFAULT_THRESHOLD_RULE: &str = "default";
 
 /// Everything about a model but its parameters.
 #[derive(Debug, Serialize, Deserialize)]
@@ -23,6 +31,67 @@ pub struct ModelDescription {
     pub classifier: ClassifierConfig,
     pub label_space: LabelSpace,
     pub preprocessing: Preprocessing,
+    /// Which probabilities count as predicted labels. Absent from descriptions written before
+    /// it existed, which read as the default 0.5 (so format 1 stays format 1).
+    #[serde(default)]
+    pub decision_threshold: DecisionThreshold,
+}
+
+/// A model's decision threshold: a label is predicted when its probability is `>= value`.
+/// Recorded with the model because it belongs to it: a single-positive model's probabilities
+/// run far higher than a fully supervised one's, so one fixed value suits neither.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DecisionThreshold {
+    pub value: f32,
+    /// How `value` was chosen, for people (`"default"`, `"max overall F1 on the validation
+    /// split with at most 1 wrong label per photo"`, …).
+    pub rule: String,
+    /// What `value` achieved on the photos it was chosen on, when it was chosen on some.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation: Option<ThresholdValidation>,
+}
+
+/// A decision threshold's results on the validation split it was chosen on.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ThresholdValidation {
+    /// Photos of the split that were scored.
+    pub images: usize,
+    /// Overall F1 at the threshold, in `[0, 1]`.
+    pub overall_f1: f64,
+    /// Mean labels at or above the threshold that a photo does not have.
+    pub false_positives_per_image: f64,
+    /// Mean labels at or above the threshold that a photo has.
+    pub true_positives_per_image: f64,
+}
+
+impl Default for DecisionThreshold {
+    fn default() -> Self {
+        Self {
+            value: DEFAULT_DECISION_THRESHOLD,
+            rule: DEFAULT_THRESHOLD_RULE.into(),
+            validation: None,
+        }
+    }
+}
+
+impl DecisionThreshold {
+    /// The threshold [`choose_threshold`](crate::metrics::choose_threshold) picked, with its
+    /// rule spelled out and its validation results.
+    pub fn chosen_on_validation(chosen: &ChosenThreshold) -> Self {
+        Self {
+            value: chosen.threshold,
+            rule: format!(
+                "max overall F1 on the validation split with at most {} wrong label(s) per photo",
+                chosen.max_false_positives_per_image
+            ),
+            validation: Some(ThresholdValidation {
+                images: chosen.images,
+                overall_f1: chosen.overall_f1,
+                false_positives_per_image: chosen.per_image.false_positives,
+                true_positives_per_image: chosen.per_image.true_positives,
+            }),
+        }
+    }
 }
 
 /// `model.json` of an export.
@@ -45,6 +114,8 @@ pub enum ExportError {
     Version(u32),
     /// The head and the label space disagree on the number of classes.
     ClassCount { head: usize, labels: usize },
+    /// The decision threshold is not a number.
+    Threshold(f32),
     /// The weights are not safetensors, or do not fit the network the manifest describes.
     Weights(String),
 }
@@ -60,6 +131,10 @@ impl fmt::Display for ExportError {
             ExportError::ClassCount { head, labels } => write!(
                 f,
                 "the head predicts {head} classes but the label space has {labels}"
+            ),
+            ExportError::Threshold(value) => write!(
+                f,
+                "decision_threshold {value} is not a number; export the model again"
             ),
             ExportError::Weights(why) => write!(f, "weights do not match the model: {why}"),
         }
@@ -87,6 +162,10 @@ pub fn parse_manifest(json: &str) -> Result<ExportManifest, ExportError> {
     let labels = manifest.model.label_space.n_classes();
     if head != labels {
         return Err(ExportError::ClassCount { head, labels });
+    }
+    let threshold = manifest.model.decision_threshold.value;
+    if !threshold.is_finite() {
+        return Err(ExportError::Threshold(threshold));
     }
     Ok(manifest)
 }
@@ -152,6 +231,7 @@ mod tests {
             ),
             label_space: LabelSpace::coco80(),
             preprocessing: Preprocessing::imagenet(32),
+            decision_threshold: DecisionThreshold::default(),
         }
     }
 
@@ -205,5 +285,63 @@ mod tests {
             panic!("garbage weights must be refused");
         };
         assert!(matches!(error, ExportError::Weights(_)), "{error}");
+    }
+
+    #[test]
+    fn manifests_without_a_threshold_read_as_the_default() {
+        // A format-1 manifest as written before thresholds were recorded.
+        let mut json: serde_json::Value =
+            serde_json::from_str(&manifest_json(tiny_description(), 1)).unwrap();
+        json["model"]
+            .as_object_mut()
+            .unwrap()
+            .remove("decision_threshold")
+            .expect("the manifest had a threshold to remove");
+        let manifest = parse_manifest(&json.to_string()).unwrap();
+        assert_eq!(manifest.model.decision_threshold.value, 0.5);
+        assert_eq!(manifest.model.decision_threshold.rule, "default");
+        assert_eq!(manifest.model.decision_threshold.validation, None);
+    }
+
+    #[test]
+    fn a_chosen_threshold_is_recorded_and_read_back() {
+        let chosen = ChosenThreshold {
+            threshold: 0.63,
+            overall_f1: 0.6,
+            per_image: crate::metrics::LabelsPerImage {
+                false_positives: 0.8,
+                true_positives: 1.9,
+            },
+            images: 1006,
+            max_false_positives_per_image: 1.0,
+        };
+        let mut description = tiny_description();
+        description.decision_threshold = DecisionThreshold::chosen_on_validation(&chosen);
+        let json = manifest_json(description, 1);
+        let raw: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let recorded = &raw["model"]["decision_threshold"];
+        assert_eq!(recorded["value"].as_f64().unwrap() as f32, 0.63);
+        assert_eq!(recorded["validation"]["images"], 1006);
+        assert!(recorded["rule"].as_str().unwrap().contains("overall F1"));
+
+        let threshold = parse_manifest(&json).unwrap().model.decision_threshold;
+        assert_eq!(threshold.value, 0.63);
+        assert_eq!(
+            threshold.validation,
+            Some(ThresholdValidation {
+                images: 1006,
+                overall_f1: 0.6,
+                false_positives_per_image: 0.8,
+                true_positives_per_image: 1.9,
+            })
+        );
+
+        // A value too large for an f32 reads as infinity: refused, not used.
+        let mut raw = raw;
+        raw["model"]["decision_threshold"]["value"] = serde_json::json!(1e300);
+        assert!(matches!(
+            parse_manifest(&raw.to_string()),
+            Err(ExportError::Threshold(value)) if value.is_infinite()
+        ));
     }
 }

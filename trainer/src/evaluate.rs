@@ -4,9 +4,10 @@
 use anyhow::{Result, bail};
 use burn::tensor::Device;
 use burn::tensor::activation::sigmoid;
+use querylabel::exported::DEFAULT_DECISION_THRESHOLD;
 use querylabel::metrics::{
-    AveragePrecisionKind, LabelledScores, per_class_average_precision, threshold_metrics,
-    top_k_metrics,
+    AveragePrecisionKind, LabelledScores, labels_per_image, per_class_average_precision,
+    threshold_metrics, top_k_metrics,
 };
 use querylabel::model::Classifier;
 use serde::Serialize;
@@ -72,7 +73,8 @@ pub fn score_dataset(
     scored
 }
 
-/// Runs `model`'s head (in inference mode) over the cached features of `rows`.
+/// Runs `model`'s head (in inference mode) over the cached features of `rows`, their plain view
+/// (view 0) only: the other views are training augmentations, not what evaluation sees.
 pub fn score_cached_features(
     model: &Classifier,
     cache: &FeatureCache,
@@ -102,16 +104,24 @@ pub fn score_cached_features(
 }
 
 /// The numbers a researcher compares, in percent: mAP (scikit-learn's AP), CF1 and OF1 at a
-/// 0.5 threshold and for each image's top 3 labels (the Query2Label paper's two settings), how
-/// often an image's top label is right, and AP per class.
+/// decision threshold and for each image's top 3 labels (the Query2Label paper's two settings),
+/// how often an image's top label is right, and AP per class; and what the threshold means for
+/// one photo: how many wrong and true labels it shows on average.
 #[derive(Clone, Debug, Serialize)]
 pub struct Evaluation {
     #[serde(rename = "mAP")]
     pub map: f64,
+    /// The probability at or above which a label counts as predicted, for CF1, OF1 and the
+    /// labels per image.
+    pub threshold: f32,
     #[serde(rename = "CF1")]
     pub cf1: f64,
     #[serde(rename = "OF1")]
     pub of1: f64,
+    /// Mean labels at or above the threshold that an image does not have.
+    pub false_positives_per_image: f64,
+    /// Mean labels at or above the threshold that an image has.
+    pub true_positives_per_image: f64,
     #[serde(rename = "CF1_top3")]
     pub cf1_top3: f64,
     #[serde(rename = "OF1_top3")]
@@ -128,8 +138,15 @@ pub struct Evaluation {
     pub per_class_ap: Vec<Option<f64>>,
 }
 
-/// Summarises scored images; fails when no class has a positive image.
+/// Summarises scored images at the papers' 0.5 threshold, which training's per-epoch
+/// validation reports so that its CF1 and OF1 compare with the literature and across runs.
 pub fn evaluate(scored: &ScoredImages) -> Result<Evaluation> {
+    evaluate_at(scored, DEFAULT_DECISION_THRESHOLD)
+}
+
+/// Summarises scored images, predicting the labels scored `>= threshold`; fails when no class
+/// has a positive image.
+pub fn evaluate_at(scored: &ScoredImages, threshold: f32) -> Result<Evaluation> {
     let set = LabelledScores::new(&scored.scores, &scored.labels, scored.n_classes)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let per_class_ap = per_class_average_precision(&set, AveragePrecisionKind::NonInterpolated);
@@ -137,13 +154,17 @@ pub fn evaluate(scored: &ScoredImages) -> Result<Evaluation> {
     if present.is_empty() {
         bail!("no class has a positive image in this set, so mAP is undefined");
     }
-    let thresholded = threshold_metrics(&set, 0.5).expect("some class has positives");
+    let thresholded = threshold_metrics(&set, threshold).expect("some class has positives");
+    let per_image = labels_per_image(&set, threshold);
     let top3 = top_k_metrics(&set, 3).expect("some class has positives");
     let top1 = top_k_metrics(&set, 1).expect("some class has positives");
     Ok(Evaluation {
         map: 100.0 * present.iter().sum::<f64>() / present.len() as f64,
+        threshold,
         cf1: 100.0 * thresholded.per_class_f1,
         of1: 100.0 * thresholded.overall_f1,
+        false_positives_per_image: per_image.false_positives,
+        true_positives_per_image: per_image.true_positives,
         cf1_top3: 100.0 * top3.per_class_f1,
         of1_top3: 100.0 * top3.overall_f1,
         top1_precision: 100.0 * top1.overall_precision,

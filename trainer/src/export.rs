@@ -1,5 +1,6 @@
 //! Exporting a model for the browser: weights in half precision (safetensors) and a small JSON
-//! manifest with the classes, input size, normalisation and network configuration.
+//! manifest with the classes, input size, normalisation, network configuration and decision
+//! threshold.
 
 use std::path::{Path, PathBuf};
 
@@ -8,6 +9,7 @@ use burn::tensor::Device;
 use querylabel::exported::{load_exported_model, parse_manifest};
 use querylabel::model::Classifier;
 
+use crate::calibration::{ThresholdChoice, decision_threshold};
 use crate::checkpoint::{write_atomically, write_json};
 use crate::saved_model::load_model;
 
@@ -18,20 +20,27 @@ pub use querylabel::exported::{
 const MANIFEST_FILE: &str = "model.json";
 const WEIGHTS_FILE: &str = "model.safetensors";
 
-/// Exports the model of a model or run directory into `out` (created if needed); returns the
-/// manifest's path.
-pub fn export_model(model_path: &Path, out: &Path) -> Result<PathBuf> {
+/// Exports the model of a model or run directory into `out` (created if needed), its decision
+/// threshold set as `threshold` says; returns the manifest's path. Nothing is written until
+/// the threshold is known, so a failure leaves no half export.
+pub fn export_model(model_path: &Path, out: &Path, threshold: ThresholdChoice) -> Result<PathBuf> {
     let device = Device::flex();
     let (model, description) = load_model(model_path, &device)?;
     let bytes =
         export_weights(&model).map_err(|e| anyhow::anyhow!("cannot serialise the model: {e}"))?;
-    write_atomically(&out.join(WEIGHTS_FILE), &bytes)?;
-    let manifest = ExportManifest {
+    let mut manifest = ExportManifest {
         format_version: EXPORT_FORMAT_VERSION,
         weights: WEIGHTS_FILE.into(),
         weights_precision: "f16".into(),
         model: description,
     };
+    // The threshold is chosen for the half-precision weights the export ships.
+    let exported = load_exported_model(&manifest, bytes.clone(), &device).map_err(|e| {
+        anyhow::anyhow!("the export of {} does not load: {e}", model_path.display())
+    })?;
+    manifest.model.decision_threshold =
+        decision_threshold(threshold, model_path, &exported, &manifest.model, &device)?;
+    write_atomically(&out.join(WEIGHTS_FILE), &bytes)?;
     let path = out.join(MANIFEST_FILE);
     write_json(&path, &manifest)?;
     Ok(path)

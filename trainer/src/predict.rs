@@ -19,23 +19,33 @@ use crate::saved_model::ModelDescription;
 pub struct LabelScore {
     pub label: String,
     pub probability: f32,
+    /// Whether the probability is at or above the decision threshold.
+    pub predicted: bool,
 }
 
-/// The labels of one photo, most probable first, and the attention overlays written for it.
+/// The best labels of one photo, most probable first, the labels it is predicted to have, and
+/// the attention overlays written for it.
 #[derive(Debug, serde::Serialize)]
 pub struct Prediction {
     pub image: PathBuf,
+    /// The `top` most probable labels, predicted or not.
     pub labels: Vec<LabelScore>,
+    /// The decision threshold the prediction used.
+    pub threshold: f32,
+    /// Every label whose probability is `>= threshold`, most probable first: the prediction.
+    pub predicted_labels: Vec<String>,
     pub attention_files: Vec<PathBuf>,
 }
 
-/// Predicts one photo. With `attention_dir`, writes `<photo stem>_<label>.png` for each of the
-/// `top` labels (Query2Label models only).
+/// Predicts one photo, predicting the labels whose probability is `>= threshold` (usually the
+/// model's `decision_threshold`). With `attention_dir`, writes `<photo stem>_<label>.png` for
+/// each of the `top` labels (Query2Label models only).
 pub fn predict_image(
     model: &Classifier,
     description: &ModelDescription,
     path: &Path,
     top: usize,
+    threshold: f32,
     attention_dir: Option<&Path>,
     device: &Device,
 ) -> Result<Prediction> {
@@ -49,12 +59,19 @@ pub fn predict_image(
         .expect("float probabilities");
     let mut ranked: Vec<usize> = (0..probabilities.len()).collect();
     ranked.sort_by(|&a, &b| probabilities[b].total_cmp(&probabilities[a]));
+    let name = |k: usize| description.label_space.display_name(k).unwrap_or_default();
+    let predicted_labels: Vec<String> = ranked
+        .iter()
+        .filter(|&&k| probabilities[k] >= threshold)
+        .map(|&k| name(k))
+        .collect();
     ranked.truncate(top);
     let labels: Vec<LabelScore> = ranked
         .iter()
         .map(|&k| LabelScore {
-            label: description.label_space.display_name(k).unwrap_or_default(),
+            label: name(k),
             probability: probabilities[k],
+            predicted: probabilities[k] >= threshold,
         })
         .collect();
 
@@ -90,6 +107,8 @@ pub fn predict_image(
     Ok(Prediction {
         image: path.to_path_buf(),
         labels,
+        threshold,
+        predicted_labels,
         attention_files,
     })
 }

@@ -38,8 +38,10 @@ fn true_label_ranks(model_dir: &Path) -> Vec<Vec<usize>> {
         .iter()
         .map(|sample| {
             let photo = www().join("samples").join(&sample.file);
-            let prediction = predict_image(&model, &description, &photo, 80, None, &device)
-                .unwrap_or_else(|e| panic!("{}: {e:#}", photo.display()));
+            let threshold = description.decision_threshold.value;
+            let prediction =
+                predict_image(&model, &description, &photo, 80, threshold, None, &device)
+                    .unwrap_or_else(|e| panic!("{}: {e:#}", photo.display()));
             let truth: Vec<String> = sample.labels.iter().map(|l| l.replace('_', " ")).collect();
             let ranks: Vec<usize> = truth
                 .iter()

@@ -74,13 +74,109 @@ fn a_short_training_on_the_sample_measurably_improves_validation_map() {
         weights < full * 6 / 10,
         "export {weights} bytes vs {full} in f32"
     );
-    let exported_map = eval_on_sample_validation_split(&export)["mAP"]
-        .as_f64()
-        .unwrap();
+    let exported_evaluation = eval_on_sample_validation_split(&export);
+    let exported_map = exported_evaluation["mAP"].as_f64().unwrap();
     assert!(
         (exported_map - after).abs() < 0.5,
         "f16 export {exported_map} vs {after}"
     );
+    check_decision_thresholds(&run, &export, &exported_evaluation, dir.path());
+}
+
+fn manifest_threshold(export: &Path) -> Value {
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(export.join("model.json")).unwrap()).unwrap();
+    manifest["model"]["decision_threshold"].clone()
+}
+
+/// `predict`'s lines for the sample's first photo, with `extra` arguments.
+fn predict_sample_photo(model: &Path, extra: &[&str]) -> String {
+    let photo = querylabel_trainer::dataset::sample_dir()
+        .join("images")
+        .join("COCO_train2014_000000000009.jpg");
+    let mut args = vec![
+        "predict",
+        "--backend",
+        "flex",
+        "--model",
+        model.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    args.push(photo.to_str().unwrap());
+    let (ok, stdout, stderr) = trainer(&args);
+    assert!(ok, "trainer predict failed:\n{stderr}");
+    stdout
+}
+
+/// `trainer export` records the threshold it chose on the run's own validation split, which
+/// keeps within one wrong label per photo there; `eval` and `predict` use a model's recorded
+/// threshold unless `--threshold` overrides it; `export --threshold` records a fixed one.
+fn check_decision_thresholds(run: &Path, export: &Path, evaluation: &Value, scratch: &Path) {
+    let chosen = manifest_threshold(export);
+    assert!(
+        chosen["rule"]
+            .as_str()
+            .unwrap()
+            .contains("validation split"),
+        "{chosen}"
+    );
+    let value = chosen["value"].as_f64().unwrap() as f32;
+    assert!(value > 0.0 && value.is_finite(), "{chosen}");
+    // `eval` of the export on that same split: the recorded threshold and its numbers.
+    assert_eq!(evaluation["threshold"].as_f64().unwrap() as f32, value);
+    assert_eq!(chosen["validation"]["images"], evaluation["images"]);
+    let wrong = evaluation["false_positives_per_image"].as_f64().unwrap();
+    assert!(wrong <= 1.0, "{wrong} wrong labels per photo at {value}");
+    assert!(
+        (wrong
+            - chosen["validation"]["false_positives_per_image"]
+                .as_f64()
+                .unwrap())
+        .abs()
+            < 1e-9
+    );
+    let stdout = predict_sample_photo(export, &[]);
+    assert!(
+        stdout.starts_with(&format!("threshold {value:.3} (max overall F1")),
+        "{stdout}"
+    );
+
+    // A fixed threshold of 0 predicts every label, and predict uses it by default.
+    let fixed = scratch.join("export-fixed");
+    let (ok, _, stderr) = trainer(&[
+        "export",
+        "--model",
+        run.to_str().unwrap(),
+        "--out",
+        fixed.to_str().unwrap(),
+        "--threshold",
+        "0",
+    ]);
+    assert!(ok, "trainer export --threshold failed:\n{stderr}");
+    let recorded = manifest_threshold(&fixed);
+    assert_eq!(recorded["value"], 0.0);
+    assert_eq!(recorded["rule"], "fixed with --threshold");
+    let stdout = predict_sample_photo(&fixed, &[]);
+    let predicted = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("  predicted: "))
+        .expect("a predicted line");
+    assert_eq!(predicted.split(", ").count(), 80, "{stdout}");
+    assert_eq!(stdout.matches("\n  * ").count(), 5, "{stdout}");
+    // `--threshold` overrides the recorded one: at 1 nothing is predicted.
+    let stdout = predict_sample_photo(&fixed, &["--threshold", "1"]);
+    assert!(stdout.contains("\n  predicted: \n"), "{stdout}");
+    assert_eq!(stdout.matches("\n  * ").count(), 0, "{stdout}");
+    // A threshold outside [0, 1] is refused with the reason.
+    let (ok, _, stderr) = trainer(&[
+        "predict",
+        "--model",
+        fixed.to_str().unwrap(),
+        "--threshold",
+        "1.5",
+        "x.jpg",
+    ]);
+    assert!(!ok && stderr.contains("[0, 1]"), "{stderr}");
 }
 
 #[test]

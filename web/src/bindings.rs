@@ -132,6 +132,30 @@ impl Model {
             .collect()
     }
 
+    /// The model's decision threshold: labels with a probability at or above it are its
+    /// prediction (0.5 for an export that records none).
+    #[wasm_bindgen(getter, js_name = decisionThreshold)]
+    pub fn decision_threshold(&self) -> f32 {
+        self.predictor.description().decision_threshold.value
+    }
+
+    /// How the decision threshold was chosen, for people (`"default"` when it was not).
+    #[wasm_bindgen(getter, js_name = thresholdRule)]
+    pub fn threshold_rule(&self) -> String {
+        self.predictor.description().decision_threshold.rule.clone()
+    }
+
+    /// Mean wrong labels per photo at the decision threshold on the validation split it was
+    /// chosen on; `undefined` when it was not chosen on one.
+    #[wasm_bindgen(getter, js_name = thresholdWrongLabelsPerPhoto)]
+    pub fn threshold_wrong_labels_per_photo(&self) -> Option<f64> {
+        self.predictor
+            .description()
+            .decision_threshold
+            .validation
+            .map(|v| v.false_positives_per_image)
+    }
+
     /// Decoder layers with attention (0: no attention maps).
     #[wasm_bindgen(getter, js_name = attentionLayers)]
     pub fn attention_layers(&self) -> usize {

@@ -118,6 +118,7 @@ mod tests {
             ),
             label_space: LabelSpace::coco80(),
             preprocessing: Preprocessing::imagenet(64),
+            decision_threshold: Default::default(),
         };
         let device = Device::flex();
         let weights = export_weights(&description.classifier.init(&device)).unwrap();

@@ -1,6 +1,7 @@
 // The demo page: starts the wasm engine (WebGPU, else the CPU backend), downloads both models
 // with progress (cached), takes photos from every input, and shows each model's sorted label
-// probabilities and attention maps side by side. Every number comes from the wasm module.
+// probabilities (its prediction marked at its own calibrated threshold) and attention maps side
+// by side. Every number comes from the wasm module.
 import { cachedBytes } from './download.js';
 import { drawOverlay, sizeCanvas } from './heatmap.js';
 import { setupLesson } from './lesson.js';
@@ -17,11 +18,16 @@ const column = (name) => $(`.model-column[data-model="${name}"]`);
 const demo = (window.demo = {
   ready: false, error: null, engine: null, fallbackReason: '', warmUpMs: {}, loadedAt: null,
   predictions: 0, last: null, messages: [], firstPredictionAt: null, lesson: null,
+  thresholds: {},
 });
 
 const state = {
   wasm: null, engine: null, models: {}, labelNames: [], photo: null, results: {}, shown: {},
   busy: false,
+  // Per model: the threshold its column marks predictions with. It starts at the model's own
+  // calibrated value, exactly (the slider's 0.01 steps would round it), until the visitor moves
+  // that column's slider.
+  thresholds: {},
 };
 
 function wasmBindings() {
@@ -57,6 +63,34 @@ async function loadModel(name) {
   return model;
 }
 
+/** Sets `name`'s slider to its model's calibrated threshold and says where that value comes from. */
+function resetThreshold(name) {
+  const root = column(name);
+  const model = state.models[name];
+  const calibrated = model.decisionThreshold;
+  state.thresholds[name] = calibrated;
+  demo.thresholds[name] = calibrated;
+  $('[data-role="threshold"]', root).value = String(calibrated);
+  $('[data-role="threshold-value"]', root).textContent = calibrated.toFixed(2);
+  const reset = $('[data-role="threshold-reset"]', root);
+  reset.textContent = `back to ${calibrated.toFixed(2)}`;
+  reset.hidden = true;
+  const wrong = model.thresholdWrongLabelsPerPhoto;
+  $('[data-role="threshold-note"]', root).textContent = model.thresholdRule === 'default'
+    ? `This model records no calibrated threshold; ${calibrated.toFixed(2)} is the default.`
+    : `${calibrated.toFixed(2)} is this model's own threshold (${model.thresholdRule})` +
+      (wrong === undefined ? '.' : `: ${wrong.toFixed(2)} wrong labels per photo on its validation photos.`);
+}
+
+function setThreshold(name, value) {
+  const root = column(name);
+  state.thresholds[name] = value;
+  demo.thresholds[name] = value;
+  $('[data-role="threshold-value"]', root).textContent = value.toFixed(2);
+  const model = state.models[name];
+  $('[data-role="threshold-reset"]', root).hidden = !model || value === model.decisionThreshold;
+}
+
 function renderEngine() {
   const badge = $('#engine');
   badge.dataset.state = state.engine.gpu ? 'gpu' : 'cpu';
@@ -86,6 +120,7 @@ async function start() {
   const models = await Promise.all(MODELS.map(loadModel));
   MODELS.forEach((name, i) => { state.models[name] = models[i]; });
   state.labelNames = models[0].labelNames;
+  MODELS.forEach(resetThreshold);
   fillAttentionSelectors(models[0]);
   demo.loadedAt = performance.now();
   demo.ready = true;
@@ -119,6 +154,7 @@ async function predictPhoto(bytes, blob, trueLabels = null, sampleName = null) {
       milliseconds: results[name].milliseconds,
       ranking: ranking(results[name].probabilities).map((i) => state.labelNames[i]),
       probabilities: Array.from(results[name].probabilities),
+      threshold: threshold(name),
     }]));
     document.dispatchEvent(new CustomEvent('photo-predicted', { detail: { sampleName, trueLabels } }));
   } catch (error) {
@@ -126,6 +162,11 @@ async function predictPhoto(bytes, blob, trueLabels = null, sampleName = null) {
   } finally {
     state.busy = false;
   }
+}
+
+/** The probability at or above which `name`'s column marks a label as predicted. */
+function threshold(name) {
+  return state.thresholds[name] ?? Number($('[data-role="threshold"]', column(name)).value);
 }
 
 function ranking(probabilities) {
@@ -159,14 +200,14 @@ function renderColumn(name) {
 function renderBars(name, order, probabilities) {
   const root = column(name);
   const list = $('[data-role="bars"]', root);
-  const threshold = Number($('#threshold').value);
+  const cutoff = threshold(name);
   const truth = new Set((state.photo.trueLabels ?? []).map((l) => l.replaceAll('_', ' ')));
   list.replaceChildren(...order.map((label) => {
     const item = document.createElement('li');
     const p = probabilities[label];
     const labelName = state.labelNames[label];
     item.dataset.label = String(label);
-    item.classList.toggle('predicted', p >= threshold);
+    item.classList.toggle('predicted', p >= cutoff);
     item.classList.toggle('true', truth.has(labelName));
     item.classList.toggle('shown', state.shown[name] === label);
     item.innerHTML = `<span class="name"></span><span class="bar"><span></span></span><span class="value"></span>`;
@@ -269,10 +310,17 @@ function setupInputs() {
     if (item) useFile(item.getAsFile());
   });
   setupWebcam();
-  $('#threshold').addEventListener('input', () => {
-    $('#threshold-value').textContent = Number($('#threshold').value).toFixed(2);
-    if (state.photo) MODELS.forEach(renderColumn);
-  });
+  for (const name of MODELS) {
+    const root = column(name);
+    $('[data-role="threshold"]', root).addEventListener('input', (event) => {
+      setThreshold(name, Number(event.target.value));
+      if (state.photo) renderColumn(name);
+    });
+    $('[data-role="threshold-reset"]', root).addEventListener('click', () => {
+      resetThreshold(name);
+      if (state.photo) renderColumn(name);
+    });
+  }
   for (const id of ['#opacity', '#layer-select', '#head-select']) {
     $(id).addEventListener('input', () => state.photo && MODELS.forEach(renderColumn));
   }

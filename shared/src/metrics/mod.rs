@@ -12,11 +12,16 @@
 //!   left out of every mean over classes (mAP, CP, CR) instead of counting as 0 or NaN.
 
 pub mod average_precision;
+pub mod calibration;
 pub mod labelled_scores;
 pub mod threshold_metrics;
 
 pub use average_precision::{
     AveragePrecisionKind, average_precision, mean_average_precision, per_class_average_precision,
+};
+pub use calibration::{
+    ChosenThreshold, LabelsPerImage, MAX_FALSE_POSITIVES_PER_IMAGE, choose_threshold,
+    labels_per_image,
 };
 pub use labelled_scores::{LabelledScores, ShapeError};
 pub use threshold_metrics::{PrecisionRecallF1, threshold_metrics, top_k_metrics};

@@ -1,0 +1,238 @@
+//! A model's decision threshold: chosen at export on the validation split of the training run
+//! the model came from, or fixed from the command line; and the threshold a command uses.
+//!
+//! The run directory's `options.json` says which photos were held out: `trainer train` splits
+//! the data set's (or feature cache's) rows with `train_validation_split(rows, val_fraction,
+//! seed)`, and this module makes the same split. The photos are scored by the model being
+//! exported, after its half-precision round trip, so the threshold fits what ships. For a run
+//! trained on a feature cache the photos are the cache's rows, found again in the data set the
+//! cache was extracted from, and go through the backbone (about 90 s for 1,000 photos on two
+//! cores): slower than reusing the cached features, but the same path the exported model runs.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use burn::module::Module;
+use burn::tensor::Device;
+use querylabel::exported::{DecisionThreshold, ModelDescription};
+use querylabel::metrics::{LabelledScores, MAX_FALSE_POSITIVES_PER_IMAGE, choose_threshold};
+use querylabel::model::Classifier;
+use querylabel::single_positive::train_validation_split;
+
+use crate::checkpoint::read_json;
+use crate::dataset::{Dataset, Split, open_dataset};
+use crate::evaluate::score_dataset;
+use crate::feature_cache::FeatureCache;
+use crate::images::ImageLoader;
+use crate::saved_model::resolve_model_dir;
+use crate::train::TrainOptions;
+
+/// The run file that records the validation split.
+const OPTIONS_FILE: &str = "options.json";
+
+/// Photos per forward pass when scoring the validation split.
+const SCORING_BATCH: usize = 32;
+
+/// The [`DecisionThreshold::rule`] of a threshold given on the command line.
+pub const FIXED_RULE: &str = "fixed with --threshold";
+
+/// How `trainer export` sets the model's threshold.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ThresholdChoice {
+    /// Choose it on the training run's validation split (the default).
+    FromValidation,
+    /// Use this value (`--threshold`).
+    Fixed(f32),
+}
+
+impl ThresholdChoice {
+    /// `--threshold VALUE` when given, otherwise the validation split.
+    pub fn from_flag(value: Option<f32>) -> Self {
+        value.map_or(Self::FromValidation, Self::Fixed)
+    }
+}
+
+/// Parses a `--threshold` value: a probability in `[0, 1]`.
+pub fn parse_threshold(text: &str) -> Result<f32, String> {
+    let value: f32 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number"))?;
+    if (0.0..=1.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!(
+            "{value} is not a probability: a threshold lies in [0, 1]"
+        ))
+    }
+}
+
+/// The threshold a command runs with: `--threshold` when given, otherwise the model's own.
+pub fn threshold_in_use(flag: Option<f32>, recorded: &DecisionThreshold) -> DecisionThreshold {
+    match flag {
+        Some(value) => fixed(value),
+        None => recorded.clone(),
+    }
+}
+
+fn fixed(value: f32) -> DecisionThreshold {
+    DecisionThreshold {
+        value,
+        rule: FIXED_RULE.into(),
+        validation: None,
+    }
+}
+
+/// Resolves `choice` for the model found at `model_path` (a model or run directory), whose
+/// exported form `exported` is scored when the threshold is chosen on validation photos.
+pub fn decision_threshold(
+    choice: ThresholdChoice,
+    model_path: &Path,
+    exported: &Classifier,
+    description: &ModelDescription,
+    device: &Device,
+) -> Result<DecisionThreshold> {
+    match choice {
+        ThresholdChoice::Fixed(value) => Ok(fixed(value)),
+        ThresholdChoice::FromValidation => {
+            threshold_from_validation(model_path, exported, description, device)
+        }
+    }
+}
+
+fn threshold_from_validation(
+    model_path: &Path,
+    model: &Classifier,
+    description: &ModelDescription,
+    device: &Device,
+) -> Result<DecisionThreshold> {
+    let options_path = run_options(model_path)?;
+    let validation = validation_photos(&options_path)?;
+    if validation.label_space.class_names() != description.label_space.class_names() {
+        bail!(
+            "{}: the run's data set has other classes than the model predicts",
+            options_path.display()
+        );
+    }
+    let loader = ImageLoader {
+        preprocessing: description.preprocessing.clone(),
+        augmentation: None,
+    };
+    eprintln!(
+        "choosing the decision threshold on the {} validation photos of {}",
+        validation.len(),
+        options_path.display()
+    );
+    let scored = score_dataset(&model.valid(), &validation, &loader, SCORING_BATCH, device);
+    let set = LabelledScores::new(&scored.scores, &scored.labels, scored.n_classes)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", options_path.display()))?;
+    let chosen = choose_threshold(&set, MAX_FALSE_POSITIVES_PER_IMAGE).with_context(|| {
+        format!(
+            "{}: no validation photo that loaded ({} skipped) has a label, so no threshold can \
+             be chosen; pass --threshold VALUE",
+            options_path.display(),
+            scored.skipped
+        )
+    })?;
+    Ok(DecisionThreshold::chosen_on_validation(&chosen))
+}
+
+/// The `options.json` of the run that `model_path` belongs to: beside the model directory (a
+/// run's `best/`, also when `model_path` is the run directory) or in it. Relative paths in it
+/// (data set, feature cache) are read from the working directory, as `trainer train` wrote them.
+fn run_options(model_path: &Path) -> Result<PathBuf> {
+    let model_dir = resolve_model_dir(model_path)?;
+    [Some(model_dir.as_path()), model_dir.parent()]
+        .into_iter()
+        .flatten()
+        .map(|dir| dir.join(OPTIONS_FILE))
+        .find(|path| path.is_file())
+        .with_context(|| {
+            format!(
+                "{}: no {OPTIONS_FILE} of a training run here or beside it, so its validation \
+                 split is unknown; export the training run's directory, or pass --threshold VALUE",
+                model_dir.display()
+            )
+        })
+}
+
+/// The validation photos of the run recorded in `options_path`, with their clean labels.
+fn validation_photos(options_path: &Path) -> Result<Dataset> {
+    let options: TrainOptions = read_json(options_path)?;
+    if !(0.0..=1.0).contains(&options.val_fraction) {
+        bail!(
+            "{}: val_fraction {} is not within [0, 1]",
+            options_path.display(),
+            options.val_fraction
+        );
+    }
+    let Some(cache_path) = &options.features else {
+        let dataset = open_dataset(&options.data, options.format, Split::Train)
+            .with_context(|| format!("the data set of {}", options_path.display()))?;
+        let split = train_validation_split(dataset.len(), options.val_fraction, options.seed);
+        return Ok(dataset.subset(&split.validation));
+    };
+    let cache = FeatureCache::read(cache_path)
+        .with_context(|| format!("the feature cache of {}", options_path.display()))?;
+    let split = train_validation_split(cache.len(), options.val_fraction, options.seed);
+    let header = &cache.header;
+    let dataset = open_dataset(&header.source, options.format, header.split)
+        .with_context(|| format!("the data set of the feature cache {}", cache_path.display()))?;
+    let position: HashMap<&Path, usize> = dataset
+        .examples
+        .iter()
+        .enumerate()
+        .map(|(index, example)| (example.path.as_path(), index))
+        .collect();
+    let indices = split
+        .validation
+        .iter()
+        .map(|&row| {
+            let photo = &header.images[row];
+            position.get(photo.as_path()).copied().with_context(|| {
+                format!(
+                    "{}: validation photo {} is no longer in the data set {}",
+                    cache_path.display(),
+                    photo.display(),
+                    header.source.display()
+                )
+            })
+        })
+        .collect::<Result<Vec<usize>>>()?;
+    Ok(dataset.subset(&indices))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thresholds_on_the_command_line_are_probabilities() {
+        assert_eq!(parse_threshold("0.63"), Ok(0.63));
+        assert_eq!(parse_threshold("1"), Ok(1.0));
+        assert!(parse_threshold("1.5").unwrap_err().contains("[0, 1]"));
+        assert!(parse_threshold("NaN").is_err());
+        assert!(
+            parse_threshold("high")
+                .unwrap_err()
+                .contains("not a number")
+        );
+    }
+
+    #[test]
+    fn the_flag_overrides_the_recorded_threshold() {
+        let recorded = DecisionThreshold::default();
+        assert_eq!(threshold_in_use(None, &recorded), recorded);
+        let fixed = threshold_in_use(Some(0.3), &recorded);
+        assert_eq!((fixed.value, fixed.rule.as_str()), (0.3, FIXED_RULE));
+        assert_eq!(
+            ThresholdChoice::from_flag(Some(0.3)),
+            ThresholdChoice::Fixed(0.3)
+        );
+        assert_eq!(
+            ThresholdChoice::from_flag(None),
+            ThresholdChoice::FromValidation
+        );
+    }
+}
