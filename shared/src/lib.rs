@@ -7,6 +7,7 @@
 //! `wasm32-unknown-unknown` alike.
 
 pub mod backbone;
+pub mod bundle;
 pub mod exported;
 pub mod head;
 pub mod labels;

@@ -51,6 +51,14 @@ impl HeadConfig {
             HeadConfig::Linear(config) => config.num_classes,
         }
     }
+
+    /// Channels of the feature map the head reads.
+    pub fn in_channels(&self) -> usize {
+        match self {
+            HeadConfig::Query2Label(config) => config.in_channels,
+            HeadConfig::Linear(config) => config.in_channels,
+        }
+    }
 }
 
 impl Head {

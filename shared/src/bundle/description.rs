@@ -1,0 +1,299 @@
+//! What a bundle holds, all but its parameters: the backbone, the input it takes, the labels
+//! every head predicts, and per head its name, what it was trained with, its network and its
+//! decision threshold. [`BundleDescription::init`] checks that these fit together before it
+//! builds anything.
+
+use std::fmt;
+use std::str::FromStr;
+
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+use super::error::BundleError;
+use super::model::Bundle;
+use crate::backbone::BackboneConfig;
+use crate::exported::{DecisionThreshold, ModelDescription};
+use crate::labels::LabelSpace;
+use crate::loss::SinglePositiveLoss;
+use crate::model::{ClassifierConfig, HeadConfig};
+use crate::preprocess::Preprocessing;
+
+/// Longest head name.
+const MAX_HEAD_NAME: usize = 32;
+
+/// The backbone, input and label space shared by every head, and the heads.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BundleDescription {
+    pub backbone: BackboneConfig,
+    /// Input size and normalisation: the backbone's, so every head's.
+    pub preprocessing: Preprocessing,
+    /// The classes every head predicts, in output order.
+    pub label_space: LabelSpace,
+    /// In the order they are shown.
+    pub heads: Vec<HeadDescription>,
+}
+
+/// Which labels a head was trained with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TrainingLabels {
+    /// Every positive label of every photo.
+    Full,
+    /// One positive label per photo (the single-positive protocol).
+    SinglePositive,
+}
+
+impl TrainingLabels {
+    /// The serialised name, also what [`FromStr`] reads.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Full => "full",
+            Self::SinglePositive => "single-positive",
+        }
+    }
+
+    /// The phrase a person reads: "trained with all labels", ….
+    pub fn phrase(self) -> &'static str {
+        match self {
+            Self::Full => "trained with all labels",
+            Self::SinglePositive => "trained from one positive label per image",
+        }
+    }
+}
+
+impl FromStr for TrainingLabels {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Self::Full, Self::SinglePositive]
+            .into_iter()
+            .find(|labels| labels.name() == s)
+            .ok_or_else(|| format!("{s:?}: expected full or single-positive"))
+    }
+}
+
+impl fmt::Display for TrainingLabels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One head of a bundle.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct HeadDescription {
+    /// Its name, unique in the bundle (`"full"`, `"wan"`): its tensors' prefix, and what
+    /// `--head` and the page call it.
+    pub name: String,
+    /// A short description for people ("trained with all labels, ASL loss").
+    pub description: String,
+    /// Which labels it was trained with, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<TrainingLabels>,
+    /// The loss it was trained with, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss: Option<SinglePositiveLoss>,
+    pub head: HeadConfig,
+    pub decision_threshold: DecisionThreshold,
+}
+
+/// `"trained with all labels, ASL loss"`, or as much of it as is known (empty when nothing is).
+pub fn default_head_description(
+    labels: Option<TrainingLabels>,
+    loss: Option<SinglePositiveLoss>,
+) -> String {
+    let parts: Vec<String> = [
+        labels.map(|labels| labels.phrase().to_string()),
+        loss.map(|loss| format!("{} loss", loss.name().to_uppercase())),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let text = parts.join(", ");
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => text,
+    }
+}
+
+/// Whether `name` can name a head: see [`BundleError::HeadName`].
+pub fn is_valid_head_name(name: &str) -> bool {
+    name.len() <= MAX_HEAD_NAME
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+impl BundleDescription {
+    /// Checks that the heads fit the backbone and label space, have sound unique names and
+    /// probabilities as thresholds.
+    pub fn validate(&self) -> Result<(), BundleError> {
+        if self.heads.is_empty() {
+            return Err(BundleError::NoHeads);
+        }
+        let labels = self.label_space.n_classes();
+        let channels = self.backbone.kind.feature_channels();
+        for (i, head) in self.heads.iter().enumerate() {
+            let name = &head.name;
+            if !is_valid_head_name(name) {
+                return Err(BundleError::HeadName(name.clone()));
+            }
+            if self.heads[..i].iter().any(|other| other.name == *name) {
+                return Err(BundleError::DuplicateHead(name.clone()));
+            }
+            let predicts = head.head.num_classes();
+            if predicts != labels {
+                return Err(BundleError::ClassCount {
+                    head: name.clone(),
+                    predicts,
+                    labels,
+                });
+            }
+            let reads = head.head.in_channels();
+            if reads != channels {
+                return Err(BundleError::Channels {
+                    head: name.clone(),
+                    reads,
+                    backbone: channels,
+                });
+            }
+            let value = head.decision_threshold.value;
+            if !(0.0..=1.0).contains(&value) {
+                return Err(BundleError::Threshold {
+                    head: name.clone(),
+                    value,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Validates, then builds the network with fresh parameters on `device`.
+    pub fn init(&self, device: &Device) -> Result<Bundle, BundleError> {
+        self.validate()?;
+        Ok(Bundle {
+            backbone: self.backbone.init(device),
+            heads: self.heads.iter().map(|h| h.head.init(device)).collect(),
+        })
+    }
+
+    /// The head names, in order.
+    pub fn head_names(&self) -> Vec<String> {
+        self.heads.iter().map(|head| head.name.clone()).collect()
+    }
+
+    /// The position of the head called `name`.
+    pub fn head_index(&self, name: &str) -> Result<usize, BundleError> {
+        self.heads
+            .iter()
+            .position(|head| head.name == name)
+            .ok_or_else(|| BundleError::UnknownHead {
+                name: name.into(),
+                known: self.head_names(),
+            })
+    }
+
+    /// Head `index` on the backbone as one model, as training runs describe theirs.
+    pub fn model_description(&self, index: usize) -> ModelDescription {
+        let head = &self.heads[index];
+        ModelDescription {
+            classifier: ClassifierConfig::new(self.backbone.clone(), head.head.clone()),
+            label_space: self.label_space.clone(),
+            preprocessing: self.preprocessing.clone(),
+            decision_threshold: head.decision_threshold.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bundle::fixtures::two_heads;
+    use crate::head::LinearHeadConfig;
+
+    #[test]
+    fn a_sound_description_validates_and_finds_its_heads() {
+        let description = two_heads();
+        description.validate().unwrap();
+        assert_eq!(description.head_index("wan"), Ok(1));
+        assert_eq!(
+            description.head_index("an"),
+            Err(BundleError::UnknownHead {
+                name: "an".into(),
+                known: vec!["full".into(), "wan".into()]
+            })
+        );
+        let single = description.model_description(1);
+        assert_eq!(single.label_space.n_classes(), 80);
+    }
+
+    #[test]
+    fn heads_that_do_not_fit_are_refused_with_the_reason() {
+        let mut description = two_heads();
+        description.heads.clear();
+        assert_eq!(description.validate(), Err(BundleError::NoHeads));
+
+        let mut description = two_heads();
+        description.heads[1].name = "full".into();
+        assert_eq!(
+            description.validate(),
+            Err(BundleError::DuplicateHead("full".into()))
+        );
+
+        for bad in ["", "Full", "1st", "a.b", "with space", &"x".repeat(33)] {
+            let mut description = two_heads();
+            description.heads[0].name = bad.into();
+            assert_eq!(
+                description.validate(),
+                Err(BundleError::HeadName(bad.into())),
+                "{bad:?}"
+            );
+        }
+
+        let mut description = two_heads();
+        description.heads[1].head = HeadConfig::Linear(LinearHeadConfig::new(20, 1280));
+        let error = description.validate().unwrap_err();
+        assert_eq!(
+            error,
+            BundleError::ClassCount {
+                head: "wan".into(),
+                predicts: 20,
+                labels: 80
+            }
+        );
+        assert!(error.to_string().contains("\"wan\" predicts 20 classes"));
+
+        let mut description = two_heads();
+        description.heads[0].head = HeadConfig::Linear(LinearHeadConfig::new(80, 2048));
+        assert!(matches!(
+            description.validate(),
+            Err(BundleError::Channels {
+                reads: 2048,
+                backbone: 1280,
+                ..
+            })
+        ));
+
+        let mut description = two_heads();
+        description.heads[0].decision_threshold.value = f32::NAN;
+        assert!(matches!(
+            description.validate(),
+            Err(BundleError::Threshold { .. })
+        ));
+        assert!(description.init(&Device::flex()).is_err());
+    }
+
+    #[test]
+    fn descriptions_say_what_is_known() {
+        assert_eq!(
+            default_head_description(Some(TrainingLabels::Full), Some(SinglePositiveLoss::Asl)),
+            "Trained with all labels, ASL loss"
+        );
+        assert_eq!(
+            default_head_description(None, Some(SinglePositiveLoss::Wan)),
+            "WAN loss"
+        );
+        assert_eq!(default_head_description(None, None), "");
+    }
+}

@@ -1,0 +1,36 @@
+//! A bundle's network: one backbone, several heads. A photo's feature map is computed once and
+//! read by every head.
+
+use burn::module::Module;
+use burn::tensor::Tensor;
+
+use crate::backbone::Backbone;
+use crate::model::{Classifier, ClassifierOutput, Head};
+
+/// The backbone and the heads, in the order of their
+/// [`HeadDescription`](super::HeadDescription)s.
+#[derive(Module, Debug)]
+pub struct Bundle {
+    pub backbone: Backbone,
+    pub heads: Vec<Head>,
+}
+
+impl Bundle {
+    /// Every head's output for normalised `images` `[batch, 3, height, width]`, in head order;
+    /// the backbone runs once.
+    pub fn forward(&self, images: Tensor<4>) -> Vec<ClassifierOutput> {
+        let features = self.backbone.forward_features(images);
+        self.heads
+            .iter()
+            .map(|head| head.forward(features.clone()))
+            .collect()
+    }
+
+    /// Head `index` on the backbone as one model (sharing the parameters, not copying them).
+    pub fn classifier(&self, index: usize) -> Classifier {
+        Classifier {
+            backbone: self.backbone.clone(),
+            head: self.heads[index].clone(),
+        }
+    }
+}

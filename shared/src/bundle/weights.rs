@@ -1,0 +1,169 @@
+//! A bundle's parameters as the safetensors bytes of its export: half precision where it is
+//! safe ([`half_precision`]), the backbone's tensors under `backbone.` and each head's under
+//! `heads.<name>.` (Burn would number them; the names keep a head's tensors its own whatever
+//! the order of the heads).
+
+use burn::store::{KeyRemapper, ModuleSnapshot, SafetensorsStore};
+use burn::tensor::Device;
+
+use super::description::BundleDescription;
+use super::error::BundleError;
+use super::manifest::BUNDLE_FORMAT_VERSION;
+use super::model::Bundle;
+use crate::exported::half_precision;
+use crate::load_problems::LoadProblems;
+
+/// Renames the tensors of head `i` from Burn's `heads.<i>.` to `heads.<name>.`, or back.
+/// Names start with a letter (validated), so a renamed path never matches a numbered pattern.
+fn head_prefixes(
+    description: &BundleDescription,
+    to_names: bool,
+) -> Result<KeyRemapper, BundleError> {
+    let patterns = description.heads.iter().enumerate().map(|(i, head)| {
+        let (numbered, named) = (format!("heads.{i}."), format!("heads.{}.", head.name));
+        let (from, to) = if to_names {
+            (numbered, named)
+        } else {
+            (named, numbered)
+        };
+        (format!("^{}", from.replace('.', r"\.")), to)
+    });
+    KeyRemapper::from_pattern_iter(patterns).map_err(|e| BundleError::Weights(e.to_string()))
+}
+
+/// Serialises `bundle`'s parameters, described by `description`, in the export's layout.
+pub fn bundle_weights(
+    bundle: &Bundle,
+    description: &BundleDescription,
+) -> Result<Vec<u8>, BundleError> {
+    description.validate()?;
+    if bundle.heads.len() != description.heads.len() {
+        return Err(BundleError::Weights(format!(
+            "the network has {} heads but the description {}",
+            bundle.heads.len(),
+            description.heads.len()
+        )));
+    }
+    let mut store = SafetensorsStore::from_bytes(None)
+        .skip_enum_variants(true)
+        .with_to_adapter(half_precision())
+        .remap(head_prefixes(description, true)?)
+        .metadata(
+            "querylabel_export_version",
+            BUNDLE_FORMAT_VERSION.to_string(),
+        );
+    bundle
+        .save_into(&mut store)
+        .map_err(|e| BundleError::Weights(e.to_string()))?;
+    store
+        .get_bytes()
+        .map_err(|e| BundleError::Weights(e.to_string()))
+}
+
+/// Builds the network `description` describes on `device` and fills it with `weights` (the
+/// export's safetensors bytes, widened to f32). Strict: a missing, unexpected or misshapen
+/// tensor is an error that names it.
+pub fn load_bundle(
+    description: &BundleDescription,
+    weights: Vec<u8>,
+    device: &Device,
+) -> Result<Bundle, BundleError> {
+    let mut bundle = description.init(device)?;
+    let mut store = SafetensorsStore::from_bytes(Some(weights))
+        .skip_enum_variants(true)
+        .with_from_adapter(half_precision())
+        .remap(head_prefixes(description, false)?)
+        .validate(false)
+        .allow_partial(true);
+    let result = bundle
+        .load_from(&mut store)
+        .map_err(|e| BundleError::Weights(e.to_string()))?;
+    let problems = LoadProblems::of(&result, |_| false);
+    if problems.is_empty() {
+        Ok(bundle)
+    } else {
+        Err(BundleError::Weights(format!(
+            "{} problem(s) (head tensors named by position):\n{problems}",
+            problems.len()
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bundle::fixtures::{linear_head, q2l_head, two_heads, with_heads};
+    use burn::store::ModuleStore;
+    use burn::tensor::{Tensor, Tolerance};
+
+    #[test]
+    fn a_bundle_round_trips_through_its_export_bytes() {
+        let device = Device::flex();
+        let description = two_heads();
+        let bundle = description.init(&device).unwrap();
+        let bytes = bundle_weights(&bundle, &description).unwrap();
+
+        let keys = SafetensorsStore::from_bytes(Some(bytes.clone()))
+            .keys()
+            .unwrap();
+        assert!(keys.iter().any(|k| k.starts_with("backbone.")));
+        assert!(keys.iter().any(|k| k.starts_with("heads.full.")));
+        assert!(keys.iter().any(|k| k.starts_with("heads.wan.")));
+        assert!(keys.iter().all(|k| !k.starts_with("heads.0")), "{keys:?}");
+
+        let loaded = load_bundle(&description, bytes, &device).unwrap();
+        let input = Tensor::<4>::ones([1, 3, 32, 32], &device);
+        let before = bundle.forward(input.clone());
+        let after = loaded.forward(input);
+        assert_eq!(after.len(), 2);
+        for (a, b) in before.into_iter().zip(after) {
+            // Half precision of the weights: close, not equal.
+            a.logits
+                .into_data()
+                .assert_approx_eq::<f32>(&b.logits.into_data(), Tolerance::absolute(2e-2));
+        }
+    }
+
+    #[test]
+    fn the_heads_are_found_by_name_not_position() {
+        let device = Device::flex();
+        let description = with_heads(vec![linear_head("a"), q2l_head("b")]);
+        let bundle = description.init(&device).unwrap();
+        let bytes = bundle_weights(&bundle, &description).unwrap();
+        // The same heads listed the other way round load into the right networks.
+        let swapped = with_heads(vec![q2l_head("b"), linear_head("a")]);
+        let loaded = load_bundle(&swapped, bytes.clone(), &device).unwrap();
+        let input = Tensor::<4>::ones([1, 3, 32, 32], &device);
+        let before = bundle.forward(input.clone());
+        let after = loaded.forward(input);
+        before[0]
+            .logits
+            .clone()
+            .into_data()
+            .assert_approx_eq::<f32>(
+                &after[1].logits.clone().into_data(),
+                Tolerance::absolute(2e-2),
+            );
+        // A head the file does not have is named.
+        let renamed = with_heads(vec![linear_head("a"), q2l_head("c")]);
+        let error = load_bundle(&renamed, bytes, &device).unwrap_err();
+        assert!(
+            matches!(&error, BundleError::Weights(why) if why.contains("missing tensor")),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn garbage_and_mismatched_weights_are_errors() {
+        let device = Device::flex();
+        let description = two_heads();
+        let error = load_bundle(&description, b"not safetensors".to_vec(), &device).unwrap_err();
+        assert!(matches!(error, BundleError::Weights(_)), "{error}");
+        let bundle = description.init(&device).unwrap();
+        let one = with_heads(vec![linear_head("full")]);
+        assert!(matches!(
+            bundle_weights(&bundle, &one),
+            Err(BundleError::Weights(_))
+        ));
+    }
+}
