@@ -37,20 +37,16 @@ const SCORING_BATCH: usize = 32;
 /// The [`DecisionThreshold::rule`] of a threshold given on the command line.
 pub const FIXED_RULE: &str = "fixed with --threshold";
 
-/// How `trainer export` sets the model's threshold.
+/// How `trainer export` sets a head's threshold.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum ThresholdChoice {
-    /// Choose it on the training run's validation split (the default).
+    /// Choose it on the training run's validation split (the default for a training run).
     FromValidation,
     /// Use this value (`--threshold`).
     Fixed(f32),
-}
-
-impl ThresholdChoice {
-    /// `--threshold VALUE` when given, otherwise the validation split.
-    pub fn from_flag(value: Option<f32>) -> Self {
-        value.map_or(Self::FromValidation, Self::Fixed)
-    }
+    /// Keep the one the model records (the default for an export, whose threshold was chosen
+    /// when it was exported).
+    Recorded,
 }
 
 /// Parses a `--threshold` value: a probability in `[0, 1]`.
@@ -95,6 +91,7 @@ pub fn decision_threshold(
 ) -> Result<DecisionThreshold> {
     match choice {
         ThresholdChoice::Fixed(value) => Ok(fixed(value)),
+        ThresholdChoice::Recorded => Ok(description.decision_threshold.clone()),
         ThresholdChoice::FromValidation => {
             threshold_from_validation(model_path, exported, description, device)
         }
@@ -141,7 +138,7 @@ fn threshold_from_validation(
 /// The `options.json` of the run that `model_path` belongs to: beside the model directory (a
 /// run's `best/`, also when `model_path` is the run directory) or in it. Relative paths in it
 /// (data set, feature cache) are read from the working directory, as `trainer train` wrote them.
-fn run_options(model_path: &Path) -> Result<PathBuf> {
+pub fn run_options(model_path: &Path) -> Result<PathBuf> {
     let model_dir = resolve_model_dir(model_path)?;
     [Some(model_dir.as_path()), model_dir.parent()]
         .into_iter()
@@ -226,13 +223,5 @@ mod tests {
         assert_eq!(threshold_in_use(None, &recorded), recorded);
         let fixed = threshold_in_use(Some(0.3), &recorded);
         assert_eq!((fixed.value, fixed.rule.as_str()), (0.3, FIXED_RULE));
-        assert_eq!(
-            ThresholdChoice::from_flag(Some(0.3)),
-            ThresholdChoice::Fixed(0.3)
-        );
-        assert_eq!(
-            ThresholdChoice::from_flag(None),
-            ThresholdChoice::FromValidation
-        );
     }
 }

@@ -1,68 +1,98 @@
-//! Exporting a model for the browser: weights in half precision (safetensors) and a small JSON
-//! manifest with the classes, input size, normalisation, network configuration and decision
-//! threshold.
+//! Exporting models for the browser as one bundle: the frozen backbone they share once, and each
+//! model's head under its own name, in half precision (safetensors), with a `model.json`
+//! manifest (classes, input size, normalisation, the networks, and each head's decision
+//! threshold). Reading a bundle's files back is here too.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use burn::tensor::Device;
-use querylabel::exported::{load_exported_model, parse_manifest};
-use querylabel::model::Classifier;
-
-use crate::calibration::{ThresholdChoice, decision_threshold};
-use crate::checkpoint::{write_atomically, write_json};
-use crate::saved_model::load_model;
-
-pub use querylabel::exported::{
-    EXPORT_FORMAT_VERSION, ExportManifest, ModelDescription, export_weights, half_precision,
+use querylabel::bundle::{
+    Bundle, BundleDescription, BundleManifest, assemble, bundle_weights, load_bundle,
+    parse_bundle_manifest,
 };
 
-const MANIFEST_FILE: &str = "model.json";
-const WEIGHTS_FILE: &str = "model.safetensors";
+use crate::calibration::{ThresholdChoice, decision_threshold};
+use crate::checkpoint::{ModelFiles, write_atomically, write_json};
+use crate::model_source::{HeadNaming, ModelKind, ModelSource, single_model_part};
 
-/// Exports the model of a model or run directory into `out` (created if needed), its decision
-/// threshold set as `threshold` says; returns the manifest's path. Nothing is written until
-/// the threshold is known, so a failure leaves no half export.
-pub fn export_model(model_path: &Path, out: &Path, threshold: ThresholdChoice) -> Result<PathBuf> {
+/// The weights file of a bundle, beside its `model.json`.
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+
+/// One model to put into a bundle: a training run or model directory, or a single-model export
+/// (format 1), with how to name its head and set its threshold.
+#[derive(Clone, Debug, Default)]
+pub struct ModelToExport {
+    pub path: PathBuf,
+    pub naming: HeadNaming,
+    /// A fixed decision threshold (`--threshold`); otherwise it is chosen on the training run's
+    /// validation split, or for an export kept as recorded.
+    pub threshold: Option<f32>,
+}
+
+impl ModelToExport {
+    fn threshold_choice(&self, kind: ModelKind) -> ThresholdChoice {
+        match (self.threshold, kind) {
+            (Some(value), _) => ThresholdChoice::Fixed(value),
+            (None, ModelKind::SingleExport) => ThresholdChoice::Recorded,
+            (None, _) => ThresholdChoice::FromValidation,
+        }
+    }
+}
+
+/// Exports `models`, which must share one backbone bit for bit, as one bundle in `out`
+/// (created if needed); returns the manifest's path. Nothing is written until every threshold
+/// is known, so a failure leaves no half export; each file is replaced atomically.
+pub fn export_bundle(models: &[ModelToExport], out: &Path) -> Result<PathBuf> {
     let device = Device::flex();
-    let (model, description) = load_model(model_path, &device)?;
-    let bytes =
-        export_weights(&model).map_err(|e| anyhow::anyhow!("cannot serialise the model: {e}"))?;
-    let mut manifest = ExportManifest {
-        format_version: EXPORT_FORMAT_VERSION,
-        weights: WEIGHTS_FILE.into(),
-        weights_precision: "f16".into(),
-        model: description,
-    };
-    // The threshold is chosen for the half-precision weights the export ships.
-    let exported = load_exported_model(&manifest, bytes.clone(), &device).map_err(|e| {
-        anyhow::anyhow!("the export of {} does not load: {e}", model_path.display())
-    })?;
-    manifest.model.decision_threshold =
-        decision_threshold(threshold, model_path, &exported, &manifest.model, &device)?;
+    let mut parts = Vec::with_capacity(models.len());
+    let mut kinds = Vec::with_capacity(models.len());
+    for model in models {
+        let source = ModelSource::of(&model.path)?;
+        parts.push(single_model_part(
+            &model.path,
+            &source,
+            &model.naming,
+            None,
+            &device,
+        )?);
+        kinds.push(source.kind);
+    }
+    let (bundle, mut description) = assemble(parts)?;
+    let bytes = bundle_weights(&bundle, &description)
+        .map_err(|e| anyhow::anyhow!("cannot serialise the bundle: {e}"))?;
+    // Thresholds are chosen for the half-precision weights the bundle ships.
+    let exported = load_bundle(&description, bytes.clone(), &device)
+        .map_err(|e| anyhow::anyhow!("the bundle does not load back: {e}"))?;
+    for (index, (model, kind)) in models.iter().zip(kinds).enumerate() {
+        let threshold = decision_threshold(
+            model.threshold_choice(kind),
+            &model.path,
+            &exported.classifier(index),
+            &description.model_description(index),
+            &device,
+        )?;
+        description.heads[index].decision_threshold = threshold;
+    }
+    description.validate()?;
     write_atomically(&out.join(WEIGHTS_FILE), &bytes)?;
-    let path = out.join(MANIFEST_FILE);
-    write_json(&path, &manifest)?;
+    let path = ModelFiles::in_dir(out).config;
+    write_json(&path, &BundleManifest::new(description, WEIGHTS_FILE))?;
     Ok(path)
 }
 
-/// Whether `dir` holds an export (rather than a training checkpoint's model).
-pub fn is_export(dir: &Path) -> bool {
-    dir.join(WEIGHTS_FILE).is_file()
-}
-
-/// Loads an export back (weights widened to f32), strictly, through the loader the browser
+/// Loads the bundle in `dir` (weights widened to f32), strictly, through the loader the browser
 /// uses too.
-pub fn load_exported(dir: &Path, device: &Device) -> Result<(Classifier, ModelDescription)> {
-    let manifest_path = dir.join(MANIFEST_FILE);
+pub fn load_bundle_dir(dir: &Path, device: &Device) -> Result<(Bundle, BundleDescription)> {
+    let manifest_path = ModelFiles::in_dir(dir).config;
     let json = std::fs::read_to_string(&manifest_path)
         .with_context(|| format!("cannot read {}", manifest_path.display()))?;
-    let manifest =
-        parse_manifest(&json).map_err(|e| anyhow::anyhow!("{}: {e}", manifest_path.display()))?;
+    let manifest = parse_bundle_manifest(&json)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", manifest_path.display()))?;
     let weights = dir.join(&manifest.weights);
     let bytes =
         std::fs::read(&weights).with_context(|| format!("cannot read {}", weights.display()))?;
-    let model = load_exported_model(&manifest, bytes, device)
+    let bundle = load_bundle(&manifest.model, bytes, device)
         .map_err(|e| anyhow::anyhow!("{}: {e}", weights.display()))?;
-    Ok((model, manifest.model))
+    Ok((bundle, manifest.model))
 }

@@ -15,6 +15,8 @@ pub mod feature_cache;
 pub mod flip_tta;
 pub mod images;
 pub mod lesson_features;
+pub mod model_source;
+pub mod per_model_flags;
 pub mod plots;
 pub mod predict;
 pub mod report;

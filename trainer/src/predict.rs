@@ -1,5 +1,6 @@
-//! Predicting labels for photos, and drawing where each label query looked: the photo with
-//! that query's cross-attention over it as a heat map.
+//! Predicting labels for photos with the heads of a bundle (the backbone runs once per photo),
+//! and drawing where each label query looked: the photo with that query's cross-attention over
+//! it as a heat map.
 
 use std::path::{Path, PathBuf};
 
@@ -7,12 +8,12 @@ use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 use burn::tensor::activation::sigmoid;
 use image::{DynamicImage, Rgb, RgbImage, imageops::FilterType};
+use querylabel::bundle::{Bundle, BundleDescription};
 use querylabel::head::{AttentionSelection, attention_maps};
-use querylabel::model::Classifier;
+use querylabel::model::ClassifierOutput;
 use querylabel::preprocess::decode_image;
 
 use crate::checkpoint::write_atomically;
-use crate::saved_model::ModelDescription;
 
 /// One label of one photo.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -23,11 +24,12 @@ pub struct LabelScore {
     pub predicted: bool,
 }
 
-/// The best labels of one photo, most probable first, the labels it is predicted to have, and
-/// the attention overlays written for it.
+/// What one head predicts for one photo: its best labels, most probable first, the labels it
+/// predicts, and the attention overlays written for it.
 #[derive(Debug, serde::Serialize)]
-pub struct Prediction {
-    pub image: PathBuf,
+pub struct HeadPrediction {
+    /// The head's name in its bundle.
+    pub head: String,
     /// The `top` most probable labels, predicted or not.
     pub labels: Vec<LabelScore>,
     /// The decision threshold the prediction used.
@@ -37,23 +39,74 @@ pub struct Prediction {
     pub attention_files: Vec<PathBuf>,
 }
 
-/// Predicts one photo, predicting the labels whose probability is `>= threshold` (usually the
-/// model's `decision_threshold`). With `attention_dir`, writes `<photo stem>_<label>.png` for
-/// each of the `top` labels (Query2Label models only).
+/// Every chosen head's prediction for one photo.
+#[derive(Debug, serde::Serialize)]
+pub struct Prediction {
+    pub image: PathBuf,
+    pub heads: Vec<HeadPrediction>,
+}
+
+/// A head of the bundle to predict with, and the threshold it predicts at (usually its own
+/// `decision_threshold`).
+#[derive(Clone, Copy, Debug)]
+pub struct HeadChoice {
+    pub index: usize,
+    pub threshold: f32,
+}
+
+/// Predicts one photo with the chosen heads of `bundle`, running its backbone once. With
+/// `attention_dir`, writes `<photo stem>_<head>_<label>.png` for each head's `top` labels
+/// (Query2Label heads only).
 pub fn predict_image(
-    model: &Classifier,
-    description: &ModelDescription,
+    bundle: &Bundle,
+    description: &BundleDescription,
+    heads: &[HeadChoice],
     path: &Path,
     top: usize,
-    threshold: f32,
     attention_dir: Option<&Path>,
     device: &Device,
 ) -> Result<Prediction> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let photo = decode_image(&bytes).with_context(|| format!("{}", path.display()))?;
     let input = description.preprocessing.image_to_chw(&photo);
-    let output = model.forward(description.preprocessing.batch(&[input], device));
-    let probabilities = sigmoid(output.logits)
+    let features = bundle
+        .backbone
+        .forward_features(description.preprocessing.batch(&[input], device));
+    let heads = heads
+        .iter()
+        .map(|choice| {
+            let output = bundle.heads[choice.index].forward(features.clone());
+            let head = &description.heads[choice.index].name;
+            let files = Overlays {
+                photo: &photo,
+                path,
+                dir: attention_dir,
+            };
+            head_prediction(&output, description, head, choice.threshold, top, files)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Prediction {
+        image: path.to_path_buf(),
+        heads,
+    })
+}
+
+/// Where one head's attention overlays go, if anywhere.
+struct Overlays<'a> {
+    photo: &'a DynamicImage,
+    path: &'a Path,
+    dir: Option<&'a Path>,
+}
+
+fn head_prediction(
+    output: &ClassifierOutput,
+    description: &BundleDescription,
+    head: &str,
+    threshold: f32,
+    top: usize,
+    overlays: Overlays,
+) -> Result<HeadPrediction> {
+    let probabilities = sigmoid(output.logits.clone())
         .into_data()
         .try_into_vec_as::<f32>()
         .expect("float probabilities");
@@ -76,9 +129,12 @@ pub fn predict_image(
         .collect();
 
     let mut attention_files = Vec::new();
-    if let Some(dir) = attention_dir {
+    if let Some(dir) = overlays.dir {
         if output.cross_attention.is_empty() {
-            bail!("this model has a linear head: it has no per-label attention to draw");
+            bail!(
+                "head {head:?} is a linear head: it has no per-label attention to draw; choose \
+                 a Query2Label head with --head"
+            );
         }
         let [height, width] = output.feature_size;
         let maps = attention_maps(
@@ -89,14 +145,15 @@ pub fn predict_image(
         .into_data()
         .try_into_vec_as::<f32>()
         .expect("float attention");
-        let stem = path
+        let stem = overlays
+            .path
             .file_stem()
             .map_or("image".into(), |s| s.to_string_lossy());
         for &k in &ranked {
             let map = &maps[k * height * width..(k + 1) * height * width];
             let name = description.label_space.class_name(k).unwrap_or("label");
-            let file = dir.join(format!("{stem}_{name}.png"));
-            let overlay = overlay_attention(&photo, map, [height, width], 0.55);
+            let file = dir.join(format!("{stem}_{head}_{name}.png"));
+            let overlay = overlay_attention(overlays.photo, map, [height, width], 0.55);
             let mut png = Vec::new();
             DynamicImage::ImageRgb8(overlay)
                 .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
@@ -104,8 +161,8 @@ pub fn predict_image(
             attention_files.push(file);
         }
     }
-    Ok(Prediction {
-        image: path.to_path_buf(),
+    Ok(HeadPrediction {
+        head: head.into(),
         labels,
         threshold,
         predicted_labels,

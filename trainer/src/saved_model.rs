@@ -6,9 +6,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
+use querylabel::exported::{load_exported_model, parse_manifest};
 use querylabel::model::Classifier;
 
 use crate::checkpoint::{ModelFiles, load_module, read_json, save_module, write_json};
+use crate::model_source::{ModelKind, ModelSource};
 
 /// Everything about a model but its parameters (shared with the browser's loader).
 pub use querylabel::exported::ModelDescription;
@@ -42,12 +44,19 @@ pub fn save_model(dir: &Path, model: &Classifier, description: &ModelDescription
     write_json(&files.config, description)
 }
 
-/// Loads the model of a model or run directory onto `device`.
-/// Exports for the browser (`trainer export`) load too, their weights widened to f32.
+/// Loads the one model of a model or run directory onto `device`. Single-model exports of
+/// format 1 load too, their weights widened to f32; a bundle of heads is refused (see
+/// [`load_heads`](crate::model_source::load_heads)).
 pub fn load_model(path: &Path, device: &Device) -> Result<(Classifier, ModelDescription)> {
-    let dir = resolve_model_dir(path)?;
-    if crate::export::is_export(&dir) {
-        return crate::export::load_exported(&dir, device);
+    let source = ModelSource::of(path)?;
+    let dir = source.dir;
+    match source.kind {
+        ModelKind::Saved => {}
+        ModelKind::SingleExport => return load_single_export(&dir, device),
+        ModelKind::Bundle => bail!(
+            "{} is a bundle of heads, not one model; load it with model_source::load_heads",
+            dir.display()
+        ),
     }
     let files = ModelFiles::in_dir(&dir);
     let description: ModelDescription = read_json(&files.config)?;
@@ -61,4 +70,19 @@ pub fn load_model(path: &Path, device: &Device) -> Result<(Classifier, ModelDesc
     }
     let model = load_module(description.classifier.init(device), &files.weights)?;
     Ok((model, description))
+}
+
+/// Loads a single-model export of format 1 from `dir` (weights widened to f32), strictly.
+fn load_single_export(dir: &Path, device: &Device) -> Result<(Classifier, ModelDescription)> {
+    let manifest_path = ModelFiles::in_dir(dir).config;
+    let json = std::fs::read_to_string(&manifest_path)
+        .with_context(|| format!("cannot read {}", manifest_path.display()))?;
+    let manifest =
+        parse_manifest(&json).map_err(|e| anyhow::anyhow!("{}: {e}", manifest_path.display()))?;
+    let weights = dir.join(&manifest.weights);
+    let bytes =
+        std::fs::read(&weights).with_context(|| format!("cannot read {}", weights.display()))?;
+    let model = load_exported_model(&manifest, bytes, device)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", weights.display()))?;
+    Ok((model, manifest.model))
 }

@@ -86,7 +86,12 @@ fn a_short_training_on_the_sample_measurably_improves_validation_map() {
 fn manifest_threshold(export: &Path) -> Value {
     let manifest: Value =
         serde_json::from_str(&std::fs::read_to_string(export.join("model.json")).unwrap()).unwrap();
-    manifest["model"]["decision_threshold"].clone()
+    assert_eq!(manifest["format_version"], 2);
+    // One head, named after the run's labels.
+    let heads = manifest["model"]["heads"].as_array().unwrap();
+    assert_eq!(heads.len(), 1);
+    assert_eq!(heads[0]["name"], "full");
+    heads[0]["decision_threshold"].clone()
 }
 
 /// `predict`'s lines for the sample's first photo, with `extra` arguments.
@@ -137,7 +142,7 @@ fn check_decision_thresholds(run: &Path, export: &Path, evaluation: &Value, scra
     );
     let stdout = predict_sample_photo(export, &[]);
     assert!(
-        stdout.starts_with(&format!("threshold {value:.3} (max overall F1")),
+        stdout.starts_with(&format!("head full: threshold {value:.3} (max overall F1")),
         "{stdout}"
     );
 
@@ -159,14 +164,14 @@ fn check_decision_thresholds(run: &Path, export: &Path, evaluation: &Value, scra
     let stdout = predict_sample_photo(&fixed, &[]);
     let predicted = stdout
         .lines()
-        .find_map(|line| line.strip_prefix("  predicted: "))
+        .find_map(|line| line.strip_prefix("  full predicted: "))
         .expect("a predicted line");
     assert_eq!(predicted.split(", ").count(), 80, "{stdout}");
-    assert_eq!(stdout.matches("\n  * ").count(), 5, "{stdout}");
+    assert_eq!(stdout.matches("\n    * ").count(), 5, "{stdout}");
     // `--threshold` overrides the recorded one: at 1 nothing is predicted.
     let stdout = predict_sample_photo(&fixed, &["--threshold", "1"]);
-    assert!(stdout.contains("\n  predicted: \n"), "{stdout}");
-    assert_eq!(stdout.matches("\n  * ").count(), 0, "{stdout}");
+    assert!(stdout.contains("\n  full predicted: \n"), "{stdout}");
+    assert_eq!(stdout.matches("\n    * ").count(), 0, "{stdout}");
     // A threshold outside [0, 1] is refused with the reason.
     let (ok, _, stderr) = trainer(&[
         "predict",
@@ -177,6 +182,71 @@ fn check_decision_thresholds(run: &Path, export: &Path, evaluation: &Value, scra
         "x.jpg",
     ]);
     assert!(!ok && stderr.contains("[0, 1]"), "{stderr}");
+    check_bundle_of_two_heads(run, scratch);
+}
+
+/// Two heads over one backbone: names and thresholds follow the --model before them, two heads
+/// of one name are refused, and `eval` gives one JSON line per head (or the one `--head` names).
+fn check_bundle_of_two_heads(run: &Path, scratch: &Path) {
+    let bundle = scratch.join("bundle");
+    let run = run.to_str().unwrap();
+    let out = bundle.to_str().unwrap();
+    let (ok, _, stderr) = trainer(&["export", "--model", run, "--model", run, "--out", out]);
+    assert!(
+        !ok && stderr.contains("two heads are named \"full\""),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = trainer(&[
+        "export",
+        "--model",
+        run,
+        "--threshold",
+        "0.25",
+        "--model",
+        run,
+        "--name",
+        "again",
+        "--threshold",
+        "0.75",
+        "--out",
+        out,
+    ]);
+    assert!(ok, "trainer export of two heads failed:\n{stderr}");
+    let data = querylabel_trainer::dataset::sample_dir();
+    let eval = |extra: &[&str]| {
+        let mut args = vec!["eval", "--backend", "flex", "--model", out];
+        args.extend_from_slice(&["--data", data.to_str().unwrap(), "--run-split-seed", "1"]);
+        args.extend_from_slice(extra);
+        trainer(&args)
+    };
+    let (ok, stdout, stderr) = eval(&[]);
+    assert!(ok, "trainer eval of the bundle failed:\n{stderr}");
+    let lines: Vec<Value> = stdout
+        .lines()
+        .filter(|line| line.starts_with('{'))
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert_eq!(
+        (lines[0]["head"].as_str(), lines[1]["head"].as_str()),
+        (Some("full"), Some("again"))
+    );
+    assert_eq!(
+        (
+            lines[0]["threshold"].as_f64(),
+            lines[1]["threshold"].as_f64()
+        ),
+        (Some(0.25), Some(0.75))
+    );
+    assert_eq!(lines[0]["mAP"], lines[1]["mAP"], "one model, twice");
+    let (ok, stdout, _) = eval(&["--head", "again"]);
+    assert!(ok);
+    assert_eq!(common::last_json_line(&stdout)["head"], "again");
+    let (ok, _, stderr) = eval(&["--head", "nope"]);
+    assert!(
+        !ok && stderr.contains("its heads are full, again"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -39,9 +39,19 @@ pub fn eval_on_sample_validation_split(model: &Path) -> Value {
 }
 
 /// `trainer eval` of `model` on the seed-1 validation split of the data set in `data`; returns
-/// its JSON summary line.
+/// its (last head's) JSON summary line.
 pub fn eval_on_validation_split(model: &Path, data: &Path) -> Value {
-    let (ok, stdout, stderr) = trainer(&[
+    eval_with(model, data, &[])
+}
+
+/// `trainer eval --head head` of the bundle `model` on the seed-1 validation split of `data`;
+/// returns its JSON summary line.
+pub fn eval_head_on_validation_split(model: &Path, head: &str, data: &Path) -> Value {
+    eval_with(model, data, &["--head", head])
+}
+
+fn eval_with(model: &Path, data: &Path, extra: &[&str]) -> Value {
+    let mut args = vec![
         "eval",
         "--backend",
         "flex",
@@ -51,7 +61,9 @@ pub fn eval_on_validation_split(model: &Path, data: &Path) -> Value {
         data.to_str().unwrap(),
         "--run-split-seed",
         "1",
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let (ok, stdout, stderr) = trainer(&args);
     assert!(ok, "trainer eval of {} failed:\n{stderr}", model.display());
     last_json_line(&stdout)
 }

@@ -1,0 +1,192 @@
+//! What a `--model` path holds, and loading any of them as a bundle of heads.
+//!
+//! A path names a saved model (a model directory, or a training run directory whose `best/`
+//! holds its best model), a single-model export of format 1 (written before bundles, still read
+//! so that it can be evaluated and converted), or a bundle (`trainer export`). A single model
+//! counts as a bundle of one head, named as `trainer export` would name it.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use burn::tensor::Device;
+use querylabel::bundle::description::default_head_description;
+use querylabel::bundle::{Bundle, BundleDescription, BundlePart, TrainingLabels, assemble};
+use querylabel::exported::EXPORT_FORMAT_VERSION;
+use querylabel::loss::SinglePositiveLoss;
+use serde_json::Value;
+
+use crate::calibration::run_options;
+use crate::checkpoint::{ModelFiles, read_json};
+use crate::export::load_bundle_dir;
+use crate::saved_model::{load_model, resolve_model_dir};
+use crate::train::{LabelMode, TrainOptions};
+
+/// The name of a single model's head when nothing says what it was trained with.
+pub const UNNAMED_HEAD: &str = "model";
+
+/// The kinds of model directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelKind {
+    /// `model.json` (a [`ModelDescription`](querylabel::exported::ModelDescription)) and
+    /// `model.bpk`, as training saves them.
+    Saved,
+    /// Format 1: one model's `model.json` manifest and half-precision `model.safetensors`.
+    SingleExport,
+    /// A bundle: one backbone, named heads.
+    Bundle,
+}
+
+/// A model directory and what it holds.
+#[derive(Clone, Debug)]
+pub struct ModelSource {
+    pub dir: PathBuf,
+    pub kind: ModelKind,
+}
+
+impl ModelSource {
+    /// Finds the model of `path` (see [`resolve_model_dir`]) and tells its kind from its
+    /// manifest's `format_version` (saved models have none).
+    pub fn of(path: &Path) -> Result<Self> {
+        let dir = resolve_model_dir(path)?;
+        let manifest: Value = read_json(&ModelFiles::in_dir(&dir).config)?;
+        let kind = match manifest.get("format_version").and_then(Value::as_u64) {
+            None => ModelKind::Saved,
+            Some(version) if version == u64::from(EXPORT_FORMAT_VERSION) => ModelKind::SingleExport,
+            // The bundle reader names the versions it does not know.
+            Some(_) => ModelKind::Bundle,
+        };
+        Ok(Self { dir, kind })
+    }
+}
+
+/// What a training run recorded about how its model was trained.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TrainingRecord {
+    pub labels: TrainingLabels,
+    pub loss: SinglePositiveLoss,
+}
+
+impl TrainingRecord {
+    /// The run's record, from its `options.json` beside `path`'s model; `None` for a model
+    /// without its run (an export, a copied model directory).
+    pub fn of(path: &Path) -> Result<Option<Self>> {
+        let Ok(options) = run_options(path) else {
+            return Ok(None);
+        };
+        let options: TrainOptions = read_json(&options)?;
+        Ok(Some(Self {
+            labels: match options.labels {
+                LabelMode::Full => TrainingLabels::Full,
+                LabelMode::SinglePositive => TrainingLabels::SinglePositive,
+            },
+            loss: options.loss,
+        }))
+    }
+
+    /// The head's default name: `full` for every label (whatever the loss), otherwise the
+    /// single-positive loss (`wan`, `an-ls`, …).
+    pub fn head_name(self) -> String {
+        match self.labels {
+            TrainingLabels::Full => "full".into(),
+            TrainingLabels::SinglePositive => self.loss.name().into(),
+        }
+    }
+}
+
+/// How one model's head is to be named and described in a bundle; `None` takes what the
+/// training run recorded.
+#[derive(Clone, Debug, Default)]
+pub struct HeadNaming {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub labels: Option<TrainingLabels>,
+    pub loss: Option<SinglePositiveLoss>,
+}
+
+/// A given value, the recorded one, or either when they agree; an error naming both when not.
+fn agreeing<T: PartialEq + Copy + std::fmt::Display>(
+    flag: &str,
+    given: Option<T>,
+    recorded: Option<T>,
+    path: &Path,
+) -> Result<Option<T>> {
+    match (given, recorded) {
+        (Some(given), Some(recorded)) if given != recorded => bail!(
+            "{}: --{flag} {given}, but its training run recorded {recorded}",
+            path.display()
+        ),
+        (given, recorded) => Ok(given.or(recorded)),
+    }
+}
+
+/// The single model at `path` (saved or format-1 export; `source` is what it holds) as one part
+/// of a bundle, named as `naming` says or as its training run implies; `fallback_name` names it
+/// when neither does (`None`: that is an error).
+pub fn single_model_part(
+    path: &Path,
+    source: &ModelSource,
+    naming: &HeadNaming,
+    fallback_name: Option<&str>,
+    device: &Device,
+) -> Result<BundlePart> {
+    if source.kind == ModelKind::Bundle {
+        bail!(
+            "{} is a bundle of heads, not one model; export its heads' training runs instead",
+            source.dir.display()
+        );
+    }
+    let record = TrainingRecord::of(path)?;
+    let labels = agreeing("labels", naming.labels, record.map(|r| r.labels), path)?;
+    let loss = agreeing("loss", naming.loss, record.map(|r| r.loss), path)?;
+    let name = match (&naming.name, record, fallback_name) {
+        (Some(name), _, _) => name.clone(),
+        (None, Some(record), _) => record.head_name(),
+        (None, None, Some(fallback)) => fallback.into(),
+        (None, None, None) => bail!(
+            "{}: no training run records how this model was trained, so its head has no \
+             default name; give one with --name after its --model",
+            path.display()
+        ),
+    };
+    let (model, model_description) = load_model(path, device)?;
+    Ok(BundlePart {
+        origin: path.display().to_string(),
+        model,
+        model_description,
+        name,
+        description: naming
+            .description
+            .clone()
+            .unwrap_or_else(|| default_head_description(labels, loss)),
+        labels,
+        loss,
+    })
+}
+
+/// Loads the model of `path` as a bundle: a bundle as it is, a single model as a bundle of one
+/// head.
+pub fn load_heads(path: &Path, device: &Device) -> Result<(Bundle, BundleDescription)> {
+    let source = ModelSource::of(path)?;
+    if source.kind == ModelKind::Bundle {
+        return load_bundle_dir(&source.dir, device);
+    }
+    let part = single_model_part(
+        path,
+        &source,
+        &HeadNaming::default(),
+        Some(UNNAMED_HEAD),
+        device,
+    )?;
+    assemble(vec![part]).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+/// The heads `name` selects: that one, or every head when `None`.
+pub fn selected_heads(description: &BundleDescription, name: Option<&str>) -> Result<Vec<usize>> {
+    match name {
+        Some(name) => {
+            let index = description.head_index(name).context("--head")?;
+            Ok(vec![index])
+        }
+        None => Ok((0..description.heads.len()).collect()),
+    }
+}
