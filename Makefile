@@ -82,7 +82,7 @@ WASM_BINDGEN := $(TOOLS_DIR)/wasm-bindgen-$(WASM_BINDGEN_VERSION)/bin/wasm-bindg
 TOOL_BUILD := CARGO_TARGET_DIR="$(CACHE_DIR)/target-tools" CARGO_PROFILE_RELEASE_OPT_LEVEL=1 \
 	CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
 	CARGO_PROFILE_RELEASE_DEBUG=false
-SHIPPED_DATA := www/models/full/model.json www/models/single-positive/model.json \
+SHIPPED_DATA := www/models/model.json www/models/model.safetensors \
 	www/lesson/features.safetensors
 E2E_DIR := tests/e2e
 RUN_E2E := cd $(E2E_DIR) && DEMO_DIST="$(CURDIR)/$(DIST)" \

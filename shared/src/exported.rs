@@ -1,7 +1,12 @@
-//! The exported model format that the trainer writes and the browser reads: a `model.json`
-//! manifest and half-precision safetensors weights. Loading works on bytes already in memory, so
-//! the native trainer and the wasm demo share this one loader; reading the files is the
-//! caller's business.
+//! What the export formats share, and the single-model format 1.
+//!
+//! A model's description ([`ModelDescription`], also what a training run saves beside its
+//! weights), its decision threshold record ([`DecisionThreshold`]) and the half-precision
+//! conversion ([`half_precision`]) serve the bundles of [`crate::bundle`], which the trainer
+//! writes and the browser reads. Format 1, one model per export (`model.json` +
+//! `model.safetensors` with the whole classifier), is what `trainer export` wrote before
+//! bundles; it is still read ([`parse_manifest`], [`load_exported_model`]) so that such exports
+//! can be evaluated and converted into a bundle, but no longer written.
 
 use std::fmt;
 
@@ -15,7 +20,8 @@ use crate::metrics::ChosenThreshold;
 use crate::model::{Classifier, ClassifierConfig};
 use crate::preprocess::Preprocessing;
 
-/// Version of the export layout; readers refuse versions they do not know.
+/// Version of the single-model export layout (bundles are
+/// [`BUNDLE_FORMAT_VERSION`](crate::bundle::BUNDLE_FORMAT_VERSION)).
 pub const EXPORT_FORMAT_VERSION: u32 = 1;
 
 /// The threshold of a model that records none (made before calibration, or fresh from
@@ -94,7 +100,7 @@ impl DecisionThreshold {
     }
 }
 
-/// `model.json` of an export.
+/// `model.json` of a single-model export (format 1).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ExportManifest {
     pub format_version: u32,
@@ -151,7 +157,7 @@ pub fn half_precision() -> HalfPrecisionAdapter {
         .with_module("Query2Label")
 }
 
-/// Parses and checks a `model.json`.
+/// Parses and checks the `model.json` of a single-model export.
 pub fn parse_manifest(json: &str) -> Result<ExportManifest, ExportError> {
     let manifest: ExportManifest =
         serde_json::from_str(json).map_err(|e| ExportError::Manifest(e.to_string()))?;
@@ -170,7 +176,9 @@ pub fn parse_manifest(json: &str) -> Result<ExportManifest, ExportError> {
     Ok(manifest)
 }
 
-/// Serialises a model's weights in the export's layout (half precision where it is safe).
+/// Serialises a model's weights in format 1's layout (half precision where it is safe): only
+/// the tests still write it, to check that it reads.
+#[cfg(test)]
 pub fn export_weights(model: &Classifier) -> Result<Vec<u8>, ExportError> {
     let mut store = SafetensorsStore::from_bytes(None)
         .skip_enum_variants(true)

@@ -1,6 +1,7 @@
 // Benchmark of the browser demo: the sizes the page downloads, its time to first prediction
 // (fresh profile: download, compile, model load, warm-up, then one sample photo), the second
-// visit's start (models from the Cache API) and the per-photo latency, for each backend.
+// visit's start (models from the Cache API) and the per-photo latency (the backbone once, then
+// every head), for each backend.
 // Prints numbers only; asserts nothing. Usage: node bench.mjs [DIST_DIR]
 import { resolve } from 'node:path';
 import { startServer } from '../../web/serve.mjs';
@@ -30,22 +31,22 @@ for (const webgpu of [true, false]) {
     const first = await page.evaluate(() => ({
       ready: window.demo.loadedAt, first: window.demo.firstPredictionAt, warmUp: window.demo.warmUpMs,
     }));
-    const latencies = { full: [], 'single-positive': [] };
+    const latencies = [];
     for (const sample of samples) {
-      const last = await predictSample(page, sample);
-      for (const model of Object.keys(latencies)) latencies[model].push(last[model].milliseconds);
+      await predictSample(page, sample);
+      latencies.push(await page.evaluate(() => window.demo.lastMilliseconds));
     }
+    const heads = await page.evaluate(() => window.demo.heads);
     await page.reload();
     await page.waitForFunction(() => window.demo?.ready, null, { timeout: 600_000 });
     const secondVisit = await page.evaluate(() => window.demo.loadedAt);
     console.log(`${engine}: ready after ${(first.ready / 1000).toFixed(1)} s, first prediction at ` +
       `${(first.first / 1000).toFixed(1)} s after navigation (fresh profile; warm-up ` +
-      `${Object.values(first.warmUp).map((ms) => ms.toFixed(0)).join(' / ')} ms); ` +
+      `${first.warmUp.toFixed(0)} ms); ` +
       `second visit ready after ${(secondVisit / 1000).toFixed(1)} s (models from the cache)`);
-    for (const [model, values] of Object.entries(latencies)) {
-      console.log(`${engine}: ${model} model, per-photo latency median ${median(values).toFixed(0)} ms ` +
-        `(min ${Math.min(...values).toFixed(0)}, max ${Math.max(...values).toFixed(0)}, ${values.length} photos)`);
-    }
+    console.log(`${engine}: backbone + ${heads.length} heads (${heads.join(', ')}), per-photo latency ` +
+      `median ${median(latencies).toFixed(0)} ms (min ${Math.min(...latencies).toFixed(0)}, ` +
+      `max ${Math.max(...latencies).toFixed(0)}, ${latencies.length} photos)`);
   } finally {
     await browser.close();
   }

@@ -1,5 +1,6 @@
-//! The JavaScript-facing surface of the demo (wasm only): start a backend, load a model, predict
-//! a photo, read its attention maps, compute the lesson's per-loss targets and train its heads.
+//! The JavaScript-facing surface of the demo (wasm only): start a backend, load the bundle of
+//! heads, predict a photo with all of them, read their attention maps, compute the lesson's
+//! per-loss targets and train its heads.
 //! The page (www/app.js, www/lesson.js) owns the DOM; this module owns every number.
 
 use std::cell::RefCell;
@@ -8,6 +9,7 @@ use std::rc::Rc;
 use burn::tensor::Device;
 use burn::tensor::wgpu::WgpuInitError;
 use js_sys::Promise;
+use querylabel::bundle::HeadDescription;
 use querylabel::head::AttentionSelection;
 use querylabel::loss::SinglePositiveLoss;
 use wasm_bindgen::prelude::*;
@@ -17,7 +19,7 @@ use crate::lesson::features::LessonData;
 use crate::lesson::linear_run::RunSettings;
 use crate::lesson::targets::{loss_targets, role_estimate};
 use crate::lesson::{LESSON_LOSSES, Lesson, validation_maps};
-use crate::prediction::Prediction;
+use crate::prediction::{PhotoPredictions, Prediction};
 use crate::predictor::Predictor;
 
 /// Reports Rust panics on the console instead of an opaque `unreachable` trap.
@@ -89,11 +91,11 @@ impl Engine {
         self.fallback_reason.clone()
     }
 
-    /// Loads an exported model (`model.json` text and `model.safetensors` bytes).
+    /// Loads an exported bundle (`model.json` text and `model.safetensors` bytes).
     #[wasm_bindgen(js_name = loadModel)]
     pub fn load_model(&self, manifest_json: &str, weights: Vec<u8>) -> Result<Model, JsError> {
         let predictor = Predictor::from_export(manifest_json, weights, &self.device)
-            .map_err(|e| JsError::new(&format!("cannot load the model: {e}")))?;
+            .map_err(|e| JsError::new(&format!("cannot load the models: {e}")))?;
         Ok(Model {
             predictor: Rc::new(predictor),
         })
@@ -115,10 +117,20 @@ impl Engine {
     }
 }
 
-/// A loaded model.
+/// The loaded bundle: one backbone, several heads, addressed by their index.
 #[wasm_bindgen]
 pub struct Model {
     predictor: Rc<Predictor>,
+}
+
+impl Model {
+    fn head(&self, head: usize) -> Result<&HeadDescription, JsError> {
+        self.predictor
+            .description()
+            .heads
+            .get(head)
+            .ok_or_else(|| JsError::new(&format!("no head {head}")))
+    }
 }
 
 #[wasm_bindgen]
@@ -132,40 +144,60 @@ impl Model {
             .collect()
     }
 
-    /// The model's decision threshold: labels with a probability at or above it are its
-    /// prediction (0.5 for an export that records none).
-    #[wasm_bindgen(getter, js_name = decisionThreshold)]
-    pub fn decision_threshold(&self) -> f32 {
-        self.predictor.description().decision_threshold.value
+    /// The heads' names, in the order the page shows them (`full`, `wan`).
+    #[wasm_bindgen(getter, js_name = headNames)]
+    pub fn head_names(&self) -> Vec<String> {
+        self.predictor.description().head_names()
     }
 
-    /// How the decision threshold was chosen, for people (`"default"` when it was not).
-    #[wasm_bindgen(getter, js_name = thresholdRule)]
-    pub fn threshold_rule(&self) -> String {
-        self.predictor.description().decision_threshold.rule.clone()
+    /// Head `head`'s description for people ("Trained with all labels, ASL loss").
+    #[wasm_bindgen(js_name = headDescription)]
+    pub fn head_description(&self, head: usize) -> Result<String, JsError> {
+        Ok(self.head(head)?.description.clone())
     }
 
-    /// Mean wrong labels per photo at the decision threshold on the validation split it was
+    /// `"full"` or `"single-positive"`: the labels head `head` was trained with (`""` when
+    /// unknown).
+    #[wasm_bindgen(js_name = headLabels)]
+    pub fn head_labels(&self, head: usize) -> Result<String, JsError> {
+        Ok(self.head(head)?.labels.map_or("", |l| l.name()).into())
+    }
+
+    /// Head `head`'s decision threshold: labels with a probability at or above it are its
+    /// prediction (0.5 for a head that records none).
+    #[wasm_bindgen(js_name = decisionThreshold)]
+    pub fn decision_threshold(&self, head: usize) -> Result<f32, JsError> {
+        Ok(self.head(head)?.decision_threshold.value)
+    }
+
+    /// How head `head`'s decision threshold was chosen, for people (`"default"` when it was
+    /// not).
+    #[wasm_bindgen(js_name = thresholdRule)]
+    pub fn threshold_rule(&self, head: usize) -> Result<String, JsError> {
+        Ok(self.head(head)?.decision_threshold.rule.clone())
+    }
+
+    /// Mean wrong labels per photo at head `head`'s threshold on the validation split it was
     /// chosen on; `undefined` when it was not chosen on one.
-    #[wasm_bindgen(getter, js_name = thresholdWrongLabelsPerPhoto)]
-    pub fn threshold_wrong_labels_per_photo(&self) -> Option<f64> {
-        self.predictor
-            .description()
+    #[wasm_bindgen(js_name = thresholdWrongLabelsPerPhoto)]
+    pub fn threshold_wrong_labels_per_photo(&self, head: usize) -> Result<Option<f64>, JsError> {
+        Ok(self
+            .head(head)?
             .decision_threshold
             .validation
-            .map(|v| v.false_positives_per_image)
+            .map(|v| v.false_positives_per_image))
     }
 
-    /// Decoder layers with attention (0: no attention maps).
-    #[wasm_bindgen(getter, js_name = attentionLayers)]
-    pub fn attention_layers(&self) -> usize {
-        self.predictor.attention_layers()
+    /// Decoder layers of head `head` with attention (0: no attention maps).
+    #[wasm_bindgen(js_name = attentionLayers)]
+    pub fn attention_layers(&self, head: usize) -> usize {
+        self.predictor.attention_layers(head)
     }
 
-    /// Attention heads per layer.
-    #[wasm_bindgen(getter, js_name = attentionHeads)]
-    pub fn attention_heads(&self) -> usize {
-        self.predictor.attention_heads()
+    /// Attention heads per layer of head `head`.
+    #[wasm_bindgen(js_name = attentionHeads)]
+    pub fn attention_heads(&self, head: usize) -> usize {
+        self.predictor.attention_heads(head)
     }
 
     /// Input side in pixels.
@@ -174,69 +206,90 @@ impl Model {
         self.predictor.description().preprocessing.height
     }
 
-    /// One run on a blank input; resolves to its milliseconds.
+    /// One run of the backbone and every head on a blank input; resolves to its milliseconds.
     #[wasm_bindgen(js_name = warmUp)]
     pub fn warm_up(&self) -> Promise {
         let predictor = self.predictor.clone();
         future_to_promise(async move { Ok(predictor.warm_up().await.into()) })
     }
 
-    /// Predicts an encoded photo; resolves to a [`PhotoPrediction`], or rejects with a message
-    /// that says what is wrong with the file.
+    /// Predicts an encoded photo with every head (the backbone runs once); resolves to a
+    /// [`PhotoPrediction`], or rejects with a message that says what is wrong with the file.
     pub fn predict(&self, encoded: Vec<u8>) -> Promise {
         let predictor = self.predictor.clone();
         future_to_promise(async move {
             match predictor.predict(&encoded).await {
-                Ok(prediction) => Ok(PhotoPrediction { prediction }.into()),
+                Ok(predictions) => Ok(PhotoPrediction { predictions }.into()),
                 Err(error) => Err(JsError::new(&error.to_string()).into()),
             }
         })
     }
 }
 
-/// One photo's prediction.
+/// One photo's prediction by every head.
 #[wasm_bindgen]
 pub struct PhotoPrediction {
-    prediction: Prediction,
+    predictions: PhotoPredictions,
+}
+
+impl PhotoPrediction {
+    fn head(&self, head: usize) -> Result<&Prediction, JsError> {
+        self.predictions
+            .heads
+            .get(head)
+            .ok_or_else(|| JsError::new(&format!("no head {head}")))
+    }
 }
 
 #[wasm_bindgen]
 impl PhotoPrediction {
-    /// Probability per label, in the model's label order.
-    #[wasm_bindgen(getter)]
-    pub fn probabilities(&self) -> Vec<f32> {
-        self.prediction.probabilities.clone()
+    /// Head `head`'s probability per label, in the label order.
+    pub fn probabilities(&self, head: usize) -> Result<Vec<f32>, JsError> {
+        Ok(self.head(head)?.probabilities.clone())
     }
 
-    /// Milliseconds from preprocessing to the probabilities read back.
+    /// Milliseconds from preprocessing to every head's results read back.
     #[wasm_bindgen(getter)]
     pub fn milliseconds(&self) -> f64 {
-        self.prediction.milliseconds
+        self.predictions.milliseconds
     }
 
-    /// Feature map height and width (the attention maps' grid).
+    /// Feature map height and width (the attention maps' grid), the same for every head.
     #[wasm_bindgen(getter, js_name = mapHeight)]
     pub fn map_height(&self) -> usize {
-        self.prediction.feature_size[0]
+        self.predictions
+            .heads
+            .first()
+            .map_or(0, |p| p.feature_size[0])
     }
 
     #[wasm_bindgen(getter, js_name = mapWidth)]
     pub fn map_width(&self) -> usize {
-        self.prediction.feature_size[1]
+        self.predictions
+            .heads
+            .first()
+            .map_or(0, |p| p.feature_size[1])
     }
 
-    /// `label`'s attention map (row-major, sums to 1). `layer` and `head` select one decoder
-    /// layer or attention head; a negative value means the mean over all of them. Empty when
-    /// there is no such map.
+    /// Head `head`'s attention map of `label` (row-major, sums to 1). `layer` and
+    /// `attention_head` select one decoder layer or attention head; a negative value means the
+    /// mean over all of them. Empty when there is no such map.
     #[wasm_bindgen(js_name = attentionMap)]
-    pub fn attention_map(&self, label: usize, layer: i32, head: i32) -> Vec<f32> {
+    pub fn attention_map(
+        &self,
+        head: usize,
+        label: usize,
+        layer: i32,
+        attention_head: i32,
+    ) -> Result<Vec<f32>, JsError> {
         let selection = AttentionSelection {
             layer: usize::try_from(layer).ok(),
-            head: usize::try_from(head).ok(),
+            head: usize::try_from(attention_head).ok(),
         };
-        self.prediction
+        Ok(self
+            .head(head)?
             .attention_map(label, selection)
-            .unwrap_or_default()
+            .unwrap_or_default())
     }
 }
 
@@ -259,7 +312,7 @@ const TARGET_LOSSES: [SinglePositiveLoss; 6] = [
 /// observed: each loss's target and weight per label, as a flat array
 /// `[loss][label][target, weight]` in [`target_losses`] order, a target of −1 meaning "ignored".
 /// ROLE's targets come from its label estimator fitted against `classifier_probabilities`
-/// (the single-positive model's prediction for the photo).
+/// (the single-positive head's prediction for the photo).
 #[wasm_bindgen(js_name = lossTargets)]
 pub fn loss_targets_for_photo(
     labels: Vec<f32>,

@@ -1,10 +1,20 @@
-//! What one photo's prediction gives the page: a probability per label and, for Query2Label,
-//! the raw cross-attention of every decoder layer, from which any label's map is drawn on demand.
+//! What one photo's prediction gives the page: per head a probability per label and, for
+//! Query2Label, the raw cross-attention of every decoder layer, from which any label's map is
+//! drawn on demand.
 
 use burn::tensor::{Device, Tensor, TensorData};
 use querylabel::head::attention_map::{AttentionSelection, attention_maps};
 
-/// One photo's outputs, read back from the device.
+/// One photo's outputs from every head of a bundle, in head order.
+#[derive(Debug)]
+pub struct PhotoPredictions {
+    pub heads: Vec<Prediction>,
+    /// Milliseconds from the decoded bytes to every head's results read back (the backbone
+    /// runs once for all of them).
+    pub milliseconds: f64,
+}
+
+/// One head's outputs for one photo, read back from the device.
 #[derive(Debug)]
 pub struct Prediction {
     /// `sigmoid(logit)` per label.
@@ -15,8 +25,6 @@ pub struct Prediction {
     pub heads: usize,
     /// `[height, width]` of the feature map the queries attended to.
     pub feature_size: [usize; 2],
-    /// Milliseconds from the decoded bytes to the probabilities read back.
-    pub milliseconds: f64,
 }
 
 impl Prediction {
@@ -84,7 +92,6 @@ mod tests {
             ],
             heads: 2,
             feature_size: [1, 2],
-            milliseconds: 0.0,
         }
     }
 

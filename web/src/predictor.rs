@@ -1,63 +1,66 @@
-//! A loaded export ready to predict: decodes the visitor's bytes with the shared decoder (size
-//! limits, truncated-JPEG refusal), preprocesses exactly as the trainer does, runs the network on
-//! the page's device and reads the results back.
+//! A loaded bundle ready to predict: decodes the visitor's bytes with the shared decoder (size
+//! limits, truncated-JPEG refusal), preprocesses exactly as the trainer does, runs the backbone
+//! once and every head on its feature map on the page's device, and reads the results back.
 
 use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor};
-use querylabel::exported::{ExportError, ModelDescription, load_exported_model, parse_manifest};
-use querylabel::model::{Classifier, HeadConfig};
+use querylabel::bundle::{
+    Bundle, BundleDescription, BundleError, load_bundle, parse_bundle_manifest,
+};
+use querylabel::model::HeadConfig;
 use querylabel::preprocess::{ImageError, decode_image};
 
 use crate::clock::now_ms;
-use crate::prediction::Prediction;
+use crate::prediction::{PhotoPredictions, Prediction};
 use crate::read_back::read_back;
 
-/// An exported model on a device.
+/// An exported bundle on a device.
 pub struct Predictor {
-    model: Classifier,
-    description: ModelDescription,
+    bundle: Bundle,
+    description: BundleDescription,
     device: Device,
 }
 
 impl Predictor {
-    /// Loads an export from its `model.json` text and `model.safetensors` bytes onto `device`.
+    /// Loads a bundle from its `model.json` text and `model.safetensors` bytes onto `device`.
     pub fn from_export(
         manifest_json: &str,
         weights: Vec<u8>,
         device: &Device,
-    ) -> Result<Self, ExportError> {
-        let manifest = parse_manifest(manifest_json)?;
-        let model = load_exported_model(&manifest, weights, device)?;
+    ) -> Result<Self, BundleError> {
+        let manifest = parse_bundle_manifest(manifest_json)?;
+        let bundle = load_bundle(&manifest.model, weights, device)?;
         Ok(Predictor {
-            model,
+            bundle,
             description: manifest.model,
             device: device.clone(),
         })
     }
 
-    /// Classes, input size and network of the model.
-    pub fn description(&self) -> &ModelDescription {
+    /// Classes, input size, backbone and heads of the bundle.
+    pub fn description(&self) -> &BundleDescription {
         &self.description
     }
 
-    /// Attention heads per decoder layer, or 0 for a head without per-label attention.
-    pub fn attention_heads(&self) -> usize {
-        match &self.description.classifier.head {
-            HeadConfig::Query2Label(config) => config.heads,
-            HeadConfig::Linear(_) => 0,
+    /// Attention heads per decoder layer of head `head`, or 0 for a head without per-label
+    /// attention (or no such head).
+    pub fn attention_heads(&self, head: usize) -> usize {
+        match self.description.heads.get(head).map(|h| &h.head) {
+            Some(HeadConfig::Query2Label(config)) => config.heads,
+            _ => 0,
         }
     }
 
-    /// Decoder layers whose attention can be shown (0 for a linear head).
-    pub fn attention_layers(&self) -> usize {
-        match &self.description.classifier.head {
-            HeadConfig::Query2Label(config) => config.decoder_layers,
-            HeadConfig::Linear(_) => 0,
+    /// Decoder layers of head `head` whose attention can be shown (0 for a linear head).
+    pub fn attention_layers(&self, head: usize) -> usize {
+        match self.description.heads.get(head).map(|h| &h.head) {
+            Some(HeadConfig::Query2Label(config)) => config.decoder_layers,
+            _ => 0,
         }
     }
 
-    /// Predicts the labels of an encoded photo (JPEG, PNG, …).
-    pub async fn predict(&self, encoded: &[u8]) -> Result<Prediction, ImageError> {
+    /// Predicts the labels of an encoded photo (JPEG, PNG, …) with every head.
+    pub async fn predict(&self, encoded: &[u8]) -> Result<PhotoPredictions, ImageError> {
         let image = decode_image(encoded)?;
         let preprocessing = &self.description.preprocessing;
         let start = now_ms();
@@ -77,18 +80,24 @@ impl Predictor {
         self.predict_input(input, start).await.milliseconds
     }
 
-    async fn predict_input(&self, input: Tensor<4>, start: f64) -> Prediction {
-        let output = self.model.forward(input);
-        let probabilities = read_back(sigmoid(output.logits)).await;
-        let mut cross_attention = Vec::with_capacity(output.cross_attention.len());
-        for layer in output.cross_attention {
-            cross_attention.push(read_back(layer).await);
+    async fn predict_input(&self, input: Tensor<4>, start: f64) -> PhotoPredictions {
+        let outputs = self.bundle.forward(input);
+        let mut heads = Vec::with_capacity(outputs.len());
+        for (index, output) in outputs.into_iter().enumerate() {
+            let probabilities = read_back(sigmoid(output.logits)).await;
+            let mut cross_attention = Vec::with_capacity(output.cross_attention.len());
+            for layer in output.cross_attention {
+                cross_attention.push(read_back(layer).await);
+            }
+            heads.push(Prediction {
+                probabilities,
+                cross_attention,
+                heads: self.attention_heads(index),
+                feature_size: output.feature_size,
+            });
         }
-        Prediction {
-            probabilities,
-            cross_attention,
-            heads: self.attention_heads(),
-            feature_size: output.feature_size,
+        PhotoPredictions {
+            heads,
             milliseconds: now_ms() - start,
         }
     }
@@ -99,35 +108,42 @@ mod tests {
     use super::*;
     use crate::read_back::block_on;
     use querylabel::backbone::{BackboneConfig, BackboneKind};
-    use querylabel::exported::{EXPORT_FORMAT_VERSION, ExportManifest, export_weights};
-    use querylabel::head::{AttentionSelection, Query2LabelConfig};
+    use querylabel::bundle::{BundleManifest, HeadDescription, bundle_weights};
+    use querylabel::head::{AttentionSelection, LinearHeadConfig, Query2LabelConfig};
     use querylabel::labels::LabelSpace;
-    use querylabel::model::ClassifierConfig;
     use querylabel::preprocess::Preprocessing;
 
-    /// A small random Query2Label model exported to bytes, as `trainer export` writes them.
-    fn exported_model() -> (String, Vec<u8>) {
-        let description = ModelDescription {
-            classifier: ClassifierConfig::new(
-                BackboneConfig::new(BackboneKind::EfficientNetLite0),
-                HeadConfig::Query2Label(
-                    Query2LabelConfig::new(80, 1280)
-                        .with_hidden_dim(32)
-                        .with_feedforward_dim(32),
-                ),
-            ),
-            label_space: LabelSpace::coco80(),
-            preprocessing: Preprocessing::imagenet(64),
+    /// A small random bundle, a Query2Label and a linear head, exported to bytes as
+    /// `trainer export` writes them.
+    fn exported_bundle() -> (String, Vec<u8>) {
+        let head = |name: &str, head: HeadConfig| HeadDescription {
+            name: name.into(),
+            description: String::new(),
+            labels: None,
+            loss: None,
+            head,
             decision_threshold: Default::default(),
         };
-        let device = Device::flex();
-        let weights = export_weights(&description.classifier.init(&device)).unwrap();
-        let manifest = ExportManifest {
-            format_version: EXPORT_FORMAT_VERSION,
-            weights: "model.safetensors".into(),
-            weights_precision: "f16".into(),
-            model: description,
+        let description = BundleDescription {
+            backbone: BackboneConfig::new(BackboneKind::EfficientNetLite0),
+            preprocessing: Preprocessing::imagenet(64),
+            label_space: LabelSpace::coco80(),
+            heads: vec![
+                head(
+                    "full",
+                    HeadConfig::Query2Label(
+                        Query2LabelConfig::new(80, 1280)
+                            .with_hidden_dim(32)
+                            .with_feedforward_dim(32),
+                    ),
+                ),
+                head("wan", HeadConfig::Linear(LinearHeadConfig::new(80, 1280))),
+            ],
         };
+        let device = Device::flex();
+        let bundle = description.init(&device).unwrap();
+        let weights = bundle_weights(&bundle, &description).unwrap();
+        let manifest = BundleManifest::new(description, "model.safetensors");
         (serde_json::to_string(&manifest).unwrap(), weights)
     }
 
@@ -145,31 +161,43 @@ mod tests {
     }
 
     #[test]
-    fn predicts_probabilities_and_attention_for_a_photo() {
-        let (manifest, weights) = exported_model();
+    fn predicts_probabilities_and_attention_for_a_photo_with_every_head() {
+        let (manifest, weights) = exported_bundle();
         let predictor = Predictor::from_export(&manifest, weights, &Device::flex()).unwrap();
+        assert_eq!(
+            (predictor.attention_layers(0), predictor.attention_heads(0)),
+            (2, 4)
+        );
+        assert_eq!(
+            (predictor.attention_layers(1), predictor.attention_heads(1)),
+            (0, 0)
+        );
         assert!(block_on(predictor.warm_up()) >= 0.0);
         let prediction = block_on(predictor.predict(&png(90, 50))).unwrap();
-        assert_eq!(prediction.probabilities.len(), 80);
-        assert!(
-            prediction
-                .probabilities
-                .iter()
-                .all(|p| (0.0..=1.0).contains(p))
-        );
+        assert_eq!(prediction.heads.len(), 2);
+        for head in &prediction.heads {
+            assert_eq!(head.probabilities.len(), 80);
+            assert!(head.probabilities.iter().all(|p| (0.0..=1.0).contains(p)));
+        }
+        let q2l = &prediction.heads[0];
         // 64 px at stride 32: a 2×2 feature map, two decoder layers of four heads.
-        assert_eq!(prediction.feature_size, [2, 2]);
-        assert_eq!(prediction.cross_attention.len(), 2);
-        let map = prediction
-            .attention_map(5, AttentionSelection::default())
-            .unwrap();
+        assert_eq!(q2l.feature_size, [2, 2]);
+        assert_eq!(q2l.cross_attention.len(), 2);
+        let map = q2l.attention_map(5, AttentionSelection::default()).unwrap();
         assert_eq!(map.len(), 4);
         assert!((map.iter().sum::<f32>() - 1.0).abs() < 1e-4);
+        // The linear head has no attention to draw.
+        let linear = &prediction.heads[1];
+        assert!(
+            linear
+                .attention_map(5, AttentionSelection::default())
+                .is_none()
+        );
     }
 
     #[test]
     fn bad_input_is_an_error_that_says_why() {
-        let (manifest, weights) = exported_model();
+        let (manifest, weights) = exported_bundle();
         let predictor = Predictor::from_export(&manifest, weights, &Device::flex()).unwrap();
         let error = block_on(predictor.predict(b"<html>not a photo</html>")).unwrap_err();
         assert!(
@@ -183,5 +211,10 @@ mod tests {
             "{error}"
         );
         assert!(Predictor::from_export("{}", Vec::new(), &Device::flex()).is_err());
+        let (manifest, weights) = exported_bundle();
+        let error = Predictor::from_export(&manifest, weights[..100].to_vec(), &Device::flex())
+            .err()
+            .expect("cut weights are refused");
+        assert!(matches!(error, BundleError::Weights(_)), "{error}");
     }
 }

@@ -1,12 +1,14 @@
-// The demo page: starts the wasm engine (WebGPU, else the CPU backend), downloads both models
-// with progress (cached), takes photos from every input, and shows each model's sorted label
-// probabilities (its prediction marked at its own calibrated threshold) and attention maps side
-// by side. Every number comes from the wasm module.
+// The demo page: starts the wasm engine (WebGPU, else the CPU backend), downloads the bundle of
+// models (one backbone, several heads) with progress (cached), takes photos from every input,
+// runs the backbone once per photo and every head on it, and shows each head's sorted label
+// probabilities (its prediction marked at its own threshold) and attention maps side by side.
+// Every number comes from the wasm module.
 import { cachedBytes } from './download.js';
 import { drawOverlay, sizeCanvas } from './heatmap.js';
 import { setupLesson } from './lesson.js';
 
-const MODELS = ['full', 'single-positive'];
+/** The bundle's directory: model.json names the weights file beside it. */
+const MODELS_DIR = 'models';
 /** Larger files are refused before reading: no photo needs more, and reading one could stall the tab. */
 const MAX_FILE_BYTES = 40 * 1024 * 1024;
 const GRID_LABELS = 6;
@@ -16,18 +18,20 @@ const column = (name) => $(`.model-column[data-model="${name}"]`);
 
 /** State the end-to-end test and the benchmark read; nothing else depends on it. */
 const demo = (window.demo = {
-  ready: false, error: null, engine: null, fallbackReason: '', warmUpMs: {}, loadedAt: null,
-  predictions: 0, last: null, messages: [], firstPredictionAt: null, lesson: null,
-  thresholds: {},
+  ready: false, error: null, engine: null, fallbackReason: '', warmUpMs: null, loadedAt: null,
+  heads: [], predictions: 0, last: null, lastMilliseconds: null, messages: [],
+  firstPredictionAt: null, lesson: null, thresholds: {},
 });
 
 const state = {
-  wasm: null, engine: null, models: {}, labelNames: [], photo: null, results: {}, shown: {},
-  busy: false,
-  // Per model: the threshold its column marks predictions with. It starts at the model's own
-  // calibrated value, exactly (the slider's 0.01 steps would round it), until the visitor moves
-  // that column's slider.
+  wasm: null, engine: null, model: null, heads: [], labelNames: [], photo: null, result: null,
+  shown: {}, busy: false,
+  // Per head: the threshold its column marks predictions with. It starts at the head's own
+  // value, exactly (the slider's 0.01 steps would round it), until the visitor moves that
+  // column's slider.
   thresholds: {},
+  /** The head trained from one positive label per image, whose prediction the lesson uses. */
+  singlePositiveHead: 0,
 };
 
 function wasmBindings() {
@@ -45,40 +49,62 @@ function showMessage(text) {
 
 function megabytes(bytes) { return `${(bytes / 1e6).toFixed(1)} MB`; }
 
-async function loadModel(name) {
-  const bar = $(`#progress-${name}`);
-  const text = $(`#progress-${name}-text`);
-  const manifestResponse = await fetch(`models/${name}/model.json`, { cache: 'no-store' });
-  if (!manifestResponse.ok) throw new Error(`models/${name}/model.json: ${manifestResponse.status}`);
+async function loadModels() {
+  const bar = $('#progress');
+  const text = $('#progress-text');
+  const manifestResponse = await fetch(`${MODELS_DIR}/model.json`, { cache: 'no-store' });
+  if (!manifestResponse.ok) throw new Error(`${MODELS_DIR}/model.json: ${manifestResponse.status}`);
   const manifest = await manifestResponse.text();
   const weightsFile = JSON.parse(manifest).weights;
-  const { bytes, fromCache } = await cachedBytes(`models/${name}/${weightsFile}`, (got, total, cached) => {
+  const { bytes, fromCache } = await cachedBytes(`${MODELS_DIR}/${weightsFile}`, (got, total, cached) => {
     bar.max = total || got; bar.value = got;
     text.textContent = cached ? 'from the cache' : `${megabytes(got)}${total ? ' of ' + megabytes(total) : ''}`;
   });
   text.textContent = `${megabytes(bytes.length)}${fromCache ? ', from the cache' : ''}; warming up…`;
   const model = state.engine.loadModel(manifest, bytes);
-  demo.warmUpMs[name] = await model.warmUp();
-  text.textContent = `${megabytes(bytes.length)}${fromCache ? ' (cached)' : ''}, ready`;
+  demo.warmUpMs = await model.warmUp();
+  const heads = model.headNames;
+  text.textContent = `${megabytes(bytes.length)}${fromCache ? ' (cached)' : ''}, ` +
+    `${heads.length} heads ready`;
   return model;
 }
 
-/** Sets `name`'s slider to its model's calibrated threshold and says where that value comes from. */
+/** One column per head, in the bundle's order. */
+function buildColumns() {
+  const template = $('#column-template');
+  $('#columns').replaceChildren(...state.heads.map((name, head) => {
+    const root = template.content.firstElementChild.cloneNode(true);
+    root.dataset.model = name;
+    $('[data-role="title"]', root).textContent = state.model.headDescription(head) || name;
+    $('[data-role="threshold"]', root).addEventListener('input', (event) => {
+      setThreshold(name, Number(event.target.value));
+      if (state.photo) renderColumn(name);
+    });
+    $('[data-role="threshold-reset"]', root).addEventListener('click', () => {
+      resetThreshold(name);
+      if (state.photo) renderColumn(name);
+    });
+    return root;
+  }));
+}
+
+/** Sets `name`'s slider to its head's own threshold and says where that value comes from. */
 function resetThreshold(name) {
   const root = column(name);
-  const model = state.models[name];
-  const calibrated = model.decisionThreshold;
-  state.thresholds[name] = calibrated;
-  demo.thresholds[name] = calibrated;
-  $('[data-role="threshold"]', root).value = String(calibrated);
-  $('[data-role="threshold-value"]', root).textContent = calibrated.toFixed(2);
+  const head = state.heads.indexOf(name);
+  const own = state.model.decisionThreshold(head);
+  state.thresholds[name] = own;
+  demo.thresholds[name] = own;
+  $('[data-role="threshold"]', root).value = String(own);
+  $('[data-role="threshold-value"]', root).textContent = own.toFixed(2);
   const reset = $('[data-role="threshold-reset"]', root);
-  reset.textContent = `back to ${calibrated.toFixed(2)}`;
+  reset.textContent = `back to ${own.toFixed(2)}`;
   reset.hidden = true;
-  const wrong = model.thresholdWrongLabelsPerPhoto;
-  $('[data-role="threshold-note"]', root).textContent = model.thresholdRule === 'default'
-    ? `This model records no calibrated threshold; ${calibrated.toFixed(2)} is the default.`
-    : `${calibrated.toFixed(2)} is this model's own threshold (${model.thresholdRule})` +
+  const rule = state.model.thresholdRule(head);
+  const wrong = state.model.thresholdWrongLabelsPerPhoto(head);
+  $('[data-role="threshold-note"]', root).textContent = rule === 'default'
+    ? `This model records no calibrated threshold; ${own.toFixed(2)} is the default.`
+    : `${own.toFixed(2)} is this model's own threshold (${rule})` +
       (wrong === undefined ? '.' : `: ${wrong.toFixed(2)} wrong labels per photo on its validation photos.`);
 }
 
@@ -87,8 +113,8 @@ function setThreshold(name, value) {
   state.thresholds[name] = value;
   demo.thresholds[name] = value;
   $('[data-role="threshold-value"]', root).textContent = value.toFixed(2);
-  const model = state.models[name];
-  $('[data-role="threshold-reset"]', root).hidden = !model || value === model.decisionThreshold;
+  const own = state.model.decisionThreshold(state.heads.indexOf(name));
+  $('[data-role="threshold-reset"]', root).hidden = value === own;
 }
 
 function renderEngine() {
@@ -99,11 +125,13 @@ function renderEngine() {
     : `Running on the CPU backend: ${demo.fallbackReason}`;
 }
 
-function fillAttentionSelectors(model) {
+/** The layer and head choices: as many as the head with the most has. */
+function fillAttentionSelectors() {
   const layers = $('#layer-select');
   const heads = $('#head-select');
-  for (let i = 0; i < model.attentionLayers; i++) layers.add(new Option(`layer ${i + 1}`, String(i)));
-  for (let i = 0; i < model.attentionHeads; i++) heads.add(new Option(`head ${i + 1}`, String(i)));
+  const most = (count) => Math.max(0, ...state.heads.map((_, head) => count(head)));
+  for (let i = 0; i < most((h) => state.model.attentionLayers(h)); i++) layers.add(new Option(`layer ${i + 1}`, String(i)));
+  for (let i = 0; i < most((h) => state.model.attentionHeads(h)); i++) heads.add(new Option(`head ${i + 1}`, String(i)));
 }
 
 async function start() {
@@ -117,16 +145,20 @@ async function start() {
     : askedForCpu ? 'asked for with ?backend=cpu'
       : hasWebGpu ? state.engine.fallbackReason : 'this browser has no WebGPU (navigator.gpu)';
   renderEngine();
-  const models = await Promise.all(MODELS.map(loadModel));
-  MODELS.forEach((name, i) => { state.models[name] = models[i]; });
-  state.labelNames = models[0].labelNames;
-  MODELS.forEach(resetThreshold);
-  fillAttentionSelectors(models[0]);
+  state.model = await loadModels();
+  state.heads = state.model.headNames;
+  state.labelNames = state.model.labelNames;
+  const singlePositive = state.heads.findIndex((_, head) => state.model.headLabels(head) === 'single-positive');
+  state.singlePositiveHead = singlePositive >= 0 ? singlePositive : state.heads.length - 1;
+  buildColumns();
+  state.heads.forEach(resetThreshold);
+  fillAttentionSelectors();
+  demo.heads = state.heads;
   demo.loadedAt = performance.now();
   demo.ready = true;
 }
 
-/** Runs both models on `bytes`; shows the photo (`blob`) and results, or says what is wrong. */
+/** Runs the backbone and every head on `bytes`; shows the photo (`blob`) and results, or says what is wrong. */
 async function predictPhoto(bytes, blob, trueLabels = null, sampleName = null) {
   if (!demo.ready) { showMessage('The models are still loading; try again in a moment.'); return; }
   if (state.busy) return;
@@ -136,26 +168,26 @@ async function predictPhoto(bytes, blob, trueLabels = null, sampleName = null) {
   }
   state.busy = true;
   try {
-    const results = {};
-    for (const name of MODELS) {
-      results[name] = await state.models[name].predict(bytes);
-    }
+    const result = await state.model.predict(bytes);
     const bitmap = await createImageBitmap(blob);
     showMessage('');
     state.photo = { bitmap, trueLabels, sampleName };
     // The previous photo's results live in wasm memory until freed.
-    Object.values(state.results).forEach((result) => result.free());
-    state.results = results;
+    state.result?.free();
+    state.result = result;
     state.shown = {};
     render();
     demo.predictions += 1;
     demo.firstPredictionAt ??= performance.now();
-    demo.last = Object.fromEntries(MODELS.map((name) => [name, {
-      milliseconds: results[name].milliseconds,
-      ranking: ranking(results[name].probabilities).map((i) => state.labelNames[i]),
-      probabilities: Array.from(results[name].probabilities),
-      threshold: threshold(name),
-    }]));
+    demo.lastMilliseconds = result.milliseconds;
+    demo.last = Object.fromEntries(state.heads.map((name, head) => {
+      const probabilities = result.probabilities(head);
+      return [name, {
+        ranking: ranking(probabilities).map((i) => state.labelNames[i]),
+        probabilities: Array.from(probabilities),
+        threshold: threshold(name),
+      }];
+    }));
     document.dispatchEvent(new CustomEvent('photo-predicted', { detail: { sampleName, trueLabels } }));
   } catch (error) {
     showMessage(`This file cannot be used: ${error.message ?? error}. Try a JPEG or PNG photo.`);
@@ -181,20 +213,24 @@ function render() {
   $('#results').hidden = false;
   const truth = state.photo.trueLabels;
   $('#true-labels').textContent = truth ? `True labels of this COCO photo: ${truth.join(', ')}` : '';
-  for (const name of MODELS) renderColumn(name);
+  $('#timing').textContent = `${state.result.milliseconds.toFixed(0)} ms on ${state.engine.name} ` +
+    `for the backbone and all ${state.heads.length} heads`;
+  for (const name of state.heads) renderColumn(name);
+}
+
+/** Head `name`'s attention map of `label` under the current layer and head choice. */
+function attentionMap(name, label) {
+  const { layer, head } = selection();
+  return state.result.attentionMap(state.heads.indexOf(name), label, layer, head);
 }
 
 function renderColumn(name) {
-  const result = state.results[name];
-  const root = column(name);
-  const probabilities = result.probabilities;
+  const probabilities = state.result.probabilities(state.heads.indexOf(name));
   const order = ranking(probabilities);
-  $('[data-role="timing"]', root).textContent =
-    `${result.milliseconds.toFixed(0)} ms on ${state.engine.name}`;
   state.shown[name] ??= order[0];
   renderBars(name, order, probabilities);
   renderMap(name);
-  renderGrid(name, order);
+  renderGrid(name, order, probabilities);
 }
 
 function renderBars(name, order, probabilities) {
@@ -221,13 +257,12 @@ function renderBars(name, order, probabilities) {
 
 function renderMap(name) {
   const root = column(name);
-  const result = state.results[name];
   const canvas = $('[data-role="photo"]', root);
   const label = state.shown[name];
   const { layer, head } = selection();
-  const map = result.attentionMap(label, layer, head);
+  const map = attentionMap(name, label);
   sizeCanvas(canvas, state.photo.bitmap, 560);
-  drawOverlay(canvas, state.photo.bitmap, map, result.mapWidth, result.mapHeight, Number($('#opacity').value));
+  drawOverlay(canvas, state.photo.bitmap, map, state.result.mapWidth, state.result.mapHeight, Number($('#opacity').value));
   const where = `${layer < 0 ? 'mean of layers' : `layer ${layer + 1}`}, ${head < 0 ? 'mean of heads' : `head ${head + 1}`}`;
   // The map sums to 1, so its peak times its size says how focused the look is: 1× is an
   // even spread (the colours are scaled to the peak, so an even map still looks bright).
@@ -238,19 +273,17 @@ function renderMap(name) {
     : 'This model has no per-label attention.';
 }
 
-function renderGrid(name, order) {
+function renderGrid(name, order, probabilities) {
   const root = column(name);
-  const result = state.results[name];
-  const { layer, head } = selection();
   const grid = $('[data-role="grid"]', root);
   grid.replaceChildren(...order.slice(0, GRID_LABELS).map((label) => {
     const figure = document.createElement('figure');
     const canvas = document.createElement('canvas');
     sizeCanvas(canvas, state.photo.bitmap, 180);
-    drawOverlay(canvas, state.photo.bitmap, result.attentionMap(label, layer, head),
-      result.mapWidth, result.mapHeight, Number($('#opacity').value));
+    drawOverlay(canvas, state.photo.bitmap, attentionMap(name, label),
+      state.result.mapWidth, state.result.mapHeight, Number($('#opacity').value));
     const caption = document.createElement('figcaption');
-    caption.textContent = `${state.labelNames[label]} ${result.probabilities[label].toFixed(2)}`;
+    caption.textContent = `${state.labelNames[label]} ${probabilities[label].toFixed(2)}`;
     figure.append(canvas, caption);
     figure.addEventListener('click', () => { state.shown[name] = label; renderColumn(name); });
     return figure;
@@ -310,19 +343,8 @@ function setupInputs() {
     if (item) useFile(item.getAsFile());
   });
   setupWebcam();
-  for (const name of MODELS) {
-    const root = column(name);
-    $('[data-role="threshold"]', root).addEventListener('input', (event) => {
-      setThreshold(name, Number(event.target.value));
-      if (state.photo) renderColumn(name);
-    });
-    $('[data-role="threshold-reset"]', root).addEventListener('click', () => {
-      resetThreshold(name);
-      if (state.photo) renderColumn(name);
-    });
-  }
   for (const id of ['#opacity', '#layer-select', '#head-select']) {
-    $(id).addEventListener('input', () => state.photo && MODELS.forEach(renderColumn));
+    $(id).addEventListener('input', () => state.photo && state.heads.forEach(renderColumn));
   }
 }
 

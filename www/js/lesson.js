@@ -37,7 +37,8 @@ function renderTargets(state, demo, trueLabels, kept) {
   const truth = trueLabels.map(index).filter((i) => i >= 0);
   const multiHot = new Float32Array(names.length);
   truth.forEach((i) => { multiHot[i] = 1; });
-  const single = state.results['single-positive'].probabilities;
+  // The head trained from one positive label per image: ROLE's estimate is fitted to it.
+  const single = state.result.probabilities(state.singlePositiveHead);
   const flat = state.wasm.lossTargets(multiHot, kept, single, EXPECTED_POSITIVES);
   const losses = state.wasm.targetLosses();
   const others = Array.from(single.keys()).filter((i) => !truth.includes(i))
