@@ -1,5 +1,6 @@
 //! Throughput benchmark: images per second for backbone feature extraction and for training
-//! steps of EfficientNet-Lite0 + Query2Label, on each backend this machine has. Numbers are
+//! steps of a backbone (EfficientNet-Lite0 by default) + Query2Label, on each backend this
+//! machine has. Numbers are
 //! printed side by side from one run, so ratios between backends are meaningful; nothing here
 //! asserts a time.
 
@@ -21,6 +22,7 @@ use crate::backend::BackendChoice;
 #[derive(Debug, Serialize)]
 pub struct BenchResult {
     pub backend: String,
+    pub backbone: String,
     pub image_size: usize,
     pub batch_size: usize,
     /// Backbone forward passes, inference mode.
@@ -34,6 +36,7 @@ pub struct BenchResult {
 /// first, then 1 second), so give several.
 pub fn bench_backend(
     backend: BackendChoice,
+    backbone: BackboneKind,
     image_size: usize,
     batch_size: usize,
     warmup: usize,
@@ -41,8 +44,8 @@ pub fn bench_backend(
 ) -> Result<BenchResult> {
     let device = backend.device(0);
     let config = ClassifierConfig::new(
-        BackboneConfig::new(BackboneKind::EfficientNetLite0),
-        HeadConfig::Query2Label(Query2LabelConfig::new(80, 1280)),
+        BackboneConfig::new(backbone),
+        HeadConfig::Query2Label(Query2LabelConfig::new(80, backbone.feature_channels())),
     );
     let images = || {
         Tensor::<4>::random(
@@ -91,6 +94,7 @@ pub fn bench_backend(
     let images = (steps * batch_size) as f64;
     Ok(BenchResult {
         backend: backend.to_string(),
+        backbone: backbone.to_string(),
         image_size,
         batch_size,
         extract_images_per_second: images / extract_seconds,

@@ -5,11 +5,12 @@ use anyhow::{Result, bail};
 use burn::tensor::Device;
 use burn::tensor::activation::sigmoid;
 use querylabel::exported::DEFAULT_DECISION_THRESHOLD;
+use querylabel::head::{AttentionSelection, attention_maps, peak_over_even_share};
 use querylabel::metrics::{
     AveragePrecisionKind, LabelledScores, labels_per_image, per_class_average_precision,
     threshold_metrics, top_k_metrics,
 };
-use querylabel::model::Classifier;
+use querylabel::model::{Classifier, ClassifierOutput};
 use serde::Serialize;
 
 use crate::dataset::Dataset;
@@ -23,8 +24,44 @@ pub struct ScoredImages {
     /// `[images, classes]` multi-hot labels.
     pub labels: Vec<f32>,
     pub n_classes: usize,
+    /// `[images, classes]`: how focused each label's attention map is, its peak over an even
+    /// share ([`peak_over_even_share`], mean over layers and heads, as the demo draws it).
+    /// Empty for a head without attention.
+    pub attention_focus: Vec<f32>,
     /// Files that could not be read or decoded.
     pub skipped: usize,
+}
+
+/// The per-label attention focus of a forward pass, row-major; empty for a linear head.
+pub fn attention_focus(output: &ClassifierOutput) -> Vec<f32> {
+    if output.cross_attention.is_empty() {
+        return Vec::new();
+    }
+    let maps = attention_maps(
+        &output.cross_attention,
+        output.feature_size,
+        AttentionSelection::default(),
+    );
+    peak_over_even_share(maps)
+        .into_data()
+        .try_into_vec_as::<f32>()
+        .expect("float attention")
+}
+
+/// The mean attention focus over every (image, label it has) pair; `None` without attention.
+fn true_label_attention_focus(scored: &ScoredImages) -> Option<f64> {
+    if scored.attention_focus.is_empty() {
+        return None;
+    }
+    let (sum, count) = scored
+        .attention_focus
+        .iter()
+        .zip(&scored.labels)
+        .filter(|&(_, &label)| label > 0.5)
+        .fold((0.0, 0usize), |(sum, count), (&focus, _)| {
+            (sum + f64::from(focus), count + 1)
+        });
+    (count > 0).then(|| sum / count as f64)
 }
 
 /// Runs `model` (in inference mode) over every image of `dataset`.
@@ -41,6 +78,7 @@ pub fn score_dataset(
         scores: Vec::with_capacity(dataset.len() * n_classes),
         labels: Vec::with_capacity(dataset.len() * n_classes),
         n_classes,
+        attention_focus: Vec::new(),
         skipped: 0,
     };
     let indices: Vec<usize> = (0..dataset.len()).collect();
@@ -58,7 +96,9 @@ pub fn score_dataset(
             continue;
         }
         let images = loader.preprocessing.batch(&batch.images, device);
-        let probabilities = sigmoid(model.forward(images).logits)
+        let output = model.forward(images);
+        scored.attention_focus.extend(attention_focus(&output));
+        let probabilities = sigmoid(output.logits)
             .into_data()
             .try_into_vec_as::<f32>()
             .expect("float probabilities");
@@ -83,13 +123,12 @@ pub fn score_cached_features(
     device: &Device,
 ) -> ScoredImages {
     let mut scores = Vec::with_capacity(rows.len() * cache.n_classes());
+    let mut focus = Vec::new();
     for chunk in rows.chunks(batch_size.max(1)) {
-        let logits = model
-            .head
-            .forward(cache.feature_tensor(chunk, device))
-            .logits;
+        let output = model.head.forward(cache.feature_tensor(chunk, device));
+        focus.extend(attention_focus(&output));
         scores.extend(
-            sigmoid(logits)
+            sigmoid(output.logits)
                 .into_data()
                 .try_into_vec_as::<f32>()
                 .expect("float probabilities"),
@@ -99,6 +138,7 @@ pub fn score_cached_features(
         scores,
         labels: cache.labels_of(rows),
         n_classes: cache.n_classes(),
+        attention_focus: focus,
         skipped: 0,
     }
 }
@@ -130,6 +170,10 @@ pub struct Evaluation {
     /// sees first. It depends on how the classes' scores compare within an image, which mAP
     /// (each class ranked over the images) does not measure.
     pub top1_precision: f64,
+    /// The mean peak-over-even-share of the attention maps of the labels each image has (1 is
+    /// an even wash); `None` for a head without attention.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attention_focus: Option<f64>,
     pub images: usize,
     pub skipped: usize,
     /// `None` for classes without a positive image in the set. Printed as a table, not in the
@@ -168,6 +212,7 @@ pub fn evaluate_at(scored: &ScoredImages, threshold: f32) -> Result<Evaluation> 
         cf1_top3: 100.0 * top3.per_class_f1,
         of1_top3: 100.0 * top3.overall_f1,
         top1_precision: 100.0 * top1.overall_precision,
+        attention_focus: true_label_attention_focus(scored),
         images: set.n_images(),
         skipped: scored.skipped,
         per_class_ap,

@@ -14,7 +14,7 @@ use burn::tensor::{Device, Tensor};
 use querylabel::model::Classifier;
 
 use crate::dataset::Dataset;
-use crate::evaluate::ScoredImages;
+use crate::evaluate::{ScoredImages, attention_focus};
 use crate::feature_cache::FeatureCache;
 use crate::images::{ImageLoader, ImageRequest, MIRRORED_VIEW, PLAIN_VIEW};
 
@@ -43,20 +43,25 @@ pub fn score_cached_features_flip_averaged(
         );
     }
     let mut scores = Vec::with_capacity(rows.len() * cache.n_classes());
+    let mut focus = Vec::new();
     for chunk in rows.chunks(batch_size.max(1)) {
-        let probabilities = |view: usize| {
+        let forward = |view: usize| {
             let features = cache.view_feature_tensor(chunk, &vec![view; chunk.len()], device);
-            sigmoid(model.head.forward(features).logits)
+            model.head.forward(features)
         };
+        let plain = forward(PLAIN_VIEW);
+        // The plain view's attention: the map the demo draws over the photo as it is.
+        focus.extend(attention_focus(&plain));
         scores.extend(averaged(
-            probabilities(PLAIN_VIEW),
-            probabilities(MIRRORED_VIEW),
+            sigmoid(plain.logits),
+            sigmoid(forward(MIRRORED_VIEW).logits),
         ));
     }
     Ok(ScoredImages {
         scores,
         labels: cache.labels_of(rows),
         n_classes: cache.n_classes(),
+        attention_focus: focus,
         skipped: 0,
     })
 }
@@ -76,6 +81,7 @@ pub fn score_dataset_flip_averaged(
         scores: Vec::with_capacity(dataset.len() * n_classes),
         labels: Vec::with_capacity(dataset.len() * n_classes),
         n_classes,
+        attention_focus: Vec::new(),
         skipped: 0,
     };
     let indices: Vec<usize> = (0..dataset.len()).collect();
@@ -94,8 +100,10 @@ pub fn score_dataset_flip_averaged(
         }
         let images = loader.preprocessing.batch(&batch.images, device);
         let mirrored = images.clone().flip([3]);
+        let plain = model.forward(images);
+        scored.attention_focus.extend(attention_focus(&plain));
         scored.scores.extend(averaged(
-            sigmoid(model.forward(images).logits),
+            sigmoid(plain.logits),
             sigmoid(model.forward(mirrored).logits),
         ));
         for &position in &batch.kept {

@@ -8,6 +8,7 @@ use burn::module::Module;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use querylabel::backbone::BackboneKind;
 use querylabel::bundle::TrainingLabels;
+use querylabel::head::query2label::DEFAULT_Q2L_DROPOUT;
 use querylabel::loss::SinglePositiveLoss;
 use querylabel_trainer::backend::BackendChoice;
 use querylabel_trainer::calibration::{parse_threshold, threshold_in_use};
@@ -51,12 +52,16 @@ enum Command {
     Eval(EvalArgs),
     /// Predicts the labels of photos, optionally drawing each label's attention map.
     Predict(PredictArgs),
-    /// Prints images/s of Lite0 feature extraction and of Lite0 + Query2Label training steps
-    /// on each backend given (one JSON line each), measured side by side.
+    /// Prints images/s of backbone feature extraction and of backbone + Query2Label training
+    /// steps on each backend given (one JSON line each), measured side by side.
     Bench {
         /// Backends to measure (default: every backend this binary was built with).
         #[arg(long, value_enum, num_args = 1..)]
         backends: Vec<BackendChoice>,
+        /// Backbone: efficientnet-lite0, efficientnet-lite1, efficientnet-lite2, resnet50 or
+        /// resnet101 (random weights: the time does not depend on them).
+        #[arg(long, default_value = "efficientnet-lite0")]
+        backbone: BackboneKind,
         #[arg(long, default_value_t = 224)]
         image_size: usize,
         #[arg(long, default_value_t = 8)]
@@ -257,6 +262,9 @@ struct TrainArgs {
     q2l_decoder_layers: usize,
     #[arg(long, default_value_t = 1024)]
     q2l_feedforward_dim: usize,
+    /// Dropout inside the Query2Label transformer (attention weights, feed-forward, residuals).
+    #[arg(long, default_value_t = DEFAULT_Q2L_DROPOUT)]
+    q2l_dropout: f64,
     #[command(flatten)]
     device: DeviceArgs,
     /// Run directory to write.
@@ -452,6 +460,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
         q2l_encoder_layers: args.q2l_encoder_layers,
         q2l_decoder_layers: args.q2l_decoder_layers,
         q2l_feedforward_dim: args.q2l_feedforward_dim,
+        q2l_dropout: args.q2l_dropout,
         backend: args.device.backend,
         devices: args.device.device,
     };
@@ -652,6 +661,7 @@ fn main() -> ExitCode {
         Command::Predict(args) => run_predict(args),
         Command::Bench {
             backends,
+            backbone,
             image_size,
             batch_size,
             warmup,
@@ -664,7 +674,7 @@ fn main() -> ExitCode {
             };
             backends.into_iter().try_for_each(|backend| {
                 let result = querylabel_trainer::bench::bench_backend(
-                    backend, image_size, batch_size, warmup, steps,
+                    backend, backbone, image_size, batch_size, warmup, steps,
                 )?;
                 println!("{}", serde_json::to_string(&result)?);
                 Ok(())

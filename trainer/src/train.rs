@@ -14,6 +14,7 @@ use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressStyle};
 use querylabel::backbone::{BackboneConfig, BackboneKind};
+use querylabel::head::query2label::DEFAULT_Q2L_DROPOUT;
 use querylabel::head::{LinearHeadConfig, Query2LabelConfig};
 use querylabel::labels::LabelSpace;
 use querylabel::loss::{
@@ -122,6 +123,9 @@ pub struct TrainOptions {
     pub q2l_encoder_layers: usize,
     pub q2l_decoder_layers: usize,
     pub q2l_feedforward_dim: usize,
+    /// Missing in runs from before it was an option: the head's default then.
+    #[serde(default = "default_q2l_dropout")]
+    pub q2l_dropout: f64,
     pub backend: BackendChoice,
     /// Device indices; more than one trains data-parallel, the model living on the first.
     pub devices: Vec<usize>,
@@ -154,6 +158,10 @@ pub struct EpochRecord {
     /// Validation mAP of the weights' moving average, when kept.
     #[serde(rename = "val_EMA_mAP")]
     pub val_ema_map: Option<f64>,
+    /// Mean peak-over-even-share of the true labels' attention maps on the validation photos
+    /// (Query2Label only; missing in runs from before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_attention_focus: Option<f64>,
     pub images_per_second: f64,
     pub skipped_images: usize,
 }
@@ -168,6 +176,10 @@ pub struct TrainSummary {
     pub epochs_run: usize,
 }
 
+fn default_q2l_dropout() -> f64 {
+    DEFAULT_Q2L_DROPOUT
+}
+
 impl TrainOptions {
     fn classifier_config(&self, num_classes: usize) -> ClassifierConfig {
         let channels = self.backbone.feature_channels();
@@ -178,7 +190,8 @@ impl TrainOptions {
                     .with_heads(self.q2l_heads)
                     .with_encoder_layers(self.q2l_encoder_layers)
                     .with_decoder_layers(self.q2l_decoder_layers)
-                    .with_feedforward_dim(self.q2l_feedforward_dim),
+                    .with_feedforward_dim(self.q2l_feedforward_dim)
+                    .with_dropout(self.q2l_dropout),
             ),
             HeadKind::Linear => HeadConfig::Linear(LinearHeadConfig::new(num_classes, channels)),
         };
@@ -769,17 +782,21 @@ pub fn train(
             val_cf1: evaluation.cf1,
             val_of1: evaluation.of1,
             val_ema_map: average_evaluation.as_ref().map(|e| e.map),
+            val_attention_focus: evaluation.attention_focus,
             images_per_second,
             skipped_images: skipped,
         };
         eprintln!(
-            "epoch {}/{}: loss {:.4}, validation mAP {:.2}, CF1 {:.2}, OF1 {:.2}, {:.1} images/s{}",
+            "epoch {}/{}: loss {:.4}, validation mAP {:.2}, CF1 {:.2}, OF1 {:.2}{}, {:.1} images/s{}",
             record.epoch,
             options.epochs,
             record.train_loss,
             record.val_map,
             record.val_cf1,
             record.val_of1,
+            record
+                .val_attention_focus
+                .map_or(String::new(), |focus| format!(", attention {focus:.1}×")),
             images_per_second,
             if skipped > 0 {
                 format!(", {skipped} unreadable images skipped")

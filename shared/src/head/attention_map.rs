@@ -59,6 +59,17 @@ pub fn attention_maps(
     per_label.reshape([batch, classes, height, width])
 }
 
+/// How focused each map of [`attention_maps`] is: its peak over the weight an even spread would
+/// give every position (1 / positions), `[batch, num_classes]`. 1 is an even wash; a map that
+/// puts all its weight on one position scores `height · width`.
+pub fn peak_over_even_share(maps: Tensor<4>) -> Tensor<2> {
+    let [batch, classes, height, width] = maps.dims();
+    maps.reshape([batch, classes, height * width])
+        .max_dim(2)
+        .reshape([batch, classes])
+        .mul_scalar((height * width) as f64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,5 +133,20 @@ mod tests {
             .try_to_vec::<f32>()
             .unwrap();
         assert_eq!(maps, expected);
+    }
+    #[test]
+    fn peak_over_even_share_is_one_for_an_even_map_and_positions_for_a_point() {
+        let device = Device::flex();
+        let even = Tensor::<4>::full([1, 1, 2, 3], 1.0 / 6.0, &device);
+        let point = Tensor::<4>::from_floats([[[[0.0, 0.0, 0.0], [0.0, 1.0, 0.0]]]], &device);
+        let half = Tensor::<4>::from_floats([[[[0.5, 0.0, 0.0], [0.0, 0.5, 0.0]]]], &device);
+        let focus = peak_over_even_share(Tensor::cat(vec![even, point, half], 1))
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        assert_eq!(focus.len(), 3);
+        for (got, want) in focus.iter().zip([1.0, 6.0, 3.0]) {
+            assert!((got - want).abs() < 1e-5, "{focus:?}");
+        }
     }
 }

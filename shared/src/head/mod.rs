@@ -7,6 +7,6 @@ pub mod position_encoding;
 pub mod query2label;
 pub mod transformer;
 
-pub use attention_map::{AttentionSelection, attention_maps};
+pub use attention_map::{AttentionSelection, attention_maps, peak_over_even_share};
 pub use linear::{LinearHead, LinearHeadConfig};
 pub use query2label::{Query2Label, Query2LabelConfig, Query2LabelOutput};

@@ -12,6 +12,9 @@ use super::group_wise_linear::{GroupWiseLinear, GroupWiseLinearConfig};
 use super::position_encoding::sine_position_encoding;
 use super::transformer::{DecoderLayer, EncoderLayer, TransformerLayerConfig};
 
+/// DETR's and the paper's transformer dropout.
+pub const DEFAULT_Q2L_DROPOUT: f64 = 0.1;
+
 /// Configuration of a [`Query2Label`] head. Defaults suit a small backbone at 224–448 px; the
 /// paper's ResNet-101 setting is `hidden_dim 2048, feedforward_dim 8192, heads 4, encoder 1,
 /// decoder 2`.
@@ -37,7 +40,7 @@ pub struct Query2LabelConfig {
     #[config(default = 1024)]
     pub feedforward_dim: usize,
     /// Dropout inside the transformer.
-    #[config(default = 0.1)]
+    #[config(default = "DEFAULT_Q2L_DROPOUT")]
     pub dropout: f64,
     /// Keep self-attention among label queries in the decoder (off in the paper).
     #[config(default = false)]
