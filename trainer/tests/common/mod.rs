@@ -44,13 +44,9 @@ pub fn eval_on_validation_split(model: &Path, data: &Path) -> Value {
     eval_with(model, data, &[])
 }
 
-/// `trainer eval --head head` of the bundle `model` on the seed-1 validation split of `data`;
-/// returns its JSON summary line.
-pub fn eval_head_on_validation_split(model: &Path, head: &str, data: &Path) -> Value {
-    eval_with(model, data, &["--head", head])
-}
-
-fn eval_with(model: &Path, data: &Path, extra: &[&str]) -> Value {
+/// `trainer eval` of `model` on the seed-1 split of `data`, with `extra` flags (`--head`,
+/// `--val-fraction`); returns its last JSON line.
+pub fn eval_with(model: &Path, data: &Path, extra: &[&str]) -> Value {
     let mut args = vec![
         "eval",
         "--backend",
