@@ -1,16 +1,13 @@
 //! Exporting models for the browser as one bundle: the frozen backbone they share once, and each
 //! model's head under its own name, in half precision (safetensors), with a `model.json`
 //! manifest (classes, input size, normalisation, the networks, and each head's decision
-//! threshold). Reading a bundle's files back is here too.
+//! threshold). Reading a bundle back is [`crate::model_source`]'s.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use burn::tensor::Device;
-use querylabel::bundle::{
-    Bundle, BundleDescription, BundleManifest, assemble, bundle_weights, load_bundle,
-    parse_bundle_manifest,
-};
+use querylabel::bundle::{BundleManifest, assemble, bundle_weights, load_bundle};
 
 use crate::calibration::{ThresholdChoice, decision_threshold};
 use crate::checkpoint::{ModelFiles, write_atomically, write_json};
@@ -79,20 +76,4 @@ pub fn export_bundle(models: &[ModelToExport], out: &Path) -> Result<PathBuf> {
     let path = ModelFiles::in_dir(out).config;
     write_json(&path, &BundleManifest::new(description, WEIGHTS_FILE))?;
     Ok(path)
-}
-
-/// Loads the bundle in `dir` (weights widened to f32), strictly, through the loader the browser
-/// uses too.
-pub fn load_bundle_dir(dir: &Path, device: &Device) -> Result<(Bundle, BundleDescription)> {
-    let manifest_path = ModelFiles::in_dir(dir).config;
-    let json = std::fs::read_to_string(&manifest_path)
-        .with_context(|| format!("cannot read {}", manifest_path.display()))?;
-    let manifest = parse_bundle_manifest(&json)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", manifest_path.display()))?;
-    let weights = dir.join(&manifest.weights);
-    let bytes =
-        std::fs::read(&weights).with_context(|| format!("cannot read {}", weights.display()))?;
-    let bundle = load_bundle(&manifest.model, bytes, device)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", weights.display()))?;
-    Ok((bundle, manifest.model))
 }

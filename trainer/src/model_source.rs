@@ -10,14 +10,16 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 use querylabel::bundle::description::default_head_description;
-use querylabel::bundle::{Bundle, BundleDescription, BundlePart, TrainingLabels, assemble};
+use querylabel::bundle::{
+    Bundle, BundleDescription, BundlePart, TrainingLabels, assemble, load_bundle,
+    parse_bundle_manifest,
+};
 use querylabel::exported::EXPORT_FORMAT_VERSION;
 use querylabel::loss::SinglePositiveLoss;
 use serde_json::Value;
 
 use crate::calibration::run_options;
 use crate::checkpoint::{ModelFiles, read_json};
-use crate::export::load_bundle_dir;
 use crate::saved_model::{load_model, resolve_model_dir};
 use crate::train::{LabelMode, TrainOptions};
 
@@ -189,4 +191,20 @@ pub fn selected_heads(description: &BundleDescription, name: Option<&str>) -> Re
         }
         None => Ok((0..description.heads.len()).collect()),
     }
+}
+
+/// Loads the bundle in `dir` (weights widened to f32), strictly, through the loader the browser
+/// uses too.
+pub fn load_bundle_dir(dir: &Path, device: &Device) -> Result<(Bundle, BundleDescription)> {
+    let manifest_path = ModelFiles::in_dir(dir).config;
+    let json = std::fs::read_to_string(&manifest_path)
+        .with_context(|| format!("cannot read {}", manifest_path.display()))?;
+    let manifest = parse_bundle_manifest(&json)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", manifest_path.display()))?;
+    let weights = dir.join(&manifest.weights);
+    let bytes =
+        std::fs::read(&weights).with_context(|| format!("cannot read {}", weights.display()))?;
+    let bundle = load_bundle(&manifest.model, bytes, device)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", weights.display()))?;
+    Ok((bundle, manifest.model))
 }

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::manifest::BUNDLE_FORMAT_VERSION;
+use super::format_version::BUNDLE_FORMAT_VERSION;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum BundleError {

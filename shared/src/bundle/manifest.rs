@@ -5,11 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use super::description::BundleDescription;
 use super::error::BundleError;
+use super::format_version::BUNDLE_FORMAT_VERSION;
 use crate::exported::EXPORT_FORMAT_VERSION;
-
-/// Version of the bundle layout; readers refuse versions they do not know. Version 1 was one
-/// model per export ([`crate::exported`]).
-pub const BUNDLE_FORMAT_VERSION: u32 = 2;
 
 /// [`BundleManifest::weights_precision`]: `f16` for every weight but batch-norm statistics,
 /// which underflow in half precision and stay `f32`.

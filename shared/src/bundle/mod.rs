@@ -17,6 +17,7 @@
 pub mod assemble;
 pub mod description;
 pub mod error;
+pub mod format_version;
 pub mod manifest;
 pub mod model;
 pub mod weights;
@@ -27,8 +28,7 @@ pub(crate) mod fixtures;
 pub use assemble::{BundlePart, assemble};
 pub use description::{BundleDescription, HeadDescription, TrainingLabels};
 pub use error::BundleError;
-pub use manifest::{
-    BUNDLE_FORMAT_VERSION, BundleManifest, WEIGHTS_PRECISION, parse_bundle_manifest,
-};
+pub use format_version::BUNDLE_FORMAT_VERSION;
+pub use manifest::{BundleManifest, WEIGHTS_PRECISION, parse_bundle_manifest};
 pub use model::Bundle;
 pub use weights::{bundle_weights, load_bundle};

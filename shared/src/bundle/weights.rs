@@ -8,7 +8,7 @@ use burn::tensor::Device;
 
 use super::description::BundleDescription;
 use super::error::BundleError;
-use super::manifest::BUNDLE_FORMAT_VERSION;
+use super::format_version::BUNDLE_FORMAT_VERSION;
 use super::model::Bundle;
 use crate::exported::half_precision;
 use crate::load_problems::LoadProblems;
