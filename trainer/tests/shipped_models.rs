@@ -168,8 +168,8 @@ struct Documented {
     attention_focus: f64,
 }
 
-/// `trainer eval` of the export gives docs/RESULTS.md's numbers: mAP to 0.2 (on 101 photos one
-/// near-tie that another CPU's rounding flips can move it by a tenth), the share of photos whose
+/// `trainer eval` of the export gives docs/RESULTS.md's numbers: mAP to 0.2 (on 101 photos a
+/// near-tie that another CPU's rounding flips moves it by tenths), the share of photos whose
 /// top label is right to half a point, the wrong labels per photo to 0.01 and the attention
 /// focus to 0.05.
 fn check_documented(model: &str, documented: Documented) {
