@@ -2,8 +2,8 @@
 //! metrics.
 
 use anyhow::{Result, bail};
-use burn::tensor::Device;
 use burn::tensor::activation::sigmoid;
+use burn::tensor::{Device, Tensor};
 use querylabel::exported::DEFAULT_DECISION_THRESHOLD;
 use querylabel::head::{AttentionSelection, attention_maps, peak_over_even_share};
 use querylabel::metrics::{
@@ -72,6 +72,31 @@ pub fn score_dataset(
     batch_size: usize,
     device: &Device,
 ) -> ScoredImages {
+    score_dataset_with(dataset, loader, batch_size, device, |images| {
+        let output = model.forward(images);
+        let focus = attention_focus(&output);
+        (probabilities(output.logits), focus)
+    })
+}
+
+/// Sigmoid probabilities of `logits`, row-major.
+pub fn probabilities(logits: Tensor<2>) -> Vec<f32> {
+    sigmoid(logits)
+        .into_data()
+        .try_into_vec_as::<f32>()
+        .expect("float probabilities")
+}
+
+/// Loads the images of `dataset` in batches of `batch_size` and scores each preprocessed batch
+/// with `score`, which gives its probabilities and attention focus (row-major, empty without
+/// attention); the labels kept are those of the images that loaded.
+pub fn score_dataset_with(
+    dataset: &Dataset,
+    loader: &ImageLoader,
+    batch_size: usize,
+    device: &Device,
+    mut score: impl FnMut(Tensor<4>) -> (Vec<f32>, Vec<f32>),
+) -> ScoredImages {
     let n_classes = dataset.n_classes();
     let all_labels = dataset.label_matrix();
     let mut scored = ScoredImages {
@@ -95,14 +120,9 @@ pub fn score_dataset(
         if batch.images.is_empty() {
             continue;
         }
-        let images = loader.preprocessing.batch(&batch.images, device);
-        let output = model.forward(images);
-        scored.attention_focus.extend(attention_focus(&output));
-        let probabilities = sigmoid(output.logits)
-            .into_data()
-            .try_into_vec_as::<f32>()
-            .expect("float probabilities");
+        let (probabilities, focus) = score(loader.preprocessing.batch(&batch.images, device));
         scored.scores.extend(probabilities);
+        scored.attention_focus.extend(focus);
         for &position in &batch.kept {
             let row = chunk[position];
             scored
@@ -127,12 +147,7 @@ pub fn score_cached_features(
     for chunk in rows.chunks(batch_size.max(1)) {
         let output = model.head.forward(cache.feature_tensor(chunk, device));
         focus.extend(attention_focus(&output));
-        scores.extend(
-            sigmoid(output.logits)
-                .into_data()
-                .try_into_vec_as::<f32>()
-                .expect("float probabilities"),
-        );
+        scores.extend(probabilities(output.logits));
     }
     ScoredImages {
         scores,

@@ -14,9 +14,9 @@ use burn::tensor::{Device, Tensor};
 use querylabel::model::Classifier;
 
 use crate::dataset::Dataset;
-use crate::evaluate::{ScoredImages, attention_focus};
+use crate::evaluate::{ScoredImages, attention_focus, score_dataset_with};
 use crate::feature_cache::FeatureCache;
-use crate::images::{ImageLoader, ImageRequest, MIRRORED_VIEW, PLAIN_VIEW};
+use crate::images::{ImageLoader, MIRRORED_VIEW, PLAIN_VIEW};
 
 /// The mean of two probability tensors, as plain values.
 fn averaged(first: Tensor<2>, second: Tensor<2>) -> Vec<f32> {
@@ -75,43 +75,14 @@ pub fn score_dataset_flip_averaged(
     batch_size: usize,
     device: &Device,
 ) -> ScoredImages {
-    let n_classes = dataset.n_classes();
-    let all_labels = dataset.label_matrix();
-    let mut scored = ScoredImages {
-        scores: Vec::with_capacity(dataset.len() * n_classes),
-        labels: Vec::with_capacity(dataset.len() * n_classes),
-        n_classes,
-        attention_focus: Vec::new(),
-        skipped: 0,
-    };
-    let indices: Vec<usize> = (0..dataset.len()).collect();
-    for chunk in indices.chunks(batch_size.max(1)) {
-        let requests: Vec<ImageRequest> = chunk
-            .iter()
-            .map(|&i| ImageRequest {
-                path: dataset.examples[i].path.clone(),
-                index: i as u64,
-            })
-            .collect();
-        let batch = loader.load_batch(&requests, 0);
-        scored.skipped += batch.skipped.len();
-        if batch.images.is_empty() {
-            continue;
-        }
-        let images = loader.preprocessing.batch(&batch.images, device);
+    score_dataset_with(dataset, loader, batch_size, device, |images| {
         let mirrored = images.clone().flip([3]);
         let plain = model.forward(images);
-        scored.attention_focus.extend(attention_focus(&plain));
-        scored.scores.extend(averaged(
+        let focus = attention_focus(&plain);
+        let probabilities = averaged(
             sigmoid(plain.logits),
             sigmoid(model.forward(mirrored).logits),
-        ));
-        for &position in &batch.kept {
-            let row = chunk[position];
-            scored
-                .labels
-                .extend_from_slice(&all_labels[row * n_classes..(row + 1) * n_classes]);
-        }
-    }
-    scored
+        );
+        (probabilities, focus)
+    })
 }

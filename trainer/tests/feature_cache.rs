@@ -9,7 +9,7 @@ use std::path::Path;
 
 use burn::module::Module;
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
-use common::{eval_on_sample_validation_split, last_json_line, train, trainer};
+use common::{eval_on_sample_validation_split, eval_with, last_json_line, train, trainer};
 use querylabel::backbone::{BackboneConfig, BackboneKind};
 use querylabel::preprocess::{Preprocessing, decode_image};
 use querylabel_trainer::feature_cache::FeatureCache;
@@ -85,18 +85,7 @@ fn a_head_trained_on_cached_features_scores_the_same_on_the_photos() {
         &parallel,
         &[linear.as_slice(), &["--device", "0,1"]].concat(),
     );
-    let losses = |run: &Path| -> Vec<f64> {
-        std::fs::read_to_string(run.join("metrics.jsonl"))
-            .unwrap()
-            .lines()
-            .map(|line| {
-                serde_json::from_str::<serde_json::Value>(line).unwrap()["train_loss"]
-                    .as_f64()
-                    .unwrap()
-            })
-            .collect()
-    };
-    for (one, two) in losses(&run).iter().zip(losses(&parallel)) {
+    for (one, two) in train_losses(&run).iter().zip(train_losses(&parallel)) {
         assert!(
             (one - two).abs() < 1e-4 * one.abs().max(1.0),
             "loss {one} vs {two}"
@@ -608,24 +597,12 @@ fn training_on_several_views_reproduces_for_a_seed_and_differs_from_one_view() {
         &[quick_linear(&three_path).as_slice(), &["--tta-flip"]].concat(),
     );
     assert!(averaged["best_map"].as_f64().unwrap().is_finite());
-    let evaluate = |extra: &[&str]| -> serde_json::Value {
-        let model = dir.path().join("first");
-        let data = querylabel_trainer::dataset::sample_dir();
-        let mut args = vec![
-            "eval",
-            "--backend",
-            "flex",
-            "--model",
-            model.to_str().unwrap(),
-            "--data",
-            data.to_str().unwrap(),
-            "--run-split-seed",
-            "1",
-        ];
-        args.extend_from_slice(extra);
-        let (ok, stdout, stderr) = trainer(&args);
-        assert!(ok, "trainer eval failed:\n{stderr}");
-        last_json_line(&stdout)
+    let evaluate = |extra: &[&str]| {
+        eval_with(
+            &dir.path().join("first"),
+            &querylabel_trainer::dataset::sample_dir(),
+            extra,
+        )
     };
     let plain = evaluate(&[]);
     let flipped = evaluate(&["--tta-flip"]);
