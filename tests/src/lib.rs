@@ -16,7 +16,12 @@ pub fn reference_dir() -> PathBuf {
 
 /// `vectors.json` from the reference directory, parsed.
 pub fn reference_vectors() -> serde_json::Value {
-    let path = reference_dir().join("vectors.json");
+    reference_json("vectors.json")
+}
+
+/// A JSON file of the reference directory, parsed.
+pub fn reference_json(name: &str) -> serde_json::Value {
+    let path = reference_dir().join(name);
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))

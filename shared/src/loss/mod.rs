@@ -1,24 +1,34 @@
 //! Multi-label losses: fully observed BCE, the single-positive-label losses of Cole et al. 2021,
-//! "Multi-Label Learning from Single Positive Labels" (AN, AN-LS, WAN, EPR, ROLE), and the
+//! "Multi-Label Learning from Single Positive Labels" (AN, AN-LS, WAN, EPR, ROLE), the methods
+//! that came after it (LL-R, LL-Ct and LL-Cp; EM and EM+APL; GR; Hill and SPLC), and the
 //! asymmetric loss that Query2Label trains with.
 //!
 //! Every loss takes logits `[batch, classes]` and labels of the same shape and returns a
 //! [`LossOutput`] with the per-entry loss matrix as well as the total. In single-positive data a
 //! label of 1 is an observed positive and 0 is unobserved; the losses differ exactly in what they
-//! make of the unobserved entries.
+//! make of the unobserved entries. Some depend on the epoch ([`LossProgress`]), and two change
+//! the training labels as they go: LL-Cp turns entries into positives, and APL into soft
+//! pseudo-negatives stored as `-s`.
 //!
 //! The Cole et al. losses follow the official code (`losses.py` of
 //! elijahcole/single-positive-multi-label) to the rounding: probabilities are `sigmoid(logits)`,
 //! logarithms are taken as `-log(p + 1e-5)`, and the total is the sum of the loss matrix divided
-//! by `batch · classes`, plus the regulariser where there is one.
+//! by `batch · classes`, plus the regulariser where there is one. The later losses follow their
+//! own official code, each file saying where it differs.
 
 mod assume_negative;
 mod asymmetric;
 mod bce;
+mod entropy_maximization;
 mod expected_positive;
+mod generalized_robust;
+mod hill;
 mod label_estimator;
+mod large_loss;
 mod output;
+pub mod pseudo_label;
 mod role;
+mod self_paced_correction;
 mod weak_assume_negative;
 
 use std::fmt;
@@ -31,12 +41,25 @@ use serde::{Deserialize, Serialize};
 pub use assume_negative::{AssumeNegativeLoss, AssumeNegativeLossConfig};
 pub use asymmetric::{AsymmetricLoss, AsymmetricLossConfig};
 pub use bce::{BinaryCrossEntropy, BinaryCrossEntropyConfig};
+pub use entropy_maximization::{EntropyMaximizationLoss, EntropyMaximizationLossConfig};
 pub use expected_positive::{
     ExpectedPositiveLoss, ExpectedPositiveLossConfig, expected_positive_regularizer,
 };
+pub use generalized_robust::{
+    GeneralizedRobustLoss, GeneralizedRobustLossConfig, GeneralizedRobustOutput,
+    GeneralizedRobustWeights,
+};
+pub use hill::{HillLoss, HillLossConfig};
 pub use label_estimator::{LabelEstimator, LabelEstimatorConfig};
+pub use large_loss::{
+    LargeLoss, LargeLossConfig, LargeLossOutput, LargeLossScheme, write_back_corrections,
+};
 pub use output::LossOutput;
+pub use pseudo_label::{PseudoLabeler, PseudoLabelerConfig};
 pub use role::{RoleLoss, RoleLossConfig};
+pub use self_paced_correction::{
+    SelfPacedCorrectionLoss, SelfPacedCorrectionLossConfig, SelfPacedCorrectionOutput,
+};
 pub use weak_assume_negative::WeakAssumeNegativeLoss;
 
 /// Added inside every logarithm of the Cole et al. losses (their `LOG_EPSILON`), so that a
@@ -81,11 +104,33 @@ pub enum SinglePositiveLoss {
     Role,
     /// Asymmetric loss: unobserved labels are focal-weighted, margin-shifted negatives.
     Asl,
+    /// Large Loss Matters, rejection: the largest assumed-negative losses are dropped.
+    #[serde(alias = "ll_r")]
+    LlR,
+    /// Large Loss Matters, temporary correction: they are flipped to positive in the batch.
+    #[serde(alias = "ll_ct")]
+    LlCt,
+    /// Large Loss Matters, permanent correction, as the paper describes it: the largest become
+    /// observed positives for good.
+    #[serde(alias = "ll_cp")]
+    LlCp,
+    /// Entropy maximisation: unobserved labels are kept uncertain.
+    Em,
+    /// Entropy maximisation with asymmetric pseudo-labelling of confident negatives.
+    #[serde(alias = "em_apl")]
+    EmApl,
+    /// Generalized robust loss: unobserved labels get a scheduled blend of robust losses.
+    Gr,
+    /// Hill loss: a hill-shaped negative loss that spares likely missed positives.
+    Hill,
+    /// Self-paced loss correction: confident unobserved labels count as positives.
+    Splc,
 }
 
 impl SinglePositiveLoss {
-    /// Every loss, in the order of the paper's tables (ASL last).
-    pub const ALL: [Self; 8] = [
+    /// Every loss: the MLSPL paper's in the order of its tables, ASL, then the later methods
+    /// in order of publication.
+    pub const ALL: [Self; 16] = [
         Self::Bce,
         Self::BceLs,
         Self::An,
@@ -94,6 +139,14 @@ impl SinglePositiveLoss {
         Self::Epr,
         Self::Role,
         Self::Asl,
+        Self::Hill,
+        Self::Splc,
+        Self::LlR,
+        Self::LlCt,
+        Self::LlCp,
+        Self::Em,
+        Self::EmApl,
+        Self::Gr,
     ];
 
     /// The canonical name, as parsed and serialised.
@@ -107,6 +160,14 @@ impl SinglePositiveLoss {
             Self::Epr => "epr",
             Self::Role => "role",
             Self::Asl => "asl",
+            Self::LlR => "ll-r",
+            Self::LlCt => "ll-ct",
+            Self::LlCp => "ll-cp",
+            Self::Em => "em",
+            Self::EmApl => "em-apl",
+            Self::Gr => "gr",
+            Self::Hill => "hill",
+            Self::Splc => "splc",
         }
     }
 
@@ -115,13 +176,29 @@ impl SinglePositiveLoss {
         self == Self::Role
     }
 
-    /// Whether this loss expects fully observed labels rather than single positives.
-    /// Whether the total is a plain sum over images (the official asymmetric loss), rather than
-    /// a mean: then a batch's loss is the sum of its parts' losses, not their weighted mean.
-    pub fn sums_over_images(self) -> bool {
-        self == Self::Asl
+    /// Whether what the loss asks changes from epoch to epoch (a schedule, or labels that
+    /// training changes), so that a rising training loss says nothing about divergence.
+    pub fn changes_over_epochs(self) -> bool {
+        matches!(
+            self,
+            Self::LlR | Self::LlCt | Self::LlCp | Self::EmApl | Self::Gr | Self::Splc
+        )
     }
 
+    /// Whether training changes the training labels as it goes (LL-Cp's corrections, APL's
+    /// pseudo-negatives), so that they are part of a checkpoint.
+    pub fn updates_labels(self) -> bool {
+        matches!(self, Self::LlCp | Self::EmApl)
+    }
+
+    /// Whether the total is a plain sum over images (the official asymmetric, Hill and SPLC
+    /// losses), rather than a mean: then a batch's loss is the sum of its parts' losses, not
+    /// their weighted mean.
+    pub fn sums_over_images(self) -> bool {
+        matches!(self, Self::Asl | Self::Hill | Self::Splc)
+    }
+
+    /// Whether this loss expects fully observed labels rather than single positives.
     pub fn needs_full_labels(self) -> bool {
         matches!(self, Self::Bce | Self::BceLs)
     }
@@ -164,7 +241,17 @@ impl FromStr for SinglePositiveLoss {
     }
 }
 
-/// Any of the losses, chosen by name, with the hyperparameters they may need.
+/// Where training stands, for the losses whose behaviour follows a schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LossProgress {
+    /// The current epoch, 1-based.
+    pub epoch: usize,
+    /// Epochs in the whole run.
+    pub epochs: usize,
+}
+
+/// Any of the losses, chosen by name, with the hyperparameters they may need. Each family's
+/// defaults live in its own Config.
 #[derive(Config, Debug)]
 pub struct MultiLabelLossConfig {
     /// Which loss.
@@ -179,43 +266,134 @@ pub struct MultiLabelLossConfig {
     /// Settings of `asl`.
     #[config(default = "AsymmetricLossConfig::new()")]
     pub asymmetric: AsymmetricLossConfig,
+    /// Settings of `ll-r`, `ll-ct` and `ll-cp`.
+    #[config(default = "LargeLossConfig::new()")]
+    pub large_loss: LargeLossConfig,
+    /// Settings of `em` and `em-apl`.
+    #[config(default = "EntropyMaximizationLossConfig::new()")]
+    pub entropy_maximization: EntropyMaximizationLossConfig,
+    /// Settings of `gr`.
+    #[config(default = "GeneralizedRobustLossConfig::new()")]
+    pub generalized_robust: GeneralizedRobustLossConfig,
+    /// Settings of `hill`.
+    #[config(default = "HillLossConfig::new()")]
+    pub hill: HillLossConfig,
+    /// Settings of `splc`.
+    #[config(default = "SelfPacedCorrectionLossConfig::new()")]
+    pub self_paced_correction: SelfPacedCorrectionLossConfig,
 }
 
 impl MultiLabelLossConfig {
-    /// Computes the chosen loss. `labels`: `[batch, classes]`, full labels for `bce`/`bce-ls`,
-    /// observed single positives otherwise. `estimated_labels`: the label estimator's
-    /// probabilities for the batch, required by `role` and ignored by the others.
+    /// Whether the chosen loss's settings make sense, with a message naming the bad one.
+    pub fn check(&self) -> Result<(), String> {
+        use SinglePositiveLoss::*;
+        match self.loss {
+            BceLs | AnLs if !(0.0..=1.0).contains(&self.label_smoothing) => Err(format!(
+                "label smoothing must lie in [0, 1], got {}",
+                self.label_smoothing
+            )),
+            Epr | Role if !(self.expected_num_pos.is_finite() && self.expected_num_pos > 0.0) => {
+                Err(format!(
+                    "the expected number of positives per image must be positive, got {}",
+                    self.expected_num_pos
+                ))
+            }
+            LlR | LlCt | LlCp => self.large_loss.check(),
+            Em | EmApl => self.entropy_maximization.check(),
+            Gr => self.generalized_robust.check(),
+            Hill => self.hill.check(),
+            Splc => self.self_paced_correction.check(),
+            _ => Ok(()),
+        }
+    }
+
+    /// The chosen loss, its settings checked once here.
+    pub fn init(&self) -> MultiLabelLoss {
+        if let Err(problem) = self.check() {
+            panic!("{problem}");
+        }
+        use SinglePositiveLoss as L;
+        let assume_negative = |label_smoothing| AssumeNegativeLossConfig { label_smoothing }.init();
+        let large_loss = |scheme| MultiLabelLoss::LargeLoss(self.large_loss.init(scheme));
+        match self.loss {
+            L::Bce => MultiLabelLoss::Bce(BinaryCrossEntropyConfig::new().init()),
+            L::BceLs => MultiLabelLoss::Bce(
+                BinaryCrossEntropyConfig::new()
+                    .with_label_smoothing(self.label_smoothing)
+                    .init(),
+            ),
+            L::An => MultiLabelLoss::AssumeNegative(assume_negative(0.0)),
+            L::AnLs => MultiLabelLoss::AssumeNegative(assume_negative(self.label_smoothing)),
+            L::Wan => MultiLabelLoss::Wan(WeakAssumeNegativeLoss),
+            L::Epr => {
+                MultiLabelLoss::Epr(ExpectedPositiveLossConfig::new(self.expected_num_pos).init())
+            }
+            L::Role => MultiLabelLoss::Role(RoleLossConfig::new(self.expected_num_pos).init()),
+            L::Asl => MultiLabelLoss::Asl(self.asymmetric.init()),
+            L::LlR => large_loss(LargeLossScheme::Reject),
+            L::LlCt => large_loss(LargeLossScheme::TemporaryCorrection),
+            L::LlCp => large_loss(LargeLossScheme::PermanentCorrection),
+            L::Em | L::EmApl => {
+                MultiLabelLoss::EntropyMaximization(self.entropy_maximization.init())
+            }
+            L::Gr => MultiLabelLoss::GeneralizedRobust(self.generalized_robust.init()),
+            L::Hill => MultiLabelLoss::Hill(self.hill.init()),
+            L::Splc => MultiLabelLoss::SelfPacedCorrection(self.self_paced_correction.init()),
+        }
+    }
+}
+
+/// A loss built by [`MultiLabelLossConfig::init`].
+#[derive(Debug, Clone)]
+pub enum MultiLabelLoss {
+    Bce(BinaryCrossEntropy),
+    AssumeNegative(AssumeNegativeLoss),
+    Wan(WeakAssumeNegativeLoss),
+    Epr(ExpectedPositiveLoss),
+    Role(RoleLoss),
+    Asl(AsymmetricLoss),
+    LargeLoss(LargeLoss),
+    EntropyMaximization(EntropyMaximizationLoss),
+    GeneralizedRobust(GeneralizedRobustLoss),
+    Hill(HillLoss),
+    SelfPacedCorrection(SelfPacedCorrectionLoss),
+}
+
+impl MultiLabelLoss {
+    /// Computes the loss. `labels`: `[batch, classes]`, full labels for `bce`/`bce-ls`, the
+    /// training labels otherwise (observed positives, and what LL-Cp and APL made of them).
+    /// `estimated_labels`: the label estimator's probabilities for the batch, required by
+    /// `role` and ignored by the others. `progress`: the epoch, for the scheduled losses.
     pub fn forward(
         &self,
         logits: Tensor<2>,
         labels: Tensor<2>,
         estimated_labels: Option<Tensor<2>>,
+        progress: LossProgress,
     ) -> LossOutput {
-        let smoothed = |label_smoothing| AssumeNegativeLossConfig { label_smoothing }.init();
-        match self.loss {
-            SinglePositiveLoss::Bce => BinaryCrossEntropyConfig::new()
-                .init()
-                .forward(logits, labels),
-            SinglePositiveLoss::BceLs => BinaryCrossEntropyConfig::new()
-                .with_label_smoothing(self.label_smoothing)
-                .init()
-                .forward(logits, labels),
-            SinglePositiveLoss::An => smoothed(0.0).forward(logits, labels),
-            SinglePositiveLoss::AnLs => smoothed(self.label_smoothing).forward(logits, labels),
-            SinglePositiveLoss::Wan => WeakAssumeNegativeLoss.forward(logits, labels),
-            SinglePositiveLoss::Epr => ExpectedPositiveLossConfig::new(self.expected_num_pos)
-                .init()
-                .forward(logits, labels),
-            SinglePositiveLoss::Role => {
+        assert_eq!(
+            logits.dims(),
+            labels.dims(),
+            "logits and labels disagree on [batch, classes]"
+        );
+        match self {
+            Self::Bce(loss) => loss.forward(logits, labels),
+            Self::AssumeNegative(loss) => loss.forward(logits, labels),
+            Self::Wan(loss) => loss.forward(logits, labels),
+            Self::Epr(loss) => loss.forward(logits, labels),
+            Self::Role(loss) => {
                 let estimated_labels =
                     estimated_labels.expect("the role loss needs the label estimator's output");
-                RoleLossConfig::new(self.expected_num_pos).init().forward(
-                    logits,
-                    estimated_labels,
-                    labels,
-                )
+                loss.forward(logits, estimated_labels, labels)
             }
-            SinglePositiveLoss::Asl => self.asymmetric.init().forward(logits, labels),
+            Self::Asl(loss) => loss.forward(logits, labels),
+            Self::LargeLoss(loss) => loss.forward(logits, labels, progress.epoch),
+            Self::EntropyMaximization(loss) => loss.forward(logits, labels),
+            Self::GeneralizedRobust(loss) => {
+                loss.forward(logits, labels, progress.epoch, progress.epochs)
+            }
+            Self::Hill(loss) => loss.forward(logits, labels),
+            Self::SelfPacedCorrection(loss) => loss.forward(logits, labels, progress.epoch),
         }
     }
 }

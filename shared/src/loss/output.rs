@@ -1,7 +1,7 @@
 //! What every loss returns: the per-entry terms as well as the scalar to minimise, so that
 //! callers can log, weight or test either.
 
-use burn::tensor::Tensor;
+use burn::tensor::{Bool, Tensor};
 
 /// The result of a multi-label loss on a batch.
 #[derive(Debug, Clone)]
@@ -13,6 +13,9 @@ pub struct LossOutput {
     pub regularizer: Option<Tensor<1>>,
     /// The scalar to minimise, `[1]`.
     pub total: Tensor<1>,
+    /// Entries this batch turned into observed positives for the rest of training (LL-Cp), to
+    /// be written back into the training labels after the step.
+    pub corrections: Option<Tensor<2, Bool>>,
 }
 
 impl LossOutput {
@@ -36,6 +39,7 @@ impl LossOutput {
             loss_matrix,
             regularizer,
             total,
+            corrections: None,
         }
     }
 
@@ -46,6 +50,7 @@ impl LossOutput {
             loss_matrix,
             regularizer: None,
             total,
+            corrections: None,
         }
     }
 }
