@@ -19,12 +19,15 @@ use querylabel_trainer::extract::{
     DEFAULT_VIEW_SEED, DEFAULT_VIEWS, ExtractOptions, extract_features,
 };
 use querylabel_trainer::feature_cache::FeatureCache;
+use querylabel_trainer::flag_values;
 use querylabel_trainer::flip_tta::score_dataset_flip_averaged;
 use querylabel_trainer::images::{AugmentationConfig, ImageLoader};
 use querylabel_trainer::lesson_features::export_lesson_features;
+use querylabel_trainer::loss_settings::LossSettings;
 use querylabel_trainer::model_source::{HeadNaming, load_heads, selected_heads};
 use querylabel_trainer::per_model_flags::per_model as flags_per_model;
 use querylabel_trainer::predict::{HeadChoice, predict_image};
+use querylabel_trainer::resume::GivenFlag;
 use querylabel_trainer::train::{HeadKind, LabelMode, OptimizerKind, TrainOptions, train};
 use serde::Serialize;
 
@@ -62,9 +65,9 @@ enum Command {
         /// resnet101 (random weights: the time does not depend on them).
         #[arg(long, default_value = "efficientnet-lite0")]
         backbone: BackboneKind,
-        #[arg(long, default_value_t = 224)]
+        #[arg(long, default_value_t = 224, value_parser = flag_values::image_size)]
         image_size: usize,
-        #[arg(long, default_value_t = 8)]
+        #[arg(long, default_value_t = 8, value_parser = flag_values::count)]
         batch_size: usize,
         /// Untimed batches first, in which GPU kernels are compiled and autotuned.
         #[arg(long, default_value_t = 2)]
@@ -179,10 +182,10 @@ struct TrainArgs {
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Fraction of the training set held out for validation (with clean labels).
-    #[arg(long, default_value_t = 0.2)]
+    #[arg(long, default_value_t = 0.2, value_parser = flag_values::fraction)]
     val_fraction: f64,
     /// Train on at most this many images (for quick runs).
-    #[arg(long)]
+    #[arg(long, value_parser = flag_values::count)]
     max_train_images: Option<usize>,
     /// Head: q2l (Query2Label) or linear.
     #[arg(long, value_enum, default_value_t = HeadKind::Q2l)]
@@ -203,43 +206,49 @@ struct TrainArgs {
     #[arg(long, default_value_t = 0, requires = "finetune")]
     linear_init_epochs: usize,
     /// Input size in pixels (square).
-    #[arg(long, default_value_t = 224)]
+    #[arg(long, default_value_t = 224, value_parser = flag_values::image_size)]
     image_size: usize,
-    #[arg(long, default_value_t = 32)]
+    /// Images per optimiser step.
+    #[arg(long, default_value_t = 32, value_parser = flag_values::count)]
     batch_size: usize,
-    #[arg(long, default_value_t = 10)]
+    /// Passes over the training set; with --resume it may be raised to train a finished run on.
+    #[arg(long, default_value_t = 10, value_parser = flag_values::count)]
     epochs: usize,
     /// Peak learning rate of the one-cycle schedule.
-    #[arg(long, default_value_t = 1e-4)]
+    #[arg(long, default_value_t = 1e-4, value_parser = flag_values::positive)]
     lr: f64,
-    #[arg(long, default_value_t = 1e-4)]
+    /// Weight decay (L2 with adam, decoupled with adamw).
+    #[arg(long, default_value_t = 1e-4, value_parser = flag_values::non_negative)]
     weight_decay: f64,
+    /// Optimiser.
     #[arg(long, value_enum, default_value_t = OptimizerKind::Adam)]
     optimizer: OptimizerKind,
-    /// Loss: asl, bce, bce-ls, an, an-ls, wan, epr or role. Default: asl with full labels, an
-    /// with single positives.
+    /// Loss: asl, bce, bce-ls, an, an-ls, wan, epr, role, hill, splc, ll-r, ll-ct, ll-cp, em,
+    /// em-apl or gr. Default: asl with full labels, an with single positives.
     #[arg(long)]
     loss: Option<SinglePositiveLoss>,
     /// Expected positives per image for epr and role (the paper: 2.9 for COCO, 1.5 for VOC).
-    #[arg(long, default_value_t = 2.9)]
+    #[arg(long, default_value_t = 2.9, value_parser = flag_values::positive)]
     expected_positives: f64,
     /// ASL focusing on negatives.
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = 2.0, value_parser = flag_values::non_negative)]
     gamma_neg: f64,
     /// ASL focusing on positives.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = flag_values::non_negative)]
     gamma_pos: f64,
     /// ASL probability margin for negatives.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = flag_values::non_negative)]
     asl_clip: f64,
     /// ROLE's label-estimator learning rate as a multiple of --lr.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 10.0, value_parser = flag_values::positive)]
     estimator_lr_multiplier: f64,
+    #[command(flatten)]
+    loss_settings: LossSettings,
     /// Clip the gradient norm.
     #[arg(long)]
     grad_clip_norm: Option<f32>,
     /// Decay of the exponential moving average of the weights (0 turns it off).
-    #[arg(long, default_value_t = 0.9997)]
+    #[arg(long, default_value_t = 0.9997, value_parser = flag_values::fraction)]
     ema_decay: f64,
     /// Stop after this many epochs without a better validation mAP.
     #[arg(long)]
@@ -251,19 +260,23 @@ struct TrainArgs {
     /// --features, the cache's views 0 and 1: extract with --views 2 or more).
     #[arg(long)]
     tta_flip: bool,
-    /// Query2Label transformer width.
-    #[arg(long, default_value_t = 256)]
+    /// Query2Label transformer width; a multiple of --q2l-heads.
+    #[arg(long, default_value_t = 256, value_parser = flag_values::count)]
     q2l_hidden_dim: usize,
-    #[arg(long, default_value_t = 4)]
+    /// Query2Label attention heads.
+    #[arg(long, default_value_t = 4, value_parser = flag_values::count)]
     q2l_heads: usize,
+    /// Query2Label transformer encoder layers over the feature map (0: none).
     #[arg(long, default_value_t = 1)]
     q2l_encoder_layers: usize,
-    #[arg(long, default_value_t = 2)]
+    /// Query2Label decoder layers, where the label queries attend to the feature map.
+    #[arg(long, default_value_t = 2, value_parser = flag_values::count)]
     q2l_decoder_layers: usize,
-    #[arg(long, default_value_t = 1024)]
+    /// Query2Label feed-forward width.
+    #[arg(long, default_value_t = 1024, value_parser = flag_values::count)]
     q2l_feedforward_dim: usize,
     /// Dropout inside the Query2Label transformer (attention weights, feed-forward, residuals).
-    #[arg(long, default_value_t = DEFAULT_Q2L_DROPOUT)]
+    #[arg(long, default_value_t = DEFAULT_Q2L_DROPOUT, value_parser = flag_values::fraction)]
     q2l_dropout: f64,
     #[command(flatten)]
     device: DeviceArgs,
@@ -297,14 +310,14 @@ struct ExtractArgs {
     #[arg(long)]
     backbone_weights: Option<PathBuf>,
     /// Input size in pixels (square).
-    #[arg(long, default_value_t = 224)]
+    #[arg(long, default_value_t = 224, value_parser = flag_values::image_size)]
     image_size: usize,
     /// Average each feature map to one vector: 1/49 of the size at 224 px, enough for linear
     /// heads but not for Query2Label.
     #[arg(long)]
     pooled: bool,
     /// Backbone inputs per batch; views count, so a batch holds batch-size / views photos.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = flag_values::count)]
     batch_size: usize,
     /// Views cached per photo: 1 the plain photo, 2 adds its mirror image, more add random
     /// resized crops (at least half the photo). `train --features` then sees one random view per
@@ -315,7 +328,7 @@ struct ExtractArgs {
     #[arg(long, default_value_t = DEFAULT_VIEW_SEED)]
     seed: u64,
     /// Extract only the first this many images.
-    #[arg(long)]
+    #[arg(long, value_parser = flag_values::count)]
     max_images: Option<usize>,
     #[command(flatten)]
     device: DeviceArgs,
@@ -376,13 +389,13 @@ struct EvalArgs {
     /// with this seed and --val-fraction (as `trainer train` made it).
     #[arg(long)]
     run_split_seed: Option<u64>,
-    #[arg(long, default_value_t = 0.2)]
+    #[arg(long, default_value_t = 0.2, value_parser = flag_values::fraction)]
     val_fraction: f64,
     /// Predict the labels with a probability at or above this (default: each head's own
     /// decision threshold, 0.5 for a model that records none).
     #[arg(long, value_parser = parse_threshold)]
     threshold: Option<f32>,
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = flag_values::count)]
     batch_size: usize,
     /// Average the probabilities of each photo and its mirror image (test-time augmentation).
     #[arg(long)]
@@ -416,7 +429,53 @@ struct PredictArgs {
     device: DeviceArgs,
 }
 
-fn run_train(args: TrainArgs) -> Result<()> {
+/// The flags a `trainer train` command line names (not left at their defaults), with where each
+/// lives in a run's `options.json`: what a resumed run must agree with.
+fn given_train_flags(matches: &ArgMatches) -> Vec<GivenFlag> {
+    let loss_settings: Vec<String> = LossSettings::augment_args(clap::Command::new("settings"))
+        .get_arguments()
+        .map(|arg| arg.get_id().to_string())
+        .collect();
+    let train = TrainArgs::augment_args(clap::Command::new("train"));
+    let long_name = |id: &str| {
+        train
+            .get_arguments()
+            .find(|arg| arg.get_id() == id)
+            .and_then(|arg| arg.get_long())
+            .map_or_else(|| id.replace('_', "-"), str::to_string)
+    };
+    matches
+        .ids()
+        .map(|id| id.as_str())
+        .filter(|id| matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine))
+        .filter_map(|id| {
+            let key = match id {
+                "out" | "resume" | "stop_after_epochs" => return None,
+                "lr" => "learning_rate".to_string(),
+                "device" => "devices".to_string(),
+                "no_augmentation" => "augmentation".to_string(),
+                id if loss_settings.iter().any(|setting| setting == id) => {
+                    format!("loss_settings.{id}")
+                }
+                id => id.to_string(),
+            };
+            Some(GivenFlag {
+                flag: long_name(id),
+                key,
+            })
+        })
+        .collect()
+}
+
+fn run_train(args: TrainArgs, given: &[GivenFlag]) -> Result<()> {
+    if !args.q2l_hidden_dim.is_multiple_of(args.q2l_heads) {
+        anyhow::bail!(
+            "--q2l-hidden-dim {} does not split into --q2l-heads {}: the width must be a multiple \
+             of the number of heads",
+            args.q2l_hidden_dim,
+            args.q2l_heads
+        );
+    }
     let loss = args.loss.unwrap_or(match args.labels {
         LabelMode::Full => SinglePositiveLoss::Asl,
         LabelMode::SinglePositive => SinglePositiveLoss::An,
@@ -446,6 +505,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
         gamma_pos: args.gamma_pos,
         asl_clip: args.asl_clip,
         estimator_lr_multiplier: args.estimator_lr_multiplier,
+        loss_settings: args.loss_settings,
         grad_clip_norm: args.grad_clip_norm,
         ema_decay: (args.ema_decay > 0.0).then_some(args.ema_decay),
         patience: args.patience,
@@ -464,7 +524,8 @@ fn run_train(args: TrainArgs) -> Result<()> {
         backend: args.device.backend,
         devices: args.device.device,
     };
-    let summary = train(&options, &args.out, args.resume, args.stop_after_epochs)?;
+    let resume = args.resume.then_some(given);
+    let summary = train(&options, &args.out, resume, args.stop_after_epochs)?;
     println!("{}", serde_json::to_string(&summary)?);
     Ok(())
 }
@@ -588,8 +649,11 @@ fn run_predict(args: PredictArgs) -> Result<()> {
             threshold: threshold.value,
         });
     }
+    // A photo that cannot be read is reported and skipped; the others are still labelled, and
+    // the command fails at the end.
+    let mut failed = 0;
     for image in &args.images {
-        let prediction = predict_image(
+        let prediction = match predict_image(
             &bundle,
             &description,
             &heads,
@@ -597,7 +661,14 @@ fn run_predict(args: PredictArgs) -> Result<()> {
             args.top,
             args.attention.as_deref(),
             &device,
-        )?;
+        ) {
+            Ok(prediction) => prediction,
+            Err(error) => {
+                eprintln!("error: {error:#}");
+                failed += 1;
+                continue;
+            }
+        };
         println!("{}", image.display());
         for head in &prediction.heads {
             println!(
@@ -617,6 +688,12 @@ fn run_predict(args: PredictArgs) -> Result<()> {
                 println!("    attention: {}", file.display());
             }
         }
+    }
+    if failed > 0 {
+        anyhow::bail!(
+            "{failed} of {} photos could not be labelled (see above)",
+            args.images.len()
+        );
     }
     Ok(())
 }
@@ -656,7 +733,14 @@ fn main() -> ExitCode {
         Err(error) => error.exit(),
     };
     let result = match cli.command {
-        Command::Train(args) => run_train(args),
+        Command::Train(args) => {
+            let given = given_train_flags(
+                matches
+                    .subcommand_matches("train")
+                    .expect("the train subcommand's matches"),
+            );
+            run_train(args, &given)
+        }
         Command::Eval(args) => run_eval(args),
         Command::Predict(args) => run_predict(args),
         Command::Bench {

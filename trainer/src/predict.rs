@@ -14,6 +14,7 @@ use querylabel::model::ClassifierOutput;
 use querylabel::preprocess::decode_image;
 
 use crate::checkpoint::write_atomically;
+use crate::images::read_photo_file;
 
 /// One label of one photo.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -66,7 +67,8 @@ pub fn predict_image(
     attention_dir: Option<&Path>,
     device: &Device,
 ) -> Result<Prediction> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes =
+        read_photo_file(path).map_err(|reason| anyhow::anyhow!("{}: {reason}", path.display()))?;
     let photo = decode_image(&bytes).with_context(|| format!("{}", path.display()))?;
     let input = description.preprocessing.image_to_chw(&photo);
     let features = bundle

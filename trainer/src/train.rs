@@ -18,8 +18,8 @@ use querylabel::head::query2label::DEFAULT_Q2L_DROPOUT;
 use querylabel::head::{LinearHeadConfig, Query2LabelConfig};
 use querylabel::labels::LabelSpace;
 use querylabel::loss::{
-    AsymmetricLossConfig, LabelEstimator, LabelEstimatorConfig, MultiLabelLossConfig,
-    SinglePositiveLoss,
+    AsymmetricLossConfig, LabelEstimator, LabelEstimatorConfig, LossProgress, MultiLabelLossConfig,
+    PseudoLabeler, SinglePositiveLoss, write_back_corrections,
 };
 use querylabel::model::{Classifier, ClassifierConfig, HeadConfig};
 use querylabel::preprocess::Preprocessing;
@@ -40,9 +40,12 @@ use crate::flip_tta::{score_cached_features_flip_averaged, score_dataset_flip_av
 use crate::images::{
     AugmentationConfig, ImageLoader, ImageRequest, MIRRORED_VIEW, PLAIN_VIEW, Prefetched, prefetch,
 };
+use crate::loss_settings::LossSettings;
 use crate::plots::plot_history;
+use crate::resume::{GivenFlag, resumed_options};
 use crate::saved_model::{ModelDescription, save_model};
 use crate::schedule::OneCycle;
+use crate::training_labels::{load_training_labels, save_training_labels};
 
 /// Which labels the training set keeps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -106,6 +109,10 @@ pub struct TrainOptions {
     pub asl_clip: f64,
     /// ROLE's label estimator learns this many times faster than the network (the paper: 10).
     pub estimator_lr_multiplier: f64,
+    /// Settings of the later single-positive losses (missing in runs from before they existed:
+    /// their defaults).
+    #[serde(default)]
+    pub loss_settings: LossSettings,
     pub grad_clip_norm: Option<f32>,
     /// Keep an exponential moving average of the weights with this decay (Query2Label: 0.9997)
     /// and validate it beside the weights.
@@ -141,6 +148,10 @@ pub struct TrainingState {
     pub best_map: Option<f64>,
     pub best_epoch: Option<usize>,
     pub history: Vec<EpochRecord>,
+    /// Validation mAP of the untrained model, which `best/` starts as (missing in runs from
+    /// before it was recorded).
+    #[serde(default)]
+    pub initial_map: Option<f64>,
 }
 
 /// One line of `metrics.jsonl`.
@@ -200,14 +211,37 @@ impl TrainOptions {
     }
 
     fn loss_config(&self) -> MultiLabelLossConfig {
-        MultiLabelLossConfig::new(self.loss)
+        let config = MultiLabelLossConfig::new(self.loss)
             .with_expected_num_pos(self.expected_positives)
             .with_asymmetric(
                 AsymmetricLossConfig::new()
                     .with_gamma_neg(self.gamma_neg)
                     .with_gamma_pos(self.gamma_pos)
                     .with_clip(self.asl_clip),
-            )
+            );
+        self.loss_settings.apply(config, self.linear_init_epochs)
+    }
+
+    /// APL's labeller for these training labels, when the loss pseudo-labels.
+    fn pseudo_labeler(&self, labels: &[f32], classes: usize) -> Option<PseudoLabeler> {
+        (self.loss == SinglePositiveLoss::EmApl).then(|| {
+            self.loss_settings
+                .pseudo_labeler()
+                .init(labels, classes, self.epochs)
+        })
+    }
+
+    /// The loss's settings, checked before anything runs.
+    fn check_loss(&self) -> Result<()> {
+        let problem = self.loss_config().check().err().or_else(|| {
+            (self.loss == SinglePositiveLoss::EmApl)
+                .then(|| self.loss_settings.pseudo_labeler().check(self.epochs).err())
+                .flatten()
+        });
+        match problem {
+            Some(problem) => bail!("--loss {}: {problem}", self.loss),
+            None => Ok(()),
+        }
     }
 
     fn optimizer(&self) -> ModuleOptimizer {
@@ -253,6 +287,9 @@ impl RunFiles {
     }
     fn metrics(&self) -> PathBuf {
         self.dir.join("metrics.jsonl")
+    }
+    fn training_labels(&self) -> PathBuf {
+        self.checkpoint().join("labels.safetensors")
     }
 }
 
@@ -533,17 +570,24 @@ fn initial_model(
 pub fn train(
     options: &TrainOptions,
     run_dir: &Path,
-    resume: bool,
+    resume: Option<&[GivenFlag]>,
     stop_after: Option<usize>,
 ) -> Result<TrainSummary> {
     let files = RunFiles {
         dir: run_dir.to_path_buf(),
     };
-    let resuming = resume && files.state().is_file();
-    let mut options = if resuming {
+    let resuming = resume.is_some();
+    let mut options = if let Some(given) = resume {
+        if !files.state().is_file() {
+            bail!(
+                "--resume: {} holds no checkpoint to resume (no checkpoint/state.json); drop \
+                 --resume to start a new run there",
+                run_dir.display()
+            );
+        }
         let saved: TrainOptions = read_json(&files.options())?;
         eprintln!("resuming {} from its last checkpoint", run_dir.display());
-        saved
+        resumed_options(saved, options, given)?
     } else {
         if files.state().is_file() {
             bail!(
@@ -564,6 +608,10 @@ pub fn train(
             options.loss.name()
         );
     }
+    if options.devices.len() > 1 && options.loss == SinglePositiveLoss::LlCp {
+        bail!("ll-cp writes its corrections back from one device; train it with a single --device");
+    }
+    options.check_loss()?;
 
     let data = prepare_data(&mut options)?;
     // Saved once the data is open: a feature cache decides the data set, backbone and image
@@ -616,8 +664,11 @@ pub fn train(
     let mut estimator_optimizer = options.optimizer();
     let mut state = TrainingState::default();
     let mut average = options.ema_decay.map(|_| model.valid());
+    // The labels the loss sees, which LL-Cp and APL change as training goes.
+    let mut training_labels = data.targets.clone();
+    let pseudo_labeler = options.pseudo_labeler(&data.targets, n_classes);
 
-    if resume && files.state().is_file() {
+    if resuming {
         state = read_json(&files.state())?;
         let checkpoint = files.checkpoint();
         model = load_module(model, &checkpoint.join("model.bpk"))?;
@@ -632,23 +683,30 @@ pub fn train(
                 &checkpoint.join("estimator-optimizer.bpk"),
             )?;
         }
+        if options.loss.updates_labels() {
+            training_labels =
+                load_training_labels(&files.training_labels(), data.train_len, n_classes)?;
+        }
     }
 
-    let loss_config = options.loss_config();
+    let loss_function = options.loss_config().init();
     let batches_per_epoch = data.train_len.div_ceil(options.batch_size);
     let schedule = OneCycle {
         max_lr: options.learning_rate,
         total_steps: batches_per_epoch * options.epochs,
         warmup_fraction: 0.2,
     };
-    let initial_map = match state.history.first() {
-        Some(_) => f64::NAN,
-        None => {
-            let before = validate(&model, &data.examples, &eval_loader, &options, &device)?;
-            eprintln!("validation mAP before training: {:.2}", before.map);
-            before.map
-        }
-    };
+    if state.history.is_empty() {
+        let before = validate(&model, &data.examples, &eval_loader, &options, &device)?;
+        eprintln!("validation mAP before training: {:.2}", before.map);
+        // best/ starts as the untrained model, so that it never holds a worse one: a run that
+        // diverges leaves the starting point there rather than its broken weights.
+        state.initial_map = Some(before.map);
+        state.best_map = Some(before.map);
+        state.best_epoch = Some(0);
+        save_model(&files.best(), &model.valid(), &description)?;
+    }
+    let initial_map = state.initial_map.unwrap_or(f64::NAN);
 
     let first_epoch = state.epochs_done;
     for epoch in first_epoch..options.epochs {
@@ -675,6 +733,11 @@ pub fn train(
         let mut learning_rate = schedule.learning_rate(state.steps);
 
         let backbone_trains = options.finetune && epoch >= options.linear_init_epochs;
+        let loss_progress = LossProgress {
+            epoch: epoch + 1,
+            epochs: options.epochs,
+        };
+        let mut corrected = 0;
         let batches = epoch_batches(
             &data.examples,
             &order,
@@ -689,6 +752,7 @@ pub fn train(
             if rows.is_empty() {
                 continue;
             }
+            let mut corrections = None;
             let (loss_value, model_gradients, estimator_gradients) = if devices.devices.len() == 1 {
                 let logits =
                     batch
@@ -701,8 +765,10 @@ pub fn train(
                         &train_device,
                     ))
                 });
-                let targets = targets_of(&data.targets, &rows, n_classes, &train_device);
-                let loss = loss_config.forward(logits, targets, estimated).total;
+                let targets = targets_of(&training_labels, &rows, n_classes, &train_device);
+                let output = loss_function.forward(logits, targets, estimated, loss_progress);
+                corrections = output.corrections;
+                let loss = output.total;
                 let loss_value = loss.clone().into_scalar::<f32>() as f64;
                 let mut gradients = loss.backward();
                 let model_gradients = GradientsParams::from_module(&mut gradients, &model);
@@ -723,20 +789,34 @@ pub fn train(
                             share_devices,
                         );
                         let targets =
-                            targets_of(&data.targets, &rows[share], n_classes, &share_devices.1);
-                        loss_config.forward(logits, targets, None).total
+                            targets_of(&training_labels, &rows[share], n_classes, &share_devices.1);
+                        loss_function
+                            .forward(logits, targets, None, loss_progress)
+                            .total
                     },
                 );
                 (loss_value, gradients, None)
             };
             if !loss_value.is_finite() {
                 progress.abandon();
+                let kept = if files.state().is_file() {
+                    format!(
+                        "The last good checkpoint, after epoch {}, is in {}",
+                        state.epochs_done,
+                        files.checkpoint().display()
+                    )
+                } else {
+                    "No checkpoint was written yet, since no epoch finished".to_string()
+                };
                 bail!(
-                    "the loss became {loss_value} at epoch {}, step {}; training stopped. The last \
-                     good checkpoint is in {} (try a lower --lr or --grad-clip-norm)",
+                    "the loss became {loss_value} at epoch {}, step {}; training stopped. {kept}, \
+                     and {} holds the best model so far (epoch {}, validation mAP {:.2}). Try a \
+                     lower --lr or --grad-clip-norm",
                     epoch + 1,
                     state.steps,
-                    files.checkpoint().display()
+                    files.best().display(),
+                    state.best_epoch.unwrap_or(0),
+                    state.best_map.unwrap_or(f64::NAN)
                 );
             }
             learning_rate = schedule.learning_rate(state.steps);
@@ -751,6 +831,13 @@ pub fn train(
             if let (Some(decay), Some(current)) = (options.ema_decay, average.take()) {
                 average = Some(update_average(current, &model, decay));
             }
+            if let Some(corrections) = corrections {
+                let flags = corrections
+                    .into_data()
+                    .try_into_vec::<bool>()
+                    .expect("a boolean mask");
+                corrected += write_back_corrections(&mut training_labels, n_classes, &rows, &flags);
+            }
             state.steps += 1;
             loss_sum += loss_value;
             loss_batches += 1;
@@ -762,6 +849,25 @@ pub fn train(
         }
         progress.finish_and_clear();
         let images_per_second = seen as f64 / started.elapsed().as_secs_f64().max(1e-9);
+        if corrected > 0 {
+            eprintln!(
+                "{}: {corrected} unobserved labels became positives",
+                options.loss
+            );
+        }
+        if let Some(labeler) = pseudo_labeler
+            .as_ref()
+            .filter(|l| l.updates_after(epoch + 1))
+        {
+            let probabilities =
+                training_probabilities(&model, &data, &eval_loader, options.batch_size, &device)?;
+            let new = labeler.update(&mut training_labels, &probabilities);
+            eprintln!(
+                "{}: {} unobserved labels became soft pseudo-negatives",
+                options.loss,
+                new.iter().filter(|&&n| n).count()
+            );
+        }
 
         let evaluation = validate(&model, &data.examples, &eval_loader, &options, &device)?;
         let average_evaluation = match &average {
@@ -819,13 +925,23 @@ pub fn train(
         }
         state.history.push(record);
         state.epochs_done = epoch + 1;
+        let comparable_losses = !options.loss.changes_over_epochs();
+        if let Some(warning) = divergence_warning(&state.history, initial_map, comparable_losses) {
+            eprintln!("warning: {warning}");
+        }
         save_checkpoint(
             &files,
-            &model,
-            average.as_ref(),
-            &optimizer,
-            estimator.as_ref(),
-            &estimator_optimizer,
+            &Checkpoint {
+                model: &model,
+                average: average.as_ref(),
+                optimizer: &optimizer,
+                estimator: estimator.as_ref(),
+                estimator_optimizer: &estimator_optimizer,
+                training_labels: options
+                    .loss
+                    .updates_labels()
+                    .then_some((training_labels.as_slice(), n_classes)),
+            },
             &state,
         )?;
         if stop_after.is_some_and(|epochs| state.epochs_done - first_epoch >= epochs) {
@@ -842,12 +958,54 @@ pub fn train(
         }
     }
 
+    if state.best_epoch == Some(0) && state.epochs_done > 0 {
+        eprintln!(
+            "warning: no epoch beat the untrained model (validation mAP {initial_map:.2}), so {} \
+             holds the untrained model; try a lower --lr",
+            files.best().display()
+        );
+    }
     Ok(TrainSummary {
         run_dir: run_dir.to_path_buf(),
         best_map: state.best_map.context("no epoch was trained")?,
         best_epoch: state.best_epoch.unwrap_or(0),
         initial_map,
         epochs_run: state.epochs_done,
+    })
+}
+
+/// Epochs in a row whose training loss rose before a run is called diverging.
+const RISING_LOSS_EPOCHS: usize = 3;
+
+/// Why a run looks like it is diverging, if it does: its validation mAP fell below the untrained
+/// model's, or its training loss rose for [`RISING_LOSS_EPOCHS`] epochs in a row (when
+/// `comparable_losses`: the loss asks the same of every epoch).
+fn divergence_warning(
+    history: &[EpochRecord],
+    initial_map: f64,
+    comparable_losses: bool,
+) -> Option<String> {
+    let last = history.last()?;
+    if last.val_map < initial_map {
+        return Some(format!(
+            "validation mAP {:.2} after epoch {} is below the untrained model's {initial_map:.2}; \
+             the run is diverging (try a lower --lr)",
+            last.val_map, last.epoch
+        ));
+    }
+    if !comparable_losses {
+        return None;
+    }
+    let recent = history.len().checked_sub(RISING_LOSS_EPOCHS + 1)?;
+    let rising = history[recent..]
+        .windows(2)
+        .all(|pair| pair[1].train_loss > pair[0].train_loss);
+    rising.then(|| {
+        format!(
+            "the training loss rose for {RISING_LOSS_EPOCHS} epochs in a row, to {:.4} at epoch \
+             {}; the run may be diverging (try a lower --lr)",
+            last.train_loss, last.epoch
+        )
     })
 }
 
@@ -881,25 +1039,61 @@ fn validate(
     evaluate(&scored)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn save_checkpoint(
-    files: &RunFiles,
+/// The probabilities of every training example, in training-set order (APL's update): the
+/// plain photos, without augmentation, from the current weights.
+fn training_probabilities(
     model: &Classifier,
-    average: Option<&Classifier>,
-    optimizer: &ModuleOptimizer,
-    estimator: Option<&LabelEstimator>,
-    estimator_optimizer: &ModuleOptimizer,
-    state: &TrainingState,
-) -> Result<()> {
+    data: &RunData,
+    loader: &ImageLoader,
+    batch_size: usize,
+    device: &Device,
+) -> Result<Vec<f32>> {
+    let model = model.valid();
+    match &data.examples {
+        Examples::Features { cache, train, .. } => {
+            Ok(score_cached_features(&model, cache, train, batch_size, device).scores)
+        }
+        Examples::Images { train, .. } => {
+            let scored = score_dataset(&model, train, loader, batch_size, device);
+            if scored.skipped > 0 {
+                bail!(
+                    "em-apl pseudo-labels every training image, but {} could not be read; remove \
+                     them from the data set",
+                    scored.skipped
+                );
+            }
+            Ok(scored.scores)
+        }
+    }
+}
+
+/// What a checkpoint holds besides the training state.
+struct Checkpoint<'a> {
+    model: &'a Classifier,
+    average: Option<&'a Classifier>,
+    optimizer: &'a ModuleOptimizer,
+    estimator: Option<&'a LabelEstimator>,
+    estimator_optimizer: &'a ModuleOptimizer,
+    /// The training labels and their class count, for the losses that change them.
+    training_labels: Option<(&'a [f32], usize)>,
+}
+
+fn save_checkpoint(files: &RunFiles, parts: &Checkpoint, state: &TrainingState) -> Result<()> {
     let dir = files.checkpoint();
-    save_module(model, &dir.join("model.bpk"))?;
-    save_optimizer(optimizer, &dir.join("optimizer.bpk"))?;
-    if let Some(average) = average {
+    save_module(parts.model, &dir.join("model.bpk"))?;
+    save_optimizer(parts.optimizer, &dir.join("optimizer.bpk"))?;
+    if let Some(average) = parts.average {
         save_module(average, &dir.join("ema.bpk"))?;
     }
-    if let Some(estimator) = estimator {
+    if let Some(estimator) = parts.estimator {
         save_module(estimator, &dir.join("estimator.bpk"))?;
-        save_optimizer(estimator_optimizer, &dir.join("estimator-optimizer.bpk"))?;
+        save_optimizer(
+            parts.estimator_optimizer,
+            &dir.join("estimator-optimizer.bpk"),
+        )?;
+    }
+    if let Some((labels, classes)) = parts.training_labels {
+        save_training_labels(&files.training_labels(), labels, classes)?;
     }
     // Written last: a checkpoint counts only once its state says so.
     write_json(&files.state(), state)?;

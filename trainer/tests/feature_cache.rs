@@ -609,3 +609,94 @@ fn training_on_several_views_reproduces_for_a_seed_and_differs_from_one_view() {
     assert_eq!(plain["images"], flipped["images"]);
     assert_ne!(plain["mAP"], flipped["mAP"]);
 }
+
+/// The training labels a run saved in its checkpoint (LL-Cp's corrections, APL's soft
+/// pseudo-negatives), row-major.
+fn saved_training_labels(run: &Path) -> Vec<f32> {
+    let bytes = std::fs::read(run.join("checkpoint/labels.safetensors")).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    file.tensor("labels")
+        .unwrap()
+        .data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
+
+#[test]
+fn label_states_survive_a_resume_and_resume_refuses_changed_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache.safetensors");
+    extract_views(&cache, 48, 1, &[]);
+    // LL-Cp with a large rate corrects labels from epoch 2; APL with a one-epoch warm-up
+    // pseudo-labels after epochs 1 and 2.
+    for (loss, extra) in [
+        ("ll-cp", ["--ll-delta-rel", "5"]),
+        ("em-apl", ["--apl-warmup-epochs", "1"]),
+    ] {
+        let mut common = quick_linear(&cache);
+        let epochs = common.iter().position(|&arg| arg == "--epochs").unwrap() + 1;
+        common[epochs] = "3";
+        common.extend_from_slice(&["--labels", "single-positive", "--loss", loss]);
+        common.extend_from_slice(&extra);
+        let straight = dir.path().join(format!("{loss}-straight"));
+        train(&straight, &common);
+
+        let interrupted = dir.path().join(format!("{loss}-interrupted"));
+        let mut first = common.clone();
+        first.extend_from_slice(&["--stop-after-epochs", "2"]);
+        train(&interrupted, &first);
+        let mut again = common.clone();
+        again.push("--resume");
+        train(&interrupted, &again);
+
+        let (a, b) = (train_losses(&straight), train_losses(&interrupted));
+        assert_eq!(a.len(), 3, "{loss}");
+        for (x, y) in a.iter().zip(&b) {
+            assert!(
+                (x - y).abs() <= 1e-5 * x.abs().max(1.0),
+                "{loss}: {a:?} vs {b:?}"
+            );
+        }
+        let labels = saved_training_labels(&straight);
+        assert_eq!(
+            labels,
+            saved_training_labels(&interrupted),
+            "{loss}: label state"
+        );
+        let changed = match loss {
+            "ll-cp" => labels.iter().filter(|&&v| v == 1.0).count() > 48,
+            _ => labels.iter().any(|&v| v < 0.0),
+        };
+        assert!(changed, "{loss}: training left the labels as they were");
+    }
+
+    // A resumed run keeps its own options: a different one is named and refused, raising
+    // --epochs is allowed, and there must be something to resume.
+    let run = dir.path().join("ll-cp-straight");
+    let mut changed = quick_linear(&cache);
+    changed.extend_from_slice(&["--labels", "single-positive", "--loss", "ll-r", "--resume"]);
+    let out = run.to_str().unwrap();
+    let mut args = vec!["train", "--backend", "flex", "--out", out];
+    args.extend_from_slice(&changed);
+    let (ok, _, stderr) = trainer(&args);
+    assert!(
+        !ok && stderr.contains("--loss: the run has \"ll-cp\""),
+        "{stderr}"
+    );
+    let summary = train(&run, &["--epochs", "4", "--resume"]);
+    assert_eq!(summary["epochs_run"], 4, "{summary}");
+    let nothing = dir.path().join("nothing");
+    let (ok, _, stderr) = trainer(&[
+        "train",
+        "--backend",
+        "flex",
+        "--out",
+        nothing.to_str().unwrap(),
+        "--resume",
+    ]);
+    assert!(
+        !ok && stderr.contains("holds no checkpoint to resume"),
+        "{stderr}"
+    );
+}

@@ -348,25 +348,35 @@ fn a_diverging_run_stops_with_a_clear_message() {
         "flex",
         "--out",
         run.to_str().unwrap(),
+        // A huge learning rate: the loss is NaN by the second step.
         "--head",
         "linear",
         "--epochs",
-        "1",
+        "3",
         "--image-size",
-        "96",
+        "64",
         "--max-train-images",
         "64",
         "--batch-size",
         "16",
         "--lr",
-        "inf",
-        "--loss",
-        "bce",
-        "--no-augmentation",
+        "1e38",
     ]);
     assert!(!ok, "a loss of NaN must not pass silently");
     assert!(stderr.contains("the loss became"), "{stderr}");
-    assert!(stderr.contains("checkpoint"), "{stderr}");
+    // It says what it kept: no checkpoint yet, and best/ as the untrained model.
+    assert!(stderr.contains("No checkpoint was written yet"), "{stderr}");
+    assert!(
+        stderr.contains("holds the best model so far (epoch 0"),
+        "{stderr}"
+    );
+    assert!(run.join("best/model.json").is_file());
+    // A learning rate no run can use is refused when the command is read.
+    for lr in ["inf", "NaN", "-1e-3"] {
+        let flag = format!("--lr={lr}");
+        let (ok, _, stderr) = trainer(&["train", "--backend", "flex", &flag]);
+        assert!(!ok && stderr.contains("--lr"), "--lr {lr}: {stderr}");
+    }
 }
 
 #[test]

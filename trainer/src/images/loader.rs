@@ -9,7 +9,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use image::DynamicImage;
-use querylabel::preprocess::{ImageError, Preprocessing, decode_image};
+use querylabel::preprocess::{ImageError, MAX_PHOTO_FILE_BYTES, Preprocessing, decode_image};
 use rayon::prelude::*;
 
 use super::augment::{AugmentationConfig, augment, augmentation_rng};
@@ -151,6 +151,19 @@ pub(crate) fn load_each(
 
 /// Reads and decodes one file with the shared decoder (size limits, truncated JPEGs refused).
 pub fn read_image(path: &Path) -> Result<DynamicImage, SkipReason> {
-    let bytes = std::fs::read(path).map_err(|error| SkipReason::Unreadable(error.to_string()))?;
-    Ok(decode_image(&bytes)?)
+    Ok(decode_image(&read_photo_file(path)?)?)
+}
+
+/// Reads a photo file whole, refusing one larger than [`MAX_PHOTO_FILE_BYTES`] before reading.
+pub fn read_photo_file(path: &Path) -> Result<Vec<u8>, SkipReason> {
+    let unreadable = |error: std::io::Error| SkipReason::Unreadable(error.to_string());
+    let size = std::fs::metadata(path).map_err(unreadable)?.len();
+    if size > MAX_PHOTO_FILE_BYTES {
+        return Err(SkipReason::TooLarge(format!(
+            "the file has {size} bytes ({:.0} MiB); photo files of up to {} MiB are read",
+            size as f64 / 1048576.0,
+            MAX_PHOTO_FILE_BYTES / 1048576
+        )));
+    }
+    std::fs::read(path).map_err(unreadable)
 }

@@ -12,7 +12,9 @@ pub use augment::{
     AugmentationConfig, CutoutConfig, CutoutFill, RandomResizedCropConfig, Region, augment,
     augmentation_rng,
 };
-pub use loader::{ImageLoader, ImageRequest, LoadedBatch, SkipReason, SkippedImage};
+pub use loader::{
+    ImageLoader, ImageRequest, LoadedBatch, SkipReason, SkippedImage, read_image, read_photo_file,
+};
 pub use prefetch::{Prefetched, prefetch};
 pub use rand_augment::{RandAugmentConfig, RandAugmentOp};
 pub use views::{MIRRORED_VIEW, PLAIN_VIEW, PhotoViews};
