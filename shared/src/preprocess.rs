@@ -6,7 +6,7 @@ use std::io::Cursor;
 
 use burn::tensor::{Device, Tensor, TensorData};
 use image::imageops::FilterType;
-use image::{DynamicImage, ImageReader, Limits};
+use image::{DynamicImage, ImageDecoder, ImageReader, Limits};
 use serde::{Deserialize, Serialize};
 
 use crate::truncated_jpeg::is_truncated_jpeg;
@@ -21,6 +21,9 @@ pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
 pub const MAX_IMAGE_SIDE: u32 = 16_384;
 /// Largest decoded buffer accepted (bytes).
 pub const MAX_DECODED_BYTES: u64 = 512 * 1024 * 1024;
+/// Largest photo file read at all (bytes), checked before reading it: no photo needs more, and a
+/// huge file named `.jpg` would otherwise be read whole into memory first.
+pub const MAX_PHOTO_FILE_BYTES: u64 = 40 * 1024 * 1024;
 
 /// How images become network input.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -54,7 +57,8 @@ impl std::fmt::Display for ImageError {
 impl std::error::Error for ImageError {}
 
 /// Decodes JPEG or PNG bytes, refusing images beyond the size limits and JPEG files cut short
-/// (which the decoder would accept, filling the rest with grey).
+/// (which the decoder would accept, filling the rest with grey). The photo comes out turned as
+/// its EXIF orientation says.
 pub fn decode_image(bytes: &[u8]) -> Result<DynamicImage, ImageError> {
     if is_truncated_jpeg(bytes) {
         return Err(ImageError::Decode(
@@ -69,10 +73,20 @@ pub fn decode_image(bytes: &[u8]) -> Result<DynamicImage, ImageError> {
     limits.max_image_height = Some(MAX_IMAGE_SIDE);
     limits.max_alloc = Some(MAX_DECODED_BYTES);
     reader.limits(limits);
-    reader.decode().map_err(|e| match e {
-        image::ImageError::Limits(limit) => ImageError::TooLarge(limit.to_string()),
+    let failure = |e: image::ImageError| match e {
+        image::ImageError::Limits(limit) => ImageError::TooLarge(format!(
+            "{limit} (photos up to {MAX_IMAGE_SIDE} pixels a side and {} MiB decoded are read)",
+            MAX_DECODED_BYTES / 1048576
+        )),
         other => ImageError::Decode(other.to_string()),
-    })
+    };
+    // Turned as its EXIF orientation says, so that every caller sees the photo as it is
+    // displayed: phone cameras store the pixels sideways and the turn in the tag.
+    let mut decoder = reader.into_decoder().map_err(failure)?;
+    let orientation = decoder.orientation().map_err(failure)?;
+    let mut image = DynamicImage::from_decoder(decoder).map_err(failure)?;
+    image.apply_orientation(orientation);
+    Ok(image)
 }
 
 impl Preprocessing {

@@ -11,7 +11,7 @@ use querylabel_trainer::images::augment::{cutout, random_resized_crop_region};
 use querylabel_trainer::images::{
     AugmentationConfig, CutoutConfig, CutoutFill, ImageLoader, ImageRequest, MIRRORED_VIEW,
     PLAIN_VIEW, PhotoViews, RandAugmentConfig, RandAugmentOp, RandomResizedCropConfig, SkipReason,
-    augment, augmentation_rng, prefetch,
+    augment, augmentation_rng, prefetch, read_image,
 };
 
 /// A deterministic image with plenty of structure (no two neighbours alike) and no magenta.
@@ -510,4 +510,36 @@ fn prefetch_passes_a_producer_panic_on_to_the_consumer() {
     });
     let items: Vec<i32> = prefetch(source, 1).collect();
     unreachable!("ended early with {items:?} instead of panicking");
+}
+
+/// The mean absolute difference of two photos of one size, per channel value in [0, 255].
+fn mean_difference(a: &RgbImage, b: &RgbImage) -> f64 {
+    assert_eq!(a.dimensions(), b.dimensions(), "not the same size");
+    let total: u64 = a
+        .as_raw()
+        .iter()
+        .zip(b.as_raw())
+        .map(|(&x, &y)| u64::from(x.abs_diff(y)))
+        .sum();
+    total as f64 / a.as_raw().len() as f64
+}
+
+#[test]
+fn a_photo_is_decoded_as_displayed_whatever_its_exif_orientation() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/exif");
+    let upright = read_image(&dir.join("upright.jpg")).unwrap().to_rgb8();
+    let turned = read_image(&dir.join("orientation-6.jpg"))
+        .unwrap()
+        .to_rgb8();
+    // The stored pixels are 213×320; shown as the EXIF tag says, the photo is 320×213.
+    assert_eq!(turned.dimensions(), (320, 213));
+    let difference = mean_difference(&upright, &turned);
+    assert!(difference < 3.0, "{difference} from the upright photo");
+    // The same pixels taken as stored would be another photo altogether.
+    let stored = image::load_from_memory(&std::fs::read(dir.join("orientation-6.jpg")).unwrap())
+        .unwrap()
+        .to_rgb8();
+    assert_eq!(stored.dimensions(), (213, 320));
+    let flipped_upright = imageops::rotate180(&upright);
+    assert!(mean_difference(&flipped_upright, &turned) > 20.0);
 }
