@@ -196,16 +196,22 @@ describe('the demo on WebGPU', () => {
 
     // On SwiftShader WebGPU is emulated on the CPU and trains slower than the CPU backend, so
     // the lesson is tested here.
-    test("the lesson shows each loss's targets and trains four heads side by side", async () => {
+    test("the lesson shows each loss's targets and trains five heads side by side", async () => {
       const sample = CHECKED.find((s) => s.labels.length >= 3) ?? CHECKED[0];
       await predictSample(cpuDemo.page, sample.file);
       const targets = await cpuDemo.page.evaluate(() => window.demo.targets);
-      assert.deepEqual(targets.losses, ['bce', 'an', 'an-ls', 'wan', 'epr', 'role']);
+      assert.deepEqual(targets.losses, ['bce', 'an', 'an-ls', 'wan', 'epr', 'role',
+        'hill', 'splc', 'll-r', 'll-ct', 'em', 'gr']);
       // The second row is a true label the visitor did not keep: BCE says 1, AN says 0, EPR ignores it.
       const cells = await cpuDemo.page.$$eval('#targets tbody tr:nth-child(2) td', (tds) => tds.map((td) => td.textContent));
       assert.equal(cells[2], '1');
       assert.equal(cells[3], '0');
       assert.equal(cells[6], 'ignored');
+      // The later losses in their own table: each pulls the kept positive (first row) to 1.
+      const later = await cpuDemo.page.$$eval('#targets-later thead th', (ths) => ths.map((th) => th.textContent));
+      assert.deepEqual(later.slice(2), ['Hill', 'SPLC', 'LL-R', 'LL-Ct', 'EM', 'GR']);
+      const kept = await cpuDemo.page.$$eval('#targets-later tbody tr:first-child td', (tds) => tds.map((td) => td.textContent));
+      for (const column of [4, 5, 6, 7]) assert.match(kept[column], /^1( ×|$)/, `kept positive: ${kept}`);
       await cpuDemo.page.click('#train-button');
       await cpuDemo.page.waitForFunction(() => window.demo.lesson?.done || window.demo.lesson?.error,
         null, { timeout: 600_000, polling: 500 });

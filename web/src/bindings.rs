@@ -299,20 +299,27 @@ pub fn target_losses() -> Vec<String> {
     TARGET_LOSSES.iter().map(|l| l.name().to_string()).collect()
 }
 
-const TARGET_LOSSES: [SinglePositiveLoss; 6] = [
+const TARGET_LOSSES: [SinglePositiveLoss; 12] = [
     SinglePositiveLoss::Bce,
     SinglePositiveLoss::An,
     SinglePositiveLoss::AnLs,
     SinglePositiveLoss::Wan,
     SinglePositiveLoss::Epr,
     SinglePositiveLoss::Role,
+    SinglePositiveLoss::Hill,
+    SinglePositiveLoss::Splc,
+    SinglePositiveLoss::LlR,
+    SinglePositiveLoss::LlCt,
+    SinglePositiveLoss::Em,
+    SinglePositiveLoss::Gr,
 ];
 
 /// For one photo with full labels `labels` (0/1 per class) of which only `kept` stays
 /// observed: each loss's target and weight per label, as a flat array
 /// `[loss][label][target, weight]` in [`target_losses`] order, a target of −1 meaning "ignored".
-/// ROLE's targets come from its label estimator fitted against `classifier_probabilities`
-/// (the single-positive head's prediction for the photo).
+/// Every loss is read at `classifier_probabilities`, the single-positive head's prediction for
+/// the photo: it decides what LL rejects or corrects, what SPLC corrects and GR's weights, and
+/// ROLE's label estimator is fitted against it.
 #[wasm_bindgen(js_name = lossTargets)]
 pub fn loss_targets_for_photo(
     labels: Vec<f32>,
@@ -334,6 +341,13 @@ pub fn loss_targets_for_photo(
         expected_positives,
         200,
     );
+    let logits: Vec<f32> = classifier_probabilities
+        .iter()
+        .map(|&p| {
+            let p = p.clamp(1e-6, 1.0 - 1e-6);
+            (p / (1.0 - p)).ln()
+        })
+        .collect();
     let mut flat = Vec::with_capacity(TARGET_LOSSES.len() * classes * 2);
     for loss in TARGET_LOSSES {
         let training_labels = if loss.needs_full_labels() {
@@ -342,7 +356,13 @@ pub fn loss_targets_for_photo(
             &observed
         };
         let estimated = loss.needs_label_estimator().then_some(estimate.as_slice());
-        for entry in loss_targets(loss, expected_positives, training_labels, estimated) {
+        for entry in loss_targets(
+            loss,
+            expected_positives,
+            training_labels,
+            &logits,
+            estimated,
+        ) {
             flat.push(entry.target.unwrap_or(-1.0));
             flat.push(entry.weight);
         }

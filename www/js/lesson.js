@@ -1,6 +1,6 @@
 // The single-positive lesson: for a sample photo and the one label it keeps, every loss's
 // training target per label (computed by the wasm module from the losses' own code), and live
-// training of linear heads with four losses side by side, plotting held-out mAP.
+// training of linear heads with five losses side by side, plotting held-out mAP.
 import { cachedBytes } from './download.js';
 import { drawChart, LOSS_COLOURS } from './chart.js';
 
@@ -11,7 +11,11 @@ const EVALUATIONS_PER_EPOCH = 2;
 
 const LOSS_TITLES = {
   bce: 'Full labels (BCE)', an: 'AN', 'an-ls': 'AN-LS', wan: 'WAN', epr: 'EPR', role: 'ROLE',
+  hill: 'Hill', splc: 'SPLC', 'll-r': 'LL-R', 'll-ct': 'LL-Ct', em: 'EM', gr: 'GR',
 };
+
+/** The losses that came after Cole et al., shown in a second table. */
+const LATER_LOSSES = new Set(['hill', 'splc', 'll-r', 'll-ct', 'em', 'gr']);
 
 const LOSS_NOTES = {
   bce: 'Uses every true label: 1 where present, 0 where absent. The upper bound; single-positive training has to do without these labels.',
@@ -20,6 +24,12 @@ const LOSS_NOTES = {
   wan: '“Weak assume negative”: still 0, but each assumed negative weighs 1/(K−1), so the one known positive counts as much as all the negatives together.',
   epr: '“Expected positive regularisation”: only the kept positive has a target; the unknown labels are left alone, and one term per batch keeps the expected number of positives near 2.9 per photo.',
   role: '“Regularised online label estimation”: a learnable guess of every unknown label is trained with the classifier, and each pulls the other. Here the guess is fitted for this photo against the single-positive model’s prediction.',
+  hill: 'Hill loss (Zhang et al. 2021): an assumed negative costs (1.5 − p)·p², a hill rather than a slope, so a label the model already rates likely — perhaps a missed positive — is pushed down less than under AN.',
+  splc: 'Self-paced loss correction (Zhang et al. 2021): from the second epoch on, an unknown label the model rates above 0.6 is trained as a positive in that batch; the others are focal-weighted negatives.',
+  'll-r': '“Large loss rejection” (Kim et al. 2022): assume negative, but the unknown labels with the largest loss — those the model believes present — get no loss at all. The rejected share grows every epoch; shown here half-way through training.',
+  'll-ct': '“Large loss correction”: the same largest losses are flipped to positive for that batch instead. LL-Cp flips them for good (the released code, asked for LL-Cp, runs this one).',
+  em: '“Entropy maximisation” (Zhou et al. 2022): unknown labels are neither 0 nor 1; the loss keeps them uncertain, pulling each gently towards 0.5. EM+APL later makes the most confidently absent ones soft negatives.',
+  gr: '“Generalised robust loss” (Chen et al. 2024): each unknown label gets a blend of a robust pull towards 1 and one towards 0, set by the current prediction and down-weighted where the model is surest; the blend moves over the epochs.',
 };
 
 const $ = (selector, root = document) => root.querySelector(selector);
@@ -37,40 +47,45 @@ function renderTargets(state, demo, trueLabels, kept) {
   const truth = trueLabels.map(index).filter((i) => i >= 0);
   const multiHot = new Float32Array(names.length);
   truth.forEach((i) => { multiHot[i] = 1; });
-  // The head trained from one positive label per image: ROLE's estimate is fitted to it.
+  // The head trained from one positive label per image: every loss is read at its prediction
+  // (what LL rejects, SPLC corrects, GR weighs), and ROLE's estimate is fitted to it.
   const single = state.result.probabilities(state.singlePositiveHead);
   const flat = state.wasm.lossTargets(multiHot, kept, single, EXPECTED_POSITIVES);
   const losses = state.wasm.targetLosses();
   const others = Array.from(single.keys()).filter((i) => !truth.includes(i))
     .sort((a, b) => single[b] - single[a]);
   const rows = [kept, ...truth.filter((i) => i !== kept), ...others.slice(0, 2), ...others.slice(-2)];
-  const table = $('#targets');
-  table.innerHTML = `<thead><tr><th>label</th><th>truth</th>${
-    losses.map((l) => `<th>${LOSS_TITLES[l] ?? l}</th>`).join('')}</tr></thead><tbody></tbody>`;
-  const body = $('tbody', table);
-  for (const label of rows) {
-    const row = document.createElement('tr');
-    row.classList.toggle('kept', label === kept);
-    const isTrue = truth.includes(label);
-    const status = label === kept ? 'kept positive' : isTrue ? 'present, unobserved' : 'absent, unobserved';
-    row.innerHTML = `<td></td><td class="muted">${status}</td>`;
-    $('td', row).textContent = names[label];
-    losses.forEach((_, l) => {
-      const offset = (l * names.length + label) * 2;
-      const cell = document.createElement('td');
-      const { text, weight, ignored } = formatTarget(flat[offset], flat[offset + 1]);
-      cell.textContent = text;
-      cell.classList.toggle('ignored', ignored);
-      if (weight) {
-        const small = document.createElement('span');
-        small.className = 'weight';
-        small.textContent = weight;
-        cell.append(small);
-      }
-      row.append(cell);
-    });
-    body.append(row);
-  }
+  const fillTable = (table, columns) => {
+    table.innerHTML = `<thead><tr><th>label</th><th>truth</th>${
+      columns.map((l) => `<th>${LOSS_TITLES[losses[l]] ?? losses[l]}</th>`).join('')}</tr></thead><tbody></tbody>`;
+    const body = $('tbody', table);
+    for (const label of rows) {
+      const row = document.createElement('tr');
+      row.classList.toggle('kept', label === kept);
+      const isTrue = truth.includes(label);
+      const status = label === kept ? 'kept positive' : isTrue ? 'present, unobserved' : 'absent, unobserved';
+      row.innerHTML = `<td></td><td class="muted">${status}</td>`;
+      $('td', row).textContent = names[label];
+      columns.forEach((l) => {
+        const offset = (l * names.length + label) * 2;
+        const cell = document.createElement('td');
+        const { text, weight, ignored } = formatTarget(flat[offset], flat[offset + 1]);
+        cell.textContent = text;
+        cell.classList.toggle('ignored', ignored);
+        if (weight) {
+          const small = document.createElement('span');
+          small.className = 'weight';
+          small.textContent = weight;
+          cell.append(small);
+        }
+        row.append(cell);
+      });
+      body.append(row);
+    }
+  };
+  const columns = losses.map((_, l) => l);
+  fillTable($('#targets'), columns.filter((l) => !LATER_LOSSES.has(losses[l])));
+  fillTable($('#targets-later'), columns.filter((l) => LATER_LOSSES.has(losses[l])));
   const notes = $('#target-notes');
   notes.replaceChildren(...losses.flatMap((l) => {
     const term = document.createElement('dt');

@@ -7,7 +7,8 @@ use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use querylabel::head::{LinearHead, LinearHeadConfig};
 use querylabel::loss::{
-    LabelEstimator, LabelEstimatorConfig, MultiLabelLossConfig, SinglePositiveLoss,
+    LabelEstimator, LabelEstimatorConfig, LossProgress, MultiLabelLoss, MultiLabelLossConfig,
+    SinglePositiveLoss,
 };
 use querylabel::metrics::{AveragePrecisionKind, LabelledScores, mean_average_precision};
 use rand::SeedableRng;
@@ -17,6 +18,10 @@ use rand_chacha::ChaCha8Rng;
 /// Adam's epsilon as in PyTorch, which the papers trained with: Burn's default (1e-5) is larger
 /// than the gradients of these mean-reduced losses and would damp every step.
 pub const ADAM_EPSILON: f32 = 1e-8;
+
+/// How many epochs the page's live runs last (`www/js/lesson.js` stops there): the length of
+/// the schedules of the losses that follow one, such as GR's.
+pub const LESSON_EPOCHS: usize = 12;
 
 /// Settings shared by the lesson's runs, so that they differ in the loss alone.
 #[derive(Clone, Debug)]
@@ -56,7 +61,8 @@ pub struct DeviceData {
 
 /// A linear head being trained with one loss.
 pub struct LinearRun {
-    loss: MultiLabelLossConfig,
+    loss_kind: SinglePositiveLoss,
+    loss: MultiLabelLoss,
     settings: RunSettings,
     head: LinearHead,
     optimizer: ModuleOptimizer,
@@ -97,8 +103,10 @@ impl LinearRun {
         let mut order: Vec<usize> = (0..images).collect();
         order.shuffle(&mut rng);
         LinearRun {
+            loss_kind: loss,
             loss: MultiLabelLossConfig::new(loss)
-                .with_expected_num_pos(settings.expected_positives),
+                .with_expected_num_pos(settings.expected_positives)
+                .init(),
             settings,
             head,
             optimizer: AdamConfig::new().with_epsilon(ADAM_EPSILON).init(),
@@ -114,7 +122,7 @@ impl LinearRun {
 
     /// The loss this run trains with.
     pub fn loss(&self) -> SinglePositiveLoss {
-        self.loss.loss
+        self.loss_kind
     }
 
     /// Passes over the training set so far (fractional).
@@ -145,7 +153,11 @@ impl LinearRun {
             .estimator
             .as_ref()
             .map(|(estimator, _)| estimator.forward(indices));
-        let loss = self.loss.forward(logits, targets, estimated);
+        let progress = LossProgress {
+            epoch: self.epochs.floor() as usize + 1,
+            epochs: LESSON_EPOCHS,
+        };
+        let loss = self.loss.forward(logits, targets, estimated, progress);
         let mut gradients = loss.total.backward();
         let head_gradients = GradientsParams::from_module(&mut gradients, &self.head);
         let rate = self.settings.learning_rate;

@@ -14,12 +14,13 @@ use features::LessonData;
 use linear_run::{DeviceData, LinearRun, RunSettings, validation_map};
 
 /// The losses trained side by side: the fully labelled upper bound, then the single-positive
-/// losses from the naive to the best.
-pub const LESSON_LOSSES: [SinglePositiveLoss; 4] = [
+/// losses of Cole et al. from the naive to the best, then GR, which came after them.
+pub const LESSON_LOSSES: [SinglePositiveLoss; 5] = [
     SinglePositiveLoss::Bce,
     SinglePositiveLoss::An,
     SinglePositiveLoss::Epr,
     SinglePositiveLoss::Role,
+    SinglePositiveLoss::Gr,
 ];
 
 /// Linear heads trained at once, one per loss, on the same data and batches.

@@ -2,13 +2,18 @@
 //! losses' own code rather than restated: for a cross-entropy term `w · CE(sigmoid(z), t)` the
 //! gradient with respect to the logit is `w · (sigmoid(z) − t)`, so the gradients at two logits
 //! give the weight `w` and the target `t`. An entry with no gradient is ignored by the loss.
+//!
+//! The two logits are the model's own for the photo and a step beside it, because the later
+//! losses decide from the prediction which labels to reject, correct or down-weight (LL, SPLC,
+//! GR), and some are no cross-entropy at all (EM's entropy, Hill's hill): for them `t` is where
+//! the loss, linearised at the model's prediction, pulls it.
 
-use crate::lesson::linear_run::ADAM_EPSILON;
+use crate::lesson::linear_run::{ADAM_EPSILON, LESSON_EPOCHS};
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use querylabel::loss::{
-    LabelEstimatorConfig, MultiLabelLossConfig, RoleLossConfig, SinglePositiveLoss,
+    LabelEstimatorConfig, LossProgress, MultiLabelLossConfig, RoleLossConfig, SinglePositiveLoss,
 };
 
 /// One label's training signal under one loss.
@@ -21,16 +26,27 @@ pub struct EntryTarget {
     pub weight: f32,
 }
 
-/// The two logits at which the gradients are taken (probabilities 0.5 and about 0.73).
-const LOGITS: [f32; 2] = [0.0, 1.0];
+/// Where in training the targets are read: the middle of the page's live runs, where the
+/// scheduled losses (LL, SPLC, GR) are already past their first epoch.
+const TARGETS_PROGRESS: LossProgress = LossProgress {
+    epoch: LESSON_EPOCHS / 2,
+    epochs: LESSON_EPOCHS,
+};
+
+/// The second logit is this far from the model's.
+const PROBE_STEP: f32 = 0.25;
+/// Logits are probed within ±this, where the sigmoid still has a slope to measure.
+const PROBE_RANGE: f32 = 6.0;
 
 /// Every label's target under `loss`, for one photo whose training labels are `labels` (full
-/// labels for BCE, the single kept positive otherwise). ROLE's targets are its label estimator's
-/// current `estimate` for the photo, which this needs for ROLE only.
+/// labels for BCE, the single kept positive otherwise) and whose logits under the model are
+/// `logits`. ROLE's targets are its label estimator's current `estimate` for the photo, which
+/// this needs for ROLE only.
 pub fn loss_targets(
     loss: SinglePositiveLoss,
     expected_positives: f64,
     labels: &[f32],
+    logits: &[f32],
     estimate: Option<&[f32]>,
 ) -> Vec<EntryTarget> {
     let device = Device::flex().autodiff();
@@ -38,11 +54,19 @@ pub fn loss_targets(
     let row = |values: &[f32]| {
         Tensor::<2>::from_data(TensorData::new(values.to_vec(), [1, classes]), &device)
     };
-    let config = MultiLabelLossConfig::new(loss).with_expected_num_pos(expected_positives);
-    let gradient_at = |logit: f32| -> Vec<f32> {
-        let logits = row(&vec![logit; classes]).require_grad();
+    let loss_function = MultiLabelLossConfig::new(loss)
+        .with_expected_num_pos(expected_positives)
+        .init();
+    let low: Vec<f32> = logits
+        .iter()
+        .map(|z| z.clamp(-PROBE_RANGE, PROBE_RANGE))
+        .collect();
+    let high: Vec<f32> = low.iter().map(|z| z + PROBE_STEP).collect();
+    let gradient_at = |probe: &[f32]| -> Vec<f32> {
+        let logits = row(probe).require_grad();
         let estimated = estimate.map(&row);
-        let output = config.forward(logits.clone(), row(labels), estimated);
+        let output =
+            loss_function.forward(logits.clone(), row(labels), estimated, TARGETS_PROGRESS);
         // The per-entry terms only: EPR's and ROLE's batch regulariser is no per-label target.
         let grads = output.loss_matrix.sum().backward();
         logits
@@ -52,11 +76,14 @@ pub fn loss_targets(
             .try_to_vec::<f32>()
             .expect("f32 gradient")
     };
-    let [low, high] = LOGITS.map(gradient_at);
-    let [p_low, p_high] = LOGITS.map(|z| 1.0 / (1.0 + (-z).exp()));
-    low.iter()
-        .zip(&high)
-        .map(|(&g_low, &g_high)| {
+    let sigmoid = |z: f32| 1.0 / (1.0 + (-z).exp());
+    let (g_lows, g_highs) = (gradient_at(&low), gradient_at(&high));
+    g_lows
+        .iter()
+        .zip(&g_highs)
+        .zip(low.iter().zip(&high))
+        .map(|((&g_low, &g_high), (&z_low, &z_high))| {
+            let (p_low, p_high) = (sigmoid(z_low), sigmoid(z_high));
             let weight = (g_low - g_high) / (p_low - p_high);
             if weight.abs() < 1e-6 {
                 EntryTarget {
@@ -125,7 +152,7 @@ mod tests {
         labels: &[f32],
         estimate: Option<&[f32]>,
     ) -> Vec<(Option<f32>, f32)> {
-        loss_targets(loss, 1.5, labels, estimate)
+        loss_targets(loss, 1.5, labels, &[0.0; 4], estimate)
             .into_iter()
             .map(|t| {
                 (
