@@ -5,13 +5,13 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use burn::tensor::Device;
-use querylabel::bundle::{BundleManifest, assemble, bundle_weights, load_bundle};
+use querylabel::bundle::{BundleManifest, BundlePart, assemble, bundle_weights, load_bundle};
 
 use crate::calibration::{ThresholdChoice, decision_threshold};
 use crate::checkpoint::{ModelFiles, write_atomically, write_json};
-use crate::model_source::{HeadNaming, ModelKind, ModelSource, single_model_part};
+use crate::model_source::{HeadNaming, ModelKind, ModelSource, load_bundle_dir, single_model_part};
 
 /// The weights file of a bundle, beside its `model.json`.
 pub const WEIGHTS_FILE: &str = "model.safetensors";
@@ -31,10 +31,29 @@ impl ModelToExport {
     fn threshold_choice(&self, kind: ModelKind) -> ThresholdChoice {
         match (self.threshold, kind) {
             (Some(value), _) => ThresholdChoice::Fixed(value),
-            (None, ModelKind::SingleExport) => ThresholdChoice::Recorded,
+            (None, ModelKind::SingleExport | ModelKind::Bundle) => ThresholdChoice::Recorded,
             (None, _) => ThresholdChoice::FromValidation,
         }
     }
+}
+
+/// Every head of the bundle in `dir` as a part of a new bundle, as recorded.
+fn bundle_parts(dir: &Path, device: &Device) -> Result<Vec<BundlePart>> {
+    let (bundle, description) = load_bundle_dir(dir, device)?;
+    Ok(description
+        .heads
+        .iter()
+        .enumerate()
+        .map(|(index, head)| BundlePart {
+            origin: format!("{} (head {})", dir.display(), head.name),
+            model: bundle.classifier(index),
+            model_description: description.model_description(index),
+            name: head.name.clone(),
+            description: head.description.clone(),
+            labels: head.labels,
+            loss: head.loss,
+        })
+        .collect())
 }
 
 /// Exports `models`, which must share one backbone bit for bit, as one bundle in `out`
@@ -43,17 +62,34 @@ impl ModelToExport {
 pub fn export_bundle(models: &[ModelToExport], out: &Path) -> Result<PathBuf> {
     let device = Device::flex();
     let mut parts = Vec::with_capacity(models.len());
-    let mut kinds = Vec::with_capacity(models.len());
+    // Per head of the new bundle: the model it comes from and that model's kind.
+    let mut origins = Vec::with_capacity(models.len());
     for model in models {
         let source = ModelSource::of(&model.path)?;
-        parts.push(single_model_part(
-            &model.path,
-            &source,
-            &model.naming,
-            None,
-            &device,
-        )?);
-        kinds.push(source.kind);
+        if source.kind == ModelKind::Bundle {
+            // An earlier bundle contributes every head as it is, threshold included, so that a
+            // head can be added to a bundle without its other heads' training runs.
+            if model.naming != HeadNaming::default() || model.threshold.is_some() {
+                bail!(
+                    "{} is a bundle: its heads keep their names, descriptions and thresholds, \
+                     so give no --name, --description, --labels, --loss or --threshold after it",
+                    model.path.display()
+                );
+            }
+            for part in bundle_parts(&source.dir, &device)? {
+                parts.push(part);
+                origins.push((model, ModelKind::Bundle));
+            }
+        } else {
+            parts.push(single_model_part(
+                &model.path,
+                &source,
+                &model.naming,
+                None,
+                &device,
+            )?);
+            origins.push((model, source.kind));
+        }
     }
     let (bundle, mut description) = assemble(parts)?;
     let bytes = bundle_weights(&bundle, &description)
@@ -61,7 +97,7 @@ pub fn export_bundle(models: &[ModelToExport], out: &Path) -> Result<PathBuf> {
     // Thresholds are chosen for the half-precision weights the bundle ships.
     let exported = load_bundle(&description, bytes.clone(), &device)
         .map_err(|e| anyhow::anyhow!("the bundle does not load back: {e}"))?;
-    for (index, (model, kind)) in models.iter().zip(kinds).enumerate() {
+    for (index, (model, kind)) in origins.into_iter().enumerate() {
         let threshold = decision_threshold(
             model.threshold_choice(kind),
             &model.path,

@@ -339,8 +339,9 @@ struct ExtractArgs {
 
 #[derive(Args)]
 struct ExportArgs {
-    /// A training run directory, a model directory or a single-model export; repeat for every
-    /// head of the bundle, in the order they are shown.
+    /// A training run directory, a model directory, a single-model export, or a bundle (all
+    /// its heads, as they are, to add heads to it); repeat for every head of the bundle, in the
+    /// order they are shown.
     #[arg(long, required = true)]
     model: Vec<PathBuf>,
     /// The head's name (lowercase letters, digits, '-', '_'); default: "full" for a run with

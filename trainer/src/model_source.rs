@@ -97,7 +97,7 @@ impl TrainingRecord {
 
 /// How one model's head is to be named and described in a bundle; `None` takes what the
 /// training run recorded.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct HeadNaming {
     pub name: Option<String>,
     pub description: Option<String>,

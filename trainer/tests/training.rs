@@ -247,6 +247,43 @@ fn check_bundle_of_two_heads(run: &Path, scratch: &Path) {
         !ok && stderr.contains("its heads are full, again"),
         "{stderr}"
     );
+
+    // A head added to the bundle: its heads stay as they were, thresholds included.
+    let grown = scratch.join("grown");
+    let grown_out = grown.to_str().unwrap();
+    let (ok, _, stderr) = trainer(&[
+        "export",
+        "--model",
+        out,
+        "--model",
+        run,
+        "--name",
+        "third",
+        "--threshold",
+        "0.5",
+        "--out",
+        grown_out,
+    ]);
+    assert!(ok, "adding a head to a bundle failed:\n{stderr}");
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(grown.join("model.json")).unwrap()).unwrap();
+    let heads: Vec<(&str, f64)> = manifest["model"]["heads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            let threshold = h["decision_threshold"]["value"].as_f64().unwrap();
+            (
+                h["name"].as_str().unwrap(),
+                (threshold * 100.0).round() / 100.0,
+            )
+        })
+        .collect();
+    assert_eq!(heads, [("full", 0.25), ("again", 0.75), ("third", 0.5)]);
+    let (ok, _, stderr) = trainer(&[
+        "export", "--model", out, "--name", "renamed", "--out", grown_out,
+    ]);
+    assert!(!ok && stderr.contains("is a bundle"), "{stderr}");
 }
 
 #[test]
