@@ -1,12 +1,15 @@
 //! What each loss asks the network to predict for every label of one photo, read off the
-//! losses' own code rather than restated: for a cross-entropy term `w · CE(sigmoid(z), t)` the
-//! gradient with respect to the logit is `w · (sigmoid(z) − t)`, so the gradients at two logits
-//! give the weight `w` and the target `t`. An entry with no gradient is ignored by the loss.
+//! losses' own code rather than restated: the target of an entry is the probability at which
+//! the gradient of its term with respect to the logit changes sign from pulling up to pushing
+//! down, and its weight is the gradient's slope there, in units of a plain cross-entropy term
+//! (for `w · CE(sigmoid(z), t)` the gradient is `w · (sigmoid(z) − t)`: target `t`, weight `w`).
+//! An entry with no gradient is ignored by the loss.
 //!
-//! The two logits are the model's own for the photo and a step beside it, because the later
-//! losses decide from the prediction which labels to reject, correct or down-weight (LL, SPLC,
-//! GR), and some are no cross-entropy at all (EM's entropy, Hill's hill): for them `t` is where
-//! the loss, linearised at the model's prediction, pulls it.
+//! The gradients are taken along the model's own logits for the photo, all shifted together,
+//! because the later losses decide from the prediction which labels to reject, correct or
+//! down-weight (LL, SPLC, GR; a common shift keeps LL's ranking), and some are no
+//! cross-entropy at all (EM's entropy, Hill's hill): for them the target is where the loss
+//! would leave the prediction, and the weight how hard it pulls near there.
 
 use crate::lesson::linear_run::{ADAM_EPSILON, LESSON_EPOCHS};
 use burn::module::Module;
@@ -33,10 +36,13 @@ const TARGETS_PROGRESS: LossProgress = LossProgress {
     epochs: LESSON_EPOCHS,
 };
 
-/// The second logit is this far from the model's.
-const PROBE_STEP: f32 = 0.25;
-/// Logits are probed within ±this, where the sigmoid still has a slope to measure.
-const PROBE_RANGE: f32 = 6.0;
+/// The shifts of the logits at which the gradients are taken: fine near the model's own
+/// logits, coarse far from them, so that a target anywhere in (0, 1) is bracketed.
+const PROBE_SHIFTS: [f32; 17] = [
+    -8.0, -6.0, -4.0, -3.0, -2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0,
+];
+/// Gradients below this are no gradient.
+const NO_GRADIENT: f32 = 1e-7;
 
 /// Every label's target under `loss`, for one photo whose training labels are `labels` (full
 /// labels for BCE, the single kept positive otherwise) and whose logits under the model are
@@ -57,11 +63,6 @@ pub fn loss_targets(
     let loss_function = MultiLabelLossConfig::new(loss)
         .with_expected_num_pos(expected_positives)
         .init();
-    let low: Vec<f32> = logits
-        .iter()
-        .map(|z| z.clamp(-PROBE_RANGE, PROBE_RANGE))
-        .collect();
-    let high: Vec<f32> = low.iter().map(|z| z + PROBE_STEP).collect();
     let gradient_at = |probe: &[f32]| -> Vec<f32> {
         let logits = row(probe).require_grad();
         let estimated = estimate.map(&row);
@@ -77,27 +78,56 @@ pub fn loss_targets(
             .expect("f32 gradient")
     };
     let sigmoid = |z: f32| 1.0 / (1.0 + (-z).exp());
-    let (g_lows, g_highs) = (gradient_at(&low), gradient_at(&high));
-    g_lows
+    // gradients[k][i]: entry i's gradient with every logit shifted by PROBE_SHIFTS[k].
+    let gradients: Vec<Vec<f32>> = PROBE_SHIFTS
         .iter()
-        .zip(&g_highs)
-        .zip(low.iter().zip(&high))
-        .map(|((&g_low, &g_high), (&z_low, &z_high))| {
-            let (p_low, p_high) = (sigmoid(z_low), sigmoid(z_high));
-            let weight = (g_low - g_high) / (p_low - p_high);
-            if weight.abs() < 1e-6 {
-                EntryTarget {
-                    target: None,
-                    weight: 0.0,
-                }
-            } else {
-                EntryTarget {
-                    target: Some((p_low - g_low / weight).clamp(0.0, 1.0)),
-                    weight,
-                }
-            }
+        .map(|shift| gradient_at(&logits.iter().map(|z| z + shift).collect::<Vec<_>>()))
+        .collect();
+    let at_model = PROBE_SHIFTS
+        .iter()
+        .position(|&shift| shift == 0.0)
+        .expect("the model's own logits are probed");
+    (0..classes)
+        .map(|entry| {
+            let gradient: Vec<f32> = gradients.iter().map(|g| g[entry]).collect();
+            let probability: Vec<f32> = PROBE_SHIFTS
+                .iter()
+                .map(|shift| sigmoid(logits[entry] + shift))
+                .collect();
+            entry_target(&probability, &gradient, at_model)
         })
         .collect()
+}
+
+/// The target and weight of one entry from its gradient at rising `probability`: where the
+/// gradient crosses from negative (pulling up) to positive (pushing down), and its slope
+/// there; without a crossing, 0 or 1 and the pull at the model's prediction `at_model`.
+fn entry_target(probability: &[f32], gradient: &[f32], at_model: usize) -> EntryTarget {
+    if gradient.iter().all(|g| g.abs() < NO_GRADIENT) {
+        return EntryTarget {
+            target: None,
+            weight: 0.0,
+        };
+    }
+    let crossing = (1..gradient.len()).find(|&k| gradient[k - 1] < 0.0 && gradient[k] >= 0.0);
+    if let Some(k) = crossing {
+        let (p0, p1, g0, g1) = (
+            probability[k - 1],
+            probability[k],
+            gradient[k - 1],
+            gradient[k],
+        );
+        return EntryTarget {
+            target: Some(p0 + (p1 - p0) * (-g0) / (g1 - g0)),
+            weight: (g1 - g0) / (p1 - p0),
+        };
+    }
+    let (p, g) = (probability[at_model], gradient[at_model]);
+    let target = if g > 0.0 { 0.0 } else { 1.0 };
+    EntryTarget {
+        target: Some(target),
+        weight: g.abs() / (p - target).abs().max(1e-6),
+    }
 }
 
 /// ROLE's label estimate for one photo with observed labels `observed`, fitted by ROLE's own
@@ -188,6 +218,10 @@ mod tests {
         assert_eq!(targets(Epr, &KEPT, None)[1..], [(None, 0.0); 3]);
         // ROLE: the estimator's guess, at half weight beside its positive term.
         let estimate = [0.99, 0.7, 0.2, 0.1];
+        // EM: unobserved labels are kept uncertain, pulled to 0.5 with weight α = 0.1; Hill
+        // pushes an unobserved label down, as AN does, but with 3/8 of its pull at p = 0.5.
+        assert_eq!(targets(Em, &KEPT, None)[2], (Some(0.5), 0.1));
+        assert_eq!(targets(Hill, &KEPT, None)[2].0, Some(0.0));
         let role = targets(Role, &KEPT, Some(&estimate));
         assert_eq!(role[1], (Some(0.7), 0.5));
         assert_eq!(role[3], (Some(0.1), 0.5));
