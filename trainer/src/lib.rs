@@ -23,6 +23,7 @@ pub mod plots;
 pub mod predict;
 pub mod report;
 pub mod resume;
+pub mod run_state;
 pub mod saved_model;
 pub mod schedule;
 pub mod train;

@@ -8,7 +8,7 @@ use plotters::prelude::*;
 use plotters::style::FontStyle;
 
 use crate::checkpoint::write_atomically;
-use crate::train::EpochRecord;
+use crate::run_state::EpochRecord;
 
 const FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
 const SIZE: (u32, u32) = (800, 480);

@@ -11,7 +11,8 @@ use querylabel::loss::SinglePositiveLoss;
 
 use crate::checkpoint::read_json;
 use crate::plots::{Curve, plot_curves};
-use crate::train::{HeadKind, LabelMode, TrainOptions, TrainingState};
+use crate::run_state::TrainingState;
+use crate::train::{HeadKind, LabelMode, TrainOptions};
 
 /// One finished run.
 struct RunResult {

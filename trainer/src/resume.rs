@@ -3,9 +3,8 @@
 //! differs is refused with the list of differences, rather than silently ignored.
 
 use anyhow::{Result, bail};
+use serde::Serialize;
 use serde_json::Value;
-
-use crate::train::TrainOptions;
 
 /// A flag given on the command line of a resumed run, and where its value lives in
 /// `options.json` (a dotted path for nested settings).
@@ -22,14 +21,11 @@ fn lookup<'a>(options: &'a Value, key: &str) -> &'a Value {
     key.split('.').fold(options, |value, part| &value[part])
 }
 
-/// The options to resume with: the saved ones, with `--epochs` raised if asked. `asked` holds
-/// the command line's options and `given` the flags it named.
-pub fn resumed_options(
-    saved: TrainOptions,
-    asked: &TrainOptions,
-    given: &[GivenFlag],
-) -> Result<TrainOptions> {
-    let saved_json = serde_json::to_value(&saved)?;
+/// Refuses to resume when a flag in `given` asks for another value than the saved run's
+/// options have (`--epochs` excepted: see [`resumed_epochs`]). `saved` and `asked` are the run's
+/// options and the command line's, of any type that serialises as `options.json` does.
+pub fn refuse_changed_flags<T: Serialize>(saved: &T, asked: &T, given: &[GivenFlag]) -> Result<()> {
+    let saved_json = serde_json::to_value(saved)?;
     let asked_json = serde_json::to_value(asked)?;
     let mut differences = Vec::new();
     for GivenFlag { flag, key } in given {
@@ -47,23 +43,24 @@ pub fn resumed_options(
             differences.join("\n  ")
         );
     }
-    let mut options = saved;
-    if given.iter().any(|g| g.key == "epochs") {
-        if asked.epochs < options.epochs {
-            bail!(
-                "--epochs {} is fewer than the run's {}; a resumed run can only be trained longer",
-                asked.epochs,
-                options.epochs
-            );
-        }
-        if asked.epochs > options.epochs {
-            eprintln!(
-                "training the run on to {} epochs (it was set to {}); the learning-rate schedule \
-                 stretches to the new length",
-                asked.epochs, options.epochs
-            );
-        }
-        options.epochs = asked.epochs;
+    Ok(())
+}
+
+/// The epochs of a resumed run: the saved run's, or `asked` when `--epochs` is given and is no
+/// fewer (training a finished run on).
+pub fn resumed_epochs(saved: usize, asked: usize, given: &[GivenFlag]) -> Result<usize> {
+    if !given.iter().any(|g| g.key == "epochs") || asked == saved {
+        return Ok(saved);
     }
-    Ok(options)
+    if asked < saved {
+        bail!(
+            "--epochs {asked} is fewer than the run's {saved}; a resumed run can only be trained \
+             longer"
+        );
+    }
+    eprintln!(
+        "training the run on to {asked} epochs (it was set to {saved}); the learning-rate schedule \
+         stretches to the new length"
+    );
+    Ok(asked)
 }

@@ -42,7 +42,8 @@ use crate::images::{
 };
 use crate::loss_settings::LossSettings;
 use crate::plots::plot_history;
-use crate::resume::{GivenFlag, resumed_options};
+use crate::resume::{GivenFlag, refuse_changed_flags, resumed_epochs};
+pub use crate::run_state::{EpochRecord, TrainingState};
 use crate::saved_model::{ModelDescription, save_model};
 use crate::schedule::OneCycle;
 use crate::training_labels::{load_training_labels, save_training_labels};
@@ -136,45 +137,6 @@ pub struct TrainOptions {
     pub backend: BackendChoice,
     /// Device indices; more than one trains data-parallel, the model living on the first.
     pub devices: Vec<usize>,
-}
-
-/// Progress of a run, saved with every checkpoint.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct TrainingState {
-    /// Epochs completed.
-    pub epochs_done: usize,
-    /// Optimiser steps taken.
-    pub steps: usize,
-    pub best_map: Option<f64>,
-    pub best_epoch: Option<usize>,
-    pub history: Vec<EpochRecord>,
-    /// Validation mAP of the untrained model, which `best/` starts as (missing in runs from
-    /// before it was recorded).
-    #[serde(default)]
-    pub initial_map: Option<f64>,
-}
-
-/// One line of `metrics.jsonl`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct EpochRecord {
-    pub epoch: usize,
-    pub train_loss: f64,
-    pub learning_rate: f64,
-    #[serde(rename = "val_mAP")]
-    pub val_map: f64,
-    #[serde(rename = "val_CF1")]
-    pub val_cf1: f64,
-    #[serde(rename = "val_OF1")]
-    pub val_of1: f64,
-    /// Validation mAP of the weights' moving average, when kept.
-    #[serde(rename = "val_EMA_mAP")]
-    pub val_ema_map: Option<f64>,
-    /// Mean peak-over-even-share of the true labels' attention maps on the validation photos
-    /// (Query2Label only; missing in runs from before it was recorded).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub val_attention_focus: Option<f64>,
-    pub images_per_second: f64,
-    pub skipped_images: usize,
 }
 
 /// What a finished run reports.
@@ -585,9 +547,11 @@ pub fn train(
                 run_dir.display()
             );
         }
-        let saved: TrainOptions = read_json(&files.options())?;
+        let mut saved: TrainOptions = read_json(&files.options())?;
+        refuse_changed_flags(&saved, options, given)?;
+        saved.epochs = resumed_epochs(saved.epochs, options.epochs, given)?;
         eprintln!("resuming {} from its last checkpoint", run_dir.display());
-        resumed_options(saved, options, given)?
+        saved
     } else {
         if files.state().is_file() {
             bail!(

@@ -1,0 +1,44 @@
+//! What a run records as it trains: its progress, saved with every checkpoint
+//! (`checkpoint/state.json`), and one line of `metrics.jsonl` per epoch. Training writes them;
+//! the plots and `trainer report` read them.
+
+use serde::{Deserialize, Serialize};
+
+/// Progress of a run, saved with every checkpoint.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct TrainingState {
+    /// Epochs completed.
+    pub epochs_done: usize,
+    /// Optimiser steps taken.
+    pub steps: usize,
+    pub best_map: Option<f64>,
+    pub best_epoch: Option<usize>,
+    pub history: Vec<EpochRecord>,
+    /// Validation mAP of the untrained model, which `best/` starts as (missing in runs from
+    /// before it was recorded).
+    #[serde(default)]
+    pub initial_map: Option<f64>,
+}
+
+/// One line of `metrics.jsonl`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EpochRecord {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub learning_rate: f64,
+    #[serde(rename = "val_mAP")]
+    pub val_map: f64,
+    #[serde(rename = "val_CF1")]
+    pub val_cf1: f64,
+    #[serde(rename = "val_OF1")]
+    pub val_of1: f64,
+    /// Validation mAP of the weights' moving average, when kept.
+    #[serde(rename = "val_EMA_mAP")]
+    pub val_ema_map: Option<f64>,
+    /// Mean peak-over-even-share of the true labels' attention maps on the validation photos
+    /// (Query2Label only; missing in runs from before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_attention_focus: Option<f64>,
+    pub images_per_second: f64,
+    pub skipped_images: usize,
+}
