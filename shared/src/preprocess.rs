@@ -61,9 +61,15 @@ impl std::error::Error for ImageError {}
 /// its EXIF orientation says.
 pub fn decode_image(bytes: &[u8]) -> Result<DynamicImage, ImageError> {
     if is_truncated_jpeg(bytes) {
-        return Err(ImageError::Decode(
-            "truncated JPEG: the data ends before the end-of-image marker".into(),
-        ));
+        // A file that still ends with its end-of-image marker is damaged inside (stray markers
+        // in the scan data), not cut short.
+        let why = if bytes.ends_with(&[0xFF, 0xD9]) {
+            "corrupt JPEG: its marker structure breaks inside the data, though the file ends \
+             with its end-of-image marker (damaged, not cut short)"
+        } else {
+            "truncated JPEG: the data ends before the end-of-image marker"
+        };
+        return Err(ImageError::Decode(why.into()));
     }
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()

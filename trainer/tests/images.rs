@@ -543,3 +543,32 @@ fn a_photo_is_decoded_as_displayed_whatever_its_exif_orientation() {
     let flipped_upright = imageops::rotate180(&upright);
     assert!(mean_difference(&flipped_upright, &turned) > 20.0);
 }
+
+#[test]
+fn damage_inside_a_jpeg_is_not_called_truncation() {
+    let photo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/exif/upright.jpg");
+    let mut bytes = std::fs::read(photo).unwrap();
+    let scan = bytes
+        .windows(2)
+        .position(|w| w == [0xFF, 0xDA])
+        .expect("a start-of-scan marker");
+    // A stray marker with an impossible length in the middle of the scan data; the file keeps
+    // its end-of-image marker.
+    bytes[scan + 400..scan + 404].copy_from_slice(&[0xFF, 0xC4, 0xFF, 0xFF]);
+    let error = querylabel::preprocess::decode_image(&bytes)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("corrupt JPEG") && !error.contains("truncated"),
+        "{error}"
+    );
+    // Cut short, the same photo is truncated.
+    let cut = &std::fs::read(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/exif/upright.jpg"),
+    )
+    .unwrap()[..scan + 800];
+    let error = querylabel::preprocess::decode_image(cut)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("truncated JPEG"), "{error}");
+}
