@@ -355,7 +355,19 @@ fn prepare_data(options: &mut TrainOptions) -> Result<RunData> {
     let targets = match options.labels {
         LabelMode::Full => full,
         LabelMode::SinglePositive => {
-            single_positive_labels(&full, label_space.n_classes(), options.seed)
+            let classes = label_space.n_classes();
+            let unlabelled = full
+                .chunks_exact(classes)
+                .filter(|row| !row.contains(&1.0))
+                .count();
+            if unlabelled > 0 {
+                eprintln!(
+                    "warning: {unlabelled} of {} training images have no positive label, so none \
+                     is kept for them: they train with every label unobserved",
+                    full.len() / classes
+                );
+            }
+            single_positive_labels(&full, classes, options.seed)
         }
     };
     Ok(RunData {
@@ -922,10 +934,15 @@ pub fn train(
         }
     }
 
-    if state.best_epoch == Some(0) && state.epochs_done > 0 {
+    let every_epoch_worse = !state.history.is_empty()
+        && state
+            .history
+            .iter()
+            .all(|record| record.val_map < initial_map);
+    if state.best_epoch == Some(0) && every_epoch_worse {
         eprintln!(
-            "warning: no epoch beat the untrained model (validation mAP {initial_map:.2}), so {} \
-             holds the untrained model; try a lower --lr",
+            "warning: every epoch scored below the untrained model (validation mAP \
+             {initial_map:.2}), so {} holds the untrained model; try a lower --lr",
             files.best().display()
         );
     }

@@ -435,3 +435,36 @@ fn eval_names_a_missing_model_and_says_what_to_do() {
         "{stderr}"
     );
 }
+
+#[test]
+fn single_positive_training_says_how_many_images_have_no_positive() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/csv");
+    let (ok, _, stderr) = trainer(&[
+        "train",
+        "--backend",
+        "flex",
+        "--data",
+        data.to_str().unwrap(),
+        "--head",
+        "linear",
+        "--image-size",
+        "32",
+        "--batch-size",
+        "2",
+        "--epochs",
+        "1",
+        "--labels",
+        "single-positive",
+        "--val-fraction",
+        "0.25",
+        "--out",
+        dir.path().join("run").to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+    // The fixture's image with an empty label list is in the training split of seed 1.
+    assert!(
+        stderr.contains("1 of 3 training images have no positive label"),
+        "{stderr}"
+    );
+}
