@@ -8,7 +8,7 @@ use burn::config::Config;
 use burn::tensor::Tensor;
 use burn::tensor::activation::sigmoid;
 
-use super::{LossOutput, complement, neg_log};
+use super::{LossOutput, check_settings, complement, finite_non_negative, neg_log};
 
 /// Configuration of [`EntropyMaximizationLoss`]. The defaults are the official COCO row of
 /// `main.py` (PASCAL: α 0.2, β 0.02).
@@ -25,14 +25,12 @@ pub struct EntropyMaximizationLossConfig {
 impl EntropyMaximizationLossConfig {
     /// Whether the settings make sense, with a message naming the bad one.
     pub fn check(&self) -> Result<(), String> {
-        for (name, value) in [("alpha", self.alpha), ("beta", self.beta)] {
-            if !(value.is_finite() && value >= 0.0) {
-                return Err(format!(
-                    "EM's {name} must be finite and non-negative, got {value}"
-                ));
-            }
-        }
-        Ok(())
+        check_settings(
+            "EM",
+            "finite and non-negative",
+            &[("alpha", self.alpha), ("beta", self.beta)],
+            finite_non_negative,
+        )
     }
 
     /// The loss with these weights.

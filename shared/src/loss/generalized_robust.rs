@@ -11,7 +11,7 @@ use burn::config::Config;
 use burn::tensor::Tensor;
 use burn::tensor::activation::sigmoid;
 
-use super::{LossOutput, complement};
+use super::{LossOutput, check_settings, complement};
 
 /// Added inside the positives' logarithm (the official code's 1e-7, not Cole et al.'s 1e-5).
 const GR_LOG_EPSILON: f64 = 1e-7;
@@ -63,28 +63,30 @@ pub struct GeneralizedRobustWeights {
 impl GeneralizedRobustLossConfig {
     /// Whether the settings make sense, with a message naming the bad one.
     pub fn check(&self) -> Result<(), String> {
-        let all = [
-            ("w_start", self.w_start),
-            ("w_end", self.w_end),
-            ("b_start", self.b_start),
-            ("b_end", self.b_end),
-            ("mu_start", self.mu_start),
-            ("mu_end", self.mu_end),
-        ];
-        if let Some((name, value)) = all.iter().find(|(_, value)| !value.is_finite()) {
-            return Err(format!("GR's {name} must be finite, got {value}"));
-        }
-        for (name, value) in [
-            ("sigma_start", self.sigma_start),
-            ("sigma_end", self.sigma_end),
-            ("q2", self.q2),
-            ("q3", self.q3),
-        ] {
-            if !(value.is_finite() && value > 0.0) {
-                return Err(format!("GR's {name} must be positive, got {value}"));
-            }
-        }
-        Ok(())
+        check_settings(
+            "GR",
+            "finite",
+            &[
+                ("w_start", self.w_start),
+                ("w_end", self.w_end),
+                ("b_start", self.b_start),
+                ("b_end", self.b_end),
+                ("mu_start", self.mu_start),
+                ("mu_end", self.mu_end),
+            ],
+            f64::is_finite,
+        )?;
+        check_settings(
+            "GR",
+            "positive",
+            &[
+                ("sigma_start", self.sigma_start),
+                ("sigma_end", self.sigma_end),
+                ("q2", self.q2),
+                ("q3", self.q3),
+            ],
+            |value| value.is_finite() && value > 0.0,
+        )
     }
 
     /// `w`, `b`, `μ` and `σ` in `epoch` (1-based) of `epochs`: `w` and `b` move by

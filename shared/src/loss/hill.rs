@@ -7,7 +7,7 @@ use burn::config::Config;
 use burn::tensor::Tensor;
 use burn::tensor::activation::{log_sigmoid, sigmoid};
 
-use super::{LossOutput, complement};
+use super::{LossOutput, check_settings, complement, finite_non_negative};
 
 /// Configuration of [`HillLoss`]; the defaults are the official ones.
 #[derive(Config, Debug)]
@@ -26,18 +26,16 @@ pub struct HillLossConfig {
 impl HillLossConfig {
     /// Whether the settings make sense, with a message naming the bad one.
     pub fn check(&self) -> Result<(), String> {
-        for (name, value) in [
-            ("lambda", self.lambda),
-            ("margin", self.margin),
-            ("gamma", self.gamma),
-        ] {
-            if !(value.is_finite() && value >= 0.0) {
-                return Err(format!(
-                    "Hill's {name} must be finite and non-negative, got {value}"
-                ));
-            }
-        }
-        Ok(())
+        check_settings(
+            "Hill",
+            "finite and non-negative",
+            &[
+                ("lambda", self.lambda),
+                ("margin", self.margin),
+                ("gamma", self.gamma),
+            ],
+            finite_non_negative,
+        )
     }
 
     /// The loss with these settings.

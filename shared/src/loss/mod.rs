@@ -66,6 +66,25 @@ pub use weak_assume_negative::WeakAssumeNegativeLoss;
 /// saturated probability costs a large but finite loss and gradient.
 pub const LOG_EPSILON: f64 = 1e-5;
 
+/// The first of a loss's named `settings` that is not `allowed`, as "`loss`'s NAME must be
+/// `rule`, got VALUE": the one range check of the later losses' Configs.
+pub(crate) fn check_settings(
+    loss: &str,
+    rule: &str,
+    settings: &[(&str, f64)],
+    allowed: impl Fn(f64) -> bool,
+) -> Result<(), String> {
+    match settings.iter().find(|(_, value)| !allowed(*value)) {
+        Some((name, value)) => Err(format!("{loss}'s {name} must be {rule}, got {value}")),
+        None => Ok(()),
+    }
+}
+
+/// A finite value of at least zero.
+pub(crate) fn finite_non_negative(value: f64) -> bool {
+    value.is_finite() && value >= 0.0
+}
+
 /// `-log(p + LOG_EPSILON)`, the official `neg_log`.
 pub(crate) fn neg_log(probabilities: Tensor<2>) -> Tensor<2> {
     probabilities.add_scalar(LOG_EPSILON).log().neg()

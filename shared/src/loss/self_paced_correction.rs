@@ -7,7 +7,7 @@ use burn::config::Config;
 use burn::tensor::activation::{log_sigmoid, sigmoid};
 use burn::tensor::{Bool, Tensor};
 
-use super::{LossOutput, complement};
+use super::{LossOutput, check_settings, complement, finite_non_negative};
 
 /// Configuration of [`SelfPacedCorrectionLoss`]; the defaults are the official ones (its README
 /// uses τ 0.65 only for COCO with 75% of the labels left).
@@ -33,14 +33,12 @@ impl SelfPacedCorrectionLossConfig {
         if !(self.tau.is_finite() && (0.0..=1.0).contains(&self.tau)) {
             return Err(format!("SPLC's tau must lie in [0, 1], got {}", self.tau));
         }
-        for (name, value) in [("margin", self.margin), ("gamma", self.gamma)] {
-            if !(value.is_finite() && value >= 0.0) {
-                return Err(format!(
-                    "SPLC's {name} must be finite and non-negative, got {value}"
-                ));
-            }
-        }
-        Ok(())
+        check_settings(
+            "SPLC",
+            "finite and non-negative",
+            &[("margin", self.margin), ("gamma", self.gamma)],
+            finite_non_negative,
+        )
     }
 
     /// The loss with these settings.
