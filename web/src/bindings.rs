@@ -17,7 +17,7 @@ use wasm_bindgen_futures::future_to_promise;
 
 use crate::lesson::features::LessonData;
 use crate::lesson::linear_run::RunSettings;
-use crate::lesson::targets::{loss_targets, role_estimate};
+use crate::lesson::targets::{logits_of, loss_targets, role_estimate};
 use crate::lesson::{LESSON_LOSSES, Lesson, validation_maps};
 use crate::prediction::{PhotoPredictions, Prediction};
 use crate::predictor::Predictor;
@@ -341,13 +341,7 @@ pub fn loss_targets_for_photo(
         expected_positives,
         200,
     );
-    let logits: Vec<f32> = classifier_probabilities
-        .iter()
-        .map(|&p| {
-            let p = p.clamp(1e-6, 1.0 - 1e-6);
-            (p / (1.0 - p)).ln()
-        })
-        .collect();
+    let logits = logits_of(&classifier_probabilities, 1e-6);
     let mut flat = Vec::with_capacity(TARGET_LOSSES.len() * classes * 2);
     for loss in TARGET_LOSSES {
         let training_labels = if loss.needs_full_labels() {

@@ -130,6 +130,18 @@ fn entry_target(probability: &[f32], gradient: &[f32], at_model: usize) -> Entry
     }
 }
 
+/// The logits of `probabilities`, each first kept `floor` away from 0 and 1 so that a saturated
+/// prediction gives a finite logit.
+pub fn logits_of(probabilities: &[f32], floor: f32) -> Vec<f32> {
+    probabilities
+        .iter()
+        .map(|&p| {
+            let p = p.clamp(floor, 1.0 - floor);
+            (p / (1.0 - p)).ln()
+        })
+        .collect()
+}
+
 /// ROLE's label estimate for one photo with observed labels `observed`, fitted by ROLE's own
 /// loss against a classifier whose predictions for the photo are `classifier_probabilities`
 /// (the estimator's side of the joint training, the classifier held fixed): starting from the
@@ -144,13 +156,7 @@ pub fn role_estimate(
     let classes = observed.len();
     let row =
         |values: Vec<f32>| Tensor::<2>::from_data(TensorData::new(values, [1, classes]), &device);
-    let logits = row(classifier_probabilities
-        .iter()
-        .map(|&p| {
-            let p = p.clamp(1e-4, 1.0 - 1e-4);
-            (p / (1.0 - p)).ln()
-        })
-        .collect());
+    let logits = row(logits_of(classifier_probabilities, 1e-4));
     let observed = row(observed.to_vec());
     let mut estimator = LabelEstimatorConfig::new().init(observed.clone(), 0, &device);
     let mut optimizer = AdamConfig::new().with_epsilon(ADAM_EPSILON).init();
