@@ -49,21 +49,6 @@ pub enum ThresholdChoice {
     Recorded,
 }
 
-/// Parses a `--threshold` value: a probability in `[0, 1]`.
-pub fn parse_threshold(text: &str) -> Result<f32, String> {
-    let value: f32 = text
-        .trim()
-        .parse()
-        .map_err(|_| format!("{text:?} is not a number"))?;
-    if (0.0..=1.0).contains(&value) {
-        Ok(value)
-    } else {
-        Err(format!(
-            "{value} is not a probability: a threshold lies in [0, 1]"
-        ))
-    }
-}
-
 /// The threshold a command runs with: `--threshold` when given, otherwise the model's own.
 pub fn threshold_in_use(flag: Option<f32>, recorded: &DecisionThreshold) -> DecisionThreshold {
     match flag {
@@ -203,19 +188,6 @@ fn validation_photos(options_path: &Path) -> Result<Dataset> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn thresholds_on_the_command_line_are_probabilities() {
-        assert_eq!(parse_threshold("0.63"), Ok(0.63));
-        assert_eq!(parse_threshold("1"), Ok(1.0));
-        assert!(parse_threshold("1.5").unwrap_err().contains("[0, 1]"));
-        assert!(parse_threshold("NaN").is_err());
-        assert!(
-            parse_threshold("high")
-                .unwrap_err()
-                .contains("not a number")
-        );
-    }
 
     #[test]
     fn the_flag_overrides_the_recorded_threshold() {

@@ -50,6 +50,18 @@ pub fn count(text: &str) -> Result<usize, String> {
     }
 }
 
+/// A `--threshold` value: a probability in `[0, 1]`.
+pub fn threshold(text: &str) -> Result<f32, String> {
+    let value: f32 = number(text)?;
+    if (0.0..=1.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!(
+            "{value} is not a probability: a threshold lies in [0, 1]"
+        ))
+    }
+}
+
 /// The backbones downsample by 32, so a smaller input has no feature map left; above this an
 /// input is a mistake rather than a photo size.
 const IMAGE_SIZES: std::ops::RangeInclusive<usize> = 32..=2048;
@@ -72,6 +84,15 @@ pub fn image_size(text: &str) -> Result<usize, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn thresholds_on_the_command_line_are_probabilities() {
+        assert_eq!(threshold("0.63"), Ok(0.63));
+        assert_eq!(threshold("1"), Ok(1.0));
+        assert!(threshold("1.5").unwrap_err().contains("[0, 1]"));
+        assert!(threshold("NaN").is_err());
+        assert!(threshold("high").unwrap_err().contains("not a number"));
+    }
 
     #[test]
     fn refuses_what_no_run_can_use() {

@@ -11,7 +11,7 @@ use querylabel::bundle::TrainingLabels;
 use querylabel::head::query2label::DEFAULT_Q2L_DROPOUT;
 use querylabel::loss::SinglePositiveLoss;
 use querylabel_trainer::backend::BackendChoice;
-use querylabel_trainer::calibration::{parse_threshold, threshold_in_use};
+use querylabel_trainer::calibration::threshold_in_use;
 use querylabel_trainer::dataset::{DatasetFormat, Split, open_dataset, sample_dir};
 use querylabel_trainer::evaluate::{Evaluation, evaluate_at, score_dataset};
 use querylabel_trainer::export::{ModelToExport, export_bundle};
@@ -363,7 +363,7 @@ struct ExportArgs {
     /// Record this decision threshold (a probability) instead of choosing one on the
     /// validation split; needed for a model without its training run (an export keeps its
     /// own).
-    #[arg(long, value_parser = parse_threshold)]
+    #[arg(long, value_parser = flag_values::threshold)]
     threshold: Vec<f32>,
     /// Directory to write model.json and model.safetensors into.
     #[arg(long)]
@@ -394,7 +394,7 @@ struct EvalArgs {
     val_fraction: f64,
     /// Predict the labels with a probability at or above this (default: each head's own
     /// decision threshold, 0.5 for a model that records none).
-    #[arg(long, value_parser = parse_threshold)]
+    #[arg(long, value_parser = flag_values::threshold)]
     threshold: Option<f32>,
     #[arg(long, default_value_t = 32, value_parser = flag_values::count)]
     batch_size: usize,
@@ -421,7 +421,7 @@ struct PredictArgs {
     top: usize,
     /// Predict the labels with a probability at or above this (default: each head's own
     /// decision threshold, 0.5 for a model that records none).
-    #[arg(long, value_parser = parse_threshold)]
+    #[arg(long, value_parser = flag_values::threshold)]
     threshold: Option<f32>,
     /// Write a PNG per photo and shown label with that label's attention over the photo.
     #[arg(long)]
