@@ -11,6 +11,7 @@ pub mod ema;
 pub mod evaluate;
 pub mod export;
 pub mod extract;
+pub mod fault_points;
 pub mod feature_cache;
 pub mod flag_values;
 pub mod flip_tta;

@@ -28,7 +28,9 @@ use querylabel_trainer::model_source::{HeadNaming, load_heads, selected_heads};
 use querylabel_trainer::per_model_flags::per_model as flags_per_model;
 use querylabel_trainer::predict::{HeadChoice, predict_image};
 use querylabel_trainer::resume::GivenFlag;
-use querylabel_trainer::train::{HeadKind, LabelMode, OptimizerKind, TrainOptions, train};
+use querylabel_trainer::train::{
+    HeadKind, LabelMode, OptimizerKind, SessionOptions, TrainOptions, train,
+};
 use serde::Serialize;
 
 #[derive(Parser)]
@@ -289,6 +291,11 @@ struct TrainArgs {
     /// End this session after this many epochs (resume later with --resume).
     #[arg(long)]
     stop_after_epochs: Option<usize>,
+    /// Also checkpoint every this many optimiser steps inside an epoch (default: at the end of
+    /// each epoch only), so that a killed run loses at most that many steps; --resume goes on
+    /// from the step. May change from session to session.
+    #[arg(long, value_parser = flag_values::count)]
+    checkpoint_every: Option<usize>,
 }
 
 #[derive(Args)]
@@ -451,7 +458,8 @@ fn given_train_flags(matches: &ArgMatches) -> Vec<GivenFlag> {
         .filter(|id| matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine))
         .filter_map(|id| {
             let key = match id {
-                "out" | "resume" | "stop_after_epochs" => return None,
+                // How a session runs, not what the run computes (SessionOptions).
+                "out" | "resume" | "stop_after_epochs" | "checkpoint_every" => return None,
                 "lr" => "learning_rate".to_string(),
                 "device" => "devices".to_string(),
                 "no_augmentation" => "augmentation".to_string(),
@@ -526,7 +534,11 @@ fn run_train(args: TrainArgs, given: &[GivenFlag]) -> Result<()> {
         devices: args.device.device,
     };
     let resume = args.resume.then_some(given);
-    let summary = train(&options, &args.out, resume, args.stop_after_epochs)?;
+    let session = SessionOptions {
+        stop_after_epochs: args.stop_after_epochs,
+        checkpoint_every: args.checkpoint_every,
+    };
+    let summary = train(&options, &args.out, resume, &session)?;
     println!("{}", serde_json::to_string(&summary)?);
     Ok(())
 }
@@ -727,6 +739,7 @@ fn run_export(args: ExportArgs, matches: &ArgMatches) -> Result<()> {
 }
 
 fn main() -> ExitCode {
+    querylabel_trainer::backend::provide_runtime_dir();
     // The matches too: export's per-model flags belong to the --model before them.
     let matches = Cli::command().get_matches();
     let cli = match Cli::from_arg_matches(&matches) {

@@ -18,6 +18,28 @@ pub struct TrainingState {
     /// before it was recorded).
     #[serde(default)]
     pub initial_map: Option<f64>,
+    /// Set in a checkpoint taken inside an epoch (`--checkpoint-every`): how far the epoch after
+    /// `epochs_done` had come. Missing in epoch-end checkpoints and older runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch_progress: Option<EpochProgress>,
+}
+
+/// How far an epoch had come at a checkpoint inside it, with its running totals, so that a
+/// resumed epoch reports what an uninterrupted one would.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct EpochProgress {
+    /// Batches of the epoch already trained.
+    pub batches_done: usize,
+    pub loss_sum: f64,
+    /// Batches that trained (a batch whose images all failed to load does not).
+    pub loss_batches: usize,
+    /// Images trained on, and images that could not be read.
+    pub seen: usize,
+    pub skipped: usize,
+    /// Unobserved labels LL-Cp made positive so far this epoch.
+    pub corrected: usize,
+    /// Seconds spent training the epoch (for its images per second).
+    pub seconds: f64,
 }
 
 /// One line of `metrics.jsonl`.

@@ -9,7 +9,9 @@ use burn::tensor::Device;
 use querylabel::exported::{load_exported_model, parse_manifest};
 use querylabel::model::Classifier;
 
-use crate::checkpoint::{ModelFiles, load_module, read_json, save_module, write_json};
+use crate::checkpoint::{
+    ModelFiles, load_module, read_json, replace_directory, save_module, write_json,
+};
 use crate::model_source::{ModelKind, ModelSource};
 
 /// Everything about a model but its parameters (shared with the browser's loader).
@@ -37,11 +39,14 @@ pub fn resolve_model_dir(path: &Path) -> Result<PathBuf> {
         })
 }
 
-/// Saves a model with its description into `dir` (both files atomically).
+/// Saves a model with its description into `dir`, which is replaced as a whole: a kill leaves
+/// the old model or the new one, never the parameters of one with the description of another.
 pub fn save_model(dir: &Path, model: &Classifier, description: &ModelDescription) -> Result<()> {
-    let files = ModelFiles::in_dir(dir);
-    save_module(model, &files.weights)?;
-    write_json(&files.config, description)
+    replace_directory(dir, |staging| {
+        let files = ModelFiles::in_dir(staging);
+        save_module(model, &files.weights)?;
+        write_json(&files.config, description)
+    })
 }
 
 /// Loads the one model of a model or run directory onto `device`. Single-model exports of
@@ -60,13 +65,8 @@ pub fn load_model(path: &Path, device: &Device) -> Result<(Classifier, ModelDesc
     }
     let files = ModelFiles::in_dir(&dir);
     let description: ModelDescription = read_json(&files.config)?;
-    let expected = description.classifier.head.num_classes();
-    if expected != description.label_space.n_classes() {
-        bail!(
-            "{}: the head predicts {expected} classes but the label space has {}",
-            files.config.display(),
-            description.label_space.n_classes()
-        );
+    if let Err(why) = description.check() {
+        bail!("{}: {why}", files.config.display());
     }
     let model = load_module(description.classifier.init(device), &files.weights)?;
     Ok((model, description))

@@ -18,8 +18,8 @@ use querylabel::head::query2label::DEFAULT_Q2L_DROPOUT;
 use querylabel::head::{LinearHeadConfig, Query2LabelConfig};
 use querylabel::labels::LabelSpace;
 use querylabel::loss::{
-    AsymmetricLossConfig, LabelEstimator, LabelEstimatorConfig, LossProgress, MultiLabelLossConfig,
-    PseudoLabeler, SinglePositiveLoss, write_back_corrections,
+    AsymmetricLossConfig, LabelEstimator, LabelEstimatorConfig, LossProgress, MultiLabelLoss,
+    MultiLabelLossConfig, PseudoLabeler, SinglePositiveLoss, write_back_corrections,
 };
 use querylabel::model::{Classifier, ClassifierConfig, HeadConfig};
 use querylabel::preprocess::Preprocessing;
@@ -30,11 +30,15 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::BackendChoice;
-use crate::checkpoint::{load_module, read_json, save_module, write_json};
+use crate::checkpoint::{
+    load_module, read_json, recover_directory, remove_stale_temporaries, replace_directory,
+    save_module, write_json,
+};
 use crate::data_parallel::DeviceSet;
 use crate::dataset::{Dataset, DatasetFormat, Split, open_dataset};
 use crate::ema::update_average;
 use crate::evaluate::{Evaluation, evaluate, score_cached_features, score_dataset};
+use crate::fault_points::pause_if_asked;
 use crate::feature_cache::FeatureCache;
 use crate::flip_tta::{score_cached_features_flip_averaged, score_dataset_flip_averaged};
 use crate::images::{
@@ -43,7 +47,7 @@ use crate::images::{
 use crate::loss_settings::LossSettings;
 use crate::plots::plot_history;
 use crate::resume::{GivenFlag, refuse_changed_flags, resumed_epochs};
-pub use crate::run_state::{EpochRecord, TrainingState};
+pub use crate::run_state::{EpochProgress, EpochRecord, TrainingState};
 use crate::saved_model::{ModelDescription, save_model};
 use crate::schedule::OneCycle;
 use crate::training_labels::{load_training_labels, save_training_labels};
@@ -242,7 +246,7 @@ impl RunFiles {
         self.dir.join("checkpoint")
     }
     fn state(&self) -> PathBuf {
-        self.checkpoint().join("state.json")
+        self.checkpoint().join(STATE)
     }
     fn best(&self) -> PathBuf {
         self.dir.join("best")
@@ -251,7 +255,7 @@ impl RunFiles {
         self.dir.join("metrics.jsonl")
     }
     fn training_labels(&self) -> PathBuf {
-        self.checkpoint().join("labels.safetensors")
+        self.checkpoint().join(TRAINING_LABELS)
     }
 }
 
@@ -449,16 +453,21 @@ struct TrainBatch {
     skipped: usize,
 }
 
-/// The batches of one epoch in `order`: the next one is read, decoded and augmented (or looked
+/// The batches of one epoch in `order`, from batch `first_batch` on: the next one is read, decoded and augmented (or looked
 /// up in the feature cache) on other threads while the current one trains.
 fn epoch_batches(
     examples: &Examples,
     order: &[usize],
     batch_size: usize,
+    first_batch: usize,
     loader: &ImageLoader,
     epoch_seed: u64,
 ) -> Prefetched<TrainBatch> {
-    let chunks: Vec<Vec<usize>> = order.chunks(batch_size).map(<[usize]>::to_vec).collect();
+    let chunks: Vec<Vec<usize>> = order
+        .chunks(batch_size)
+        .skip(first_batch)
+        .map(<[usize]>::to_vec)
+        .collect();
     match examples {
         Examples::Images { train, .. } => {
             let loader = loader.clone();
@@ -538,42 +547,324 @@ fn initial_model(
     Ok(model)
 }
 
-/// Trains (or resumes, when `resume` and the run directory has a checkpoint) and returns the
-/// best validation result. `stop_after` ends this session after that many epochs, leaving a
-/// checkpoint to resume from (to time-box sessions on shared machines).
-pub fn train(
+/// How one session of a run goes. None of it changes what the run computes, so it is not saved
+/// in `options.json` and may differ from session to session.
+#[derive(Clone, Debug, Default)]
+pub struct SessionOptions {
+    /// End this session after this many epochs, leaving a checkpoint to resume from (to
+    /// time-box sessions on shared machines).
+    pub stop_after_epochs: Option<usize>,
+    /// Also checkpoint every this many optimiser steps inside an epoch, so that a killed run
+    /// loses at most that many steps rather than up to an epoch.
+    pub checkpoint_every: Option<usize>,
+}
+
+/// The options of the run in `files`: the command line's for a new run; for `--resume`, the
+/// saved ones, which the flags given again must agree with.
+fn run_options(
+    files: &RunFiles,
     options: &TrainOptions,
-    run_dir: &Path,
     resume: Option<&[GivenFlag]>,
-    stop_after: Option<usize>,
-) -> Result<TrainSummary> {
-    let files = RunFiles {
-        dir: run_dir.to_path_buf(),
-    };
-    let resuming = resume.is_some();
-    let mut options = if let Some(given) = resume {
-        if !files.state().is_file() {
-            bail!(
-                "--resume: {} holds no checkpoint to resume (no checkpoint/state.json); drop \
-                 --resume to start a new run there",
-                run_dir.display()
-            );
-        }
-        let mut saved: TrainOptions = read_json(&files.options())?;
-        refuse_changed_flags(&saved, options, given)?;
-        saved.epochs = resumed_epochs(saved.epochs, options.epochs, given)?;
-        eprintln!("resuming {} from its last checkpoint", run_dir.display());
-        saved
-    } else {
+) -> Result<TrainOptions> {
+    let Some(given) = resume else {
         if files.state().is_file() {
             bail!(
                 "{} already holds a training run; pass --resume to continue it or choose \
                  another --out",
-                run_dir.display()
+                files.dir.display()
             );
         }
-        options.clone()
+        return Ok(options.clone());
     };
+    if !files.options().is_file() {
+        bail!(
+            "--resume: {} holds no training run to resume (no options.json); drop --resume to \
+             start a new run there",
+            files.dir.display()
+        );
+    }
+    let mut saved: TrainOptions = read_json(&files.options())?;
+    refuse_changed_flags(&saved, options, given)?;
+    saved.epochs = resumed_epochs(saved.epochs, options.epochs, given)?;
+    if files.state().is_file() {
+        eprintln!("resuming {} from its last checkpoint", files.dir.display());
+    } else {
+        eprintln!(
+            "{} was stopped before its first checkpoint: starting it over with its saved options",
+            files.dir.display()
+        );
+    }
+    Ok(saved)
+}
+
+/// The seed of the dropout masks of optimiser step `step`: a function of the run's seed and the
+/// step alone, so that a run resumed at any step draws what an uninterrupted one would have.
+fn step_seed(seed: u64, step: usize) -> u64 {
+    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(step as u64)
+        .rotate_left(17)
+}
+
+/// Everything training changes as it goes, which a checkpoint holds whole.
+struct Trainee {
+    model: Classifier,
+    optimizer: ModuleOptimizer,
+    /// The exponential moving average of the weights, when kept.
+    average: Option<Classifier>,
+    /// ROLE's label estimator and its optimiser.
+    estimator: Option<LabelEstimator>,
+    estimator_optimizer: ModuleOptimizer,
+    /// The labels the loss sees, which LL-Cp and APL change as training goes.
+    training_labels: Vec<f32>,
+    state: TrainingState,
+}
+
+/// What every optimiser step of a session shares.
+struct StepSetup<'a> {
+    options: &'a TrainOptions,
+    devices: &'a DeviceSet,
+    preprocessing: &'a Preprocessing,
+    loss_function: &'a MultiLabelLoss,
+    schedule: &'a OneCycle,
+    n_classes: usize,
+}
+
+/// What one optimiser step did.
+enum StepOutcome {
+    Trained {
+        loss: f64,
+        learning_rate: f64,
+        /// Unobserved labels LL-Cp made positive for good.
+        corrected: usize,
+    },
+    /// The loss was not finite; nothing was changed.
+    NonFinite(f64),
+}
+
+impl Trainee {
+    /// The untrained model and fresh optimisers for `data`.
+    fn new(options: &TrainOptions, data: &RunData, train_device: &Device) -> Result<Self> {
+        let n_classes = data.n_classes();
+        let model = initial_model(options, n_classes, train_device)?;
+        let estimator = options.loss.needs_label_estimator().then(|| {
+            let targets = Tensor::<2>::from_data(
+                TensorData::new(data.targets.clone(), [data.train_len, n_classes]),
+                train_device,
+            );
+            LabelEstimatorConfig::new().init(targets, options.seed, train_device)
+        });
+        Ok(Trainee {
+            average: options.ema_decay.map(|_| model.valid()),
+            model,
+            optimizer: options.optimizer(),
+            estimator,
+            estimator_optimizer: options.optimizer(),
+            training_labels: data.targets.clone(),
+            state: TrainingState::default(),
+        })
+    }
+
+    /// Replaces everything by what the run's checkpoint holds.
+    fn load_checkpoint(
+        mut self,
+        files: &RunFiles,
+        options: &TrainOptions,
+        data: &RunData,
+    ) -> Result<Self> {
+        let dir = files.checkpoint();
+        self.state = read_json(&files.state())?;
+        self.model = load_module(self.model, &dir.join("model.bpk"))?;
+        self.optimizer = load_optimizer(self.optimizer, &dir.join("optimizer.bpk"))?;
+        if let Some(current) = self.average.take() {
+            self.average = Some(load_module(current, &dir.join("ema.bpk"))?);
+        }
+        if let Some(current) = self.estimator.take() {
+            self.estimator = Some(load_module(current, &dir.join("estimator.bpk"))?);
+            self.estimator_optimizer = load_optimizer(
+                self.estimator_optimizer,
+                &dir.join("estimator-optimizer.bpk"),
+            )?;
+        }
+        if options.loss.updates_labels() {
+            self.training_labels =
+                load_training_labels(&files.training_labels(), data.train_len, data.n_classes())?;
+        }
+        Ok(self)
+    }
+
+    /// Writes the checkpoint as a whole (see [`replace_directory`]): the state, written last,
+    /// always describes the files beside it. The run's metrics and plots follow.
+    fn save_checkpoint(
+        &self,
+        files: &RunFiles,
+        options: &TrainOptions,
+        n_classes: usize,
+    ) -> Result<()> {
+        replace_directory(&files.checkpoint(), |dir| {
+            let written = || pause_if_asked("checkpoint-file");
+            save_module(&self.model, &dir.join("model.bpk"))?;
+            written();
+            save_optimizer(&self.optimizer, &dir.join("optimizer.bpk"))?;
+            written();
+            if let Some(average) = &self.average {
+                save_module(average, &dir.join("ema.bpk"))?;
+                written();
+            }
+            if let Some(estimator) = &self.estimator {
+                save_module(estimator, &dir.join("estimator.bpk"))?;
+                save_optimizer(
+                    &self.estimator_optimizer,
+                    &dir.join("estimator-optimizer.bpk"),
+                )?;
+                written();
+            }
+            if options.loss.updates_labels() {
+                save_training_labels(&dir.join(TRAINING_LABELS), &self.training_labels, n_classes)?;
+                written();
+            }
+            write_json(&dir.join(STATE), &self.state)
+        })?;
+        write_history(files, &self.state)
+    }
+
+    /// One optimiser step on `batch` (the train step, apart from the loop). Takes the trainee
+    /// and gives it back, so that the optimiser can update parameters it alone owns in place.
+    fn step(
+        mut self,
+        batch: &TrainBatch,
+        setup: &StepSetup,
+        backbone_trains: bool,
+        progress: LossProgress,
+    ) -> (Self, StepOutcome) {
+        let StepSetup {
+            options,
+            devices,
+            preprocessing,
+            loss_function,
+            schedule,
+            n_classes,
+        } = *setup;
+        let train_device = &devices.main().1;
+        train_device.seed(step_seed(options.seed, self.state.steps));
+        let rows = &batch.rows;
+        let mut corrections = None;
+        let (loss_value, model_gradients, estimator_gradients) = if devices.devices.len() == 1 {
+            let logits =
+                batch
+                    .input
+                    .logits(&self.model, backbone_trains, preprocessing, devices.main());
+            let estimated = self.estimator.as_ref().map(|estimator| {
+                let indices: Vec<i64> = rows.iter().map(|&r| r as i64).collect();
+                estimator.forward(Tensor::<1, Int>::from_data(
+                    TensorData::new(indices, [rows.len()]),
+                    train_device,
+                ))
+            });
+            let targets = targets_of(&self.training_labels, rows, n_classes, train_device);
+            let output = loss_function.forward(logits, targets, estimated, progress);
+            corrections = output.corrections;
+            let loss = output.total;
+            let loss_value = loss.clone().into_scalar::<f32>() as f64;
+            let mut gradients = loss.backward();
+            let model_gradients = GradientsParams::from_module(&mut gradients, &self.model);
+            let estimator_gradients = self
+                .estimator
+                .as_ref()
+                .map(|estimator| GradientsParams::from_module(&mut gradients, estimator));
+            (loss_value, model_gradients, estimator_gradients)
+        } else {
+            let training_labels = &self.training_labels;
+            let (gradients, loss_value) = devices.gradients(
+                &self.model,
+                rows.len(),
+                options.loss.sums_over_images(),
+                |replica, share, share_devices| {
+                    let logits = batch.input.slice(share.clone()).logits(
+                        replica,
+                        backbone_trains,
+                        preprocessing,
+                        share_devices,
+                    );
+                    let targets =
+                        targets_of(training_labels, &rows[share], n_classes, &share_devices.1);
+                    loss_function.forward(logits, targets, None, progress).total
+                },
+            );
+            (loss_value, gradients, None)
+        };
+        if !loss_value.is_finite() {
+            return (self, StepOutcome::NonFinite(loss_value));
+        }
+        let learning_rate = schedule.learning_rate(self.state.steps);
+        self.model = self
+            .optimizer
+            .step(learning_rate, self.model, model_gradients);
+        if let (Some(current), Some(gradients)) = (self.estimator.take(), estimator_gradients) {
+            self.estimator = Some(self.estimator_optimizer.step(
+                learning_rate * options.estimator_lr_multiplier,
+                current,
+                gradients,
+            ));
+        }
+        if let (Some(decay), Some(current)) = (options.ema_decay, self.average.take()) {
+            self.average = Some(update_average(current, &self.model, decay));
+        }
+        let corrected = corrections.map_or(0, |corrections| {
+            let flags = corrections
+                .into_data()
+                .try_into_vec::<bool>()
+                .expect("a boolean mask");
+            write_back_corrections(&mut self.training_labels, n_classes, rows, &flags)
+        });
+        self.state.steps += 1;
+        let outcome = StepOutcome::Trained {
+            loss: loss_value,
+            learning_rate,
+            corrected,
+        };
+        (self, outcome)
+    }
+}
+
+/// The name of the training state inside a checkpoint, written last.
+const STATE: &str = "state.json";
+/// The name of the changed training labels inside a checkpoint.
+const TRAINING_LABELS: &str = "labels.safetensors";
+
+/// Writes `metrics.jsonl` and the plots from the recorded epochs.
+fn write_history(files: &RunFiles, state: &TrainingState) -> Result<()> {
+    let history: String = state
+        .history
+        .iter()
+        .map(|record| serde_json::to_string(record).map(|line| line + "\n"))
+        .collect::<Result<_, _>>()?;
+    crate::checkpoint::write_atomically(&files.metrics(), history.as_bytes())?;
+    plot_history(&files.dir, &state.history)
+}
+
+/// Trains (or resumes, when `resume` and the run directory has a checkpoint) and returns the
+/// best validation result.
+pub fn train(
+    options: &TrainOptions,
+    run_dir: &Path,
+    resume: Option<&[GivenFlag]>,
+    session: &SessionOptions,
+) -> Result<TrainSummary> {
+    let files = RunFiles {
+        dir: run_dir.to_path_buf(),
+    };
+    // A killed run may have left a directory half swapped or scratch files behind.
+    recover_directory(&files.checkpoint())?;
+    recover_directory(&files.best())?;
+    let stale = remove_stale_temporaries(run_dir)?;
+    if stale > 0 {
+        eprintln!(
+            "removed {stale} unfinished temporary file(s) that a killed run left in {}",
+            run_dir.display()
+        );
+    }
+    let mut options = run_options(&files, options, resume)?;
+    let resuming = resume.is_some() && files.state().is_file();
     if options.linear_init_epochs > 0 && !options.finetune {
         bail!("--linear-init-epochs needs --finetune: without it the backbone never trains");
     }
@@ -592,7 +883,7 @@ pub fn train(
     let data = prepare_data(&mut options)?;
     // Saved once the data is open: a feature cache decides the data set, backbone and image
     // size, and options.json should say what the run used, not the command line's defaults.
-    if !resuming {
+    if resume.is_none() {
         write_json(&files.options(), &options)?;
     }
     let n_classes = data.n_classes();
@@ -625,45 +916,13 @@ pub fn train(
     // run's initial head is a function of --seed alone.
     device.seed(options.seed);
     train_device.seed(options.seed);
-    let mut model = initial_model(&options, n_classes, &train_device)?;
-    let targets_tensor = || {
-        Tensor::<2>::from_data(
-            TensorData::new(data.targets.clone(), [data.train_len, n_classes]),
-            &train_device,
-        )
-    };
-    let mut estimator = options
-        .loss
-        .needs_label_estimator()
-        .then(|| LabelEstimatorConfig::new().init(targets_tensor(), options.seed, &train_device));
-    let mut optimizer = options.optimizer();
-    let mut estimator_optimizer = options.optimizer();
-    let mut state = TrainingState::default();
-    let mut average = options.ema_decay.map(|_| model.valid());
-    // The labels the loss sees, which LL-Cp and APL change as training goes.
-    let mut training_labels = data.targets.clone();
-    let pseudo_labeler = options.pseudo_labeler(&data.targets, n_classes);
-
+    let mut trainee = Trainee::new(&options, &data, &train_device)?;
     if resuming {
-        state = read_json(&files.state())?;
-        let checkpoint = files.checkpoint();
-        model = load_module(model, &checkpoint.join("model.bpk"))?;
-        optimizer = load_optimizer(optimizer, &checkpoint.join("optimizer.bpk"))?;
-        if let Some(current) = average.take() {
-            average = Some(load_module(current, &checkpoint.join("ema.bpk"))?);
-        }
-        if let Some(current) = estimator.take() {
-            estimator = Some(load_module(current, &checkpoint.join("estimator.bpk"))?);
-            estimator_optimizer = load_optimizer(
-                estimator_optimizer,
-                &checkpoint.join("estimator-optimizer.bpk"),
-            )?;
-        }
-        if options.loss.updates_labels() {
-            training_labels =
-                load_training_labels(&files.training_labels(), data.train_len, n_classes)?;
-        }
+        trainee = trainee.load_checkpoint(&files, &options, &data)?;
+        // A kill between the checkpoint and its metrics leaves them an epoch behind.
+        write_history(&files, &trainee.state)?;
     }
+    let pseudo_labeler = options.pseudo_labeler(&data.targets, n_classes);
 
     let loss_function = options.loss_config().init();
     let batches_per_epoch = data.train_len.div_ceil(options.batch_size);
@@ -672,172 +931,71 @@ pub fn train(
         total_steps: batches_per_epoch * options.epochs,
         warmup_fraction: 0.2,
     };
-    if state.history.is_empty() {
-        let before = validate(&model, &data.examples, &eval_loader, &options, &device)?;
+    let setup = StepSetup {
+        options: &options,
+        devices: &devices,
+        preprocessing: &preprocessing,
+        loss_function: &loss_function,
+        schedule: &schedule,
+        n_classes,
+    };
+    if trainee.state.history.is_empty() && trainee.state.epoch_progress.is_none() {
+        let before = validate(
+            &trainee.model,
+            &data.examples,
+            &eval_loader,
+            &options,
+            &device,
+        )?;
         eprintln!("validation mAP before training: {:.2}", before.map);
         // best/ starts as the untrained model, so that it never holds a worse one: a run that
         // diverges leaves the starting point there rather than its broken weights.
+        let state = &mut trainee.state;
         state.initial_map = Some(before.map);
         state.best_map = Some(before.map);
         state.best_epoch = Some(0);
-        save_model(&files.best(), &model.valid(), &description)?;
+        save_model(&files.best(), &trainee.model.valid(), &description)?;
     }
-    let initial_map = state.initial_map.unwrap_or(f64::NAN);
+    let initial_map = trainee.state.initial_map.unwrap_or(f64::NAN);
 
-    let first_epoch = state.epochs_done;
+    let first_epoch = trainee.state.epochs_done;
     for epoch in first_epoch..options.epochs {
         let epoch_seed = options
             .seed
             .wrapping_mul(1_000_003)
             .wrapping_add(epoch as u64);
-        // Dropout masks and augmentation depend only on (seed, epoch): a resumed run replays
-        // exactly what an uninterrupted one would have done.
-        train_device.seed(epoch_seed);
-        let mut order: Vec<usize> = (0..data.train_len).collect();
-        order.shuffle(&mut ChaCha8Rng::seed_from_u64(epoch_seed));
-
-        let progress = ProgressBar::new(data.train_len as u64).with_style(
-            ProgressStyle::with_template(
-                "epoch {prefix} [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
-        );
-        progress.set_prefix(format!("{}/{}", epoch + 1, options.epochs));
-        let started = Instant::now();
-        let (mut loss_sum, mut loss_batches, mut seen, mut skipped) = (0.0, 0usize, 0usize, 0usize);
-        let mut learning_rate = schedule.learning_rate(state.steps);
-
-        let backbone_trains = options.finetune && epoch >= options.linear_init_epochs;
-        let loss_progress = LossProgress {
-            epoch: epoch + 1,
-            epochs: options.epochs,
-        };
-        let mut corrected = 0;
-        let batches = epoch_batches(
-            &data.examples,
-            &order,
-            options.batch_size,
-            &train_loader,
-            epoch_seed,
-        );
-        for batch in batches {
-            skipped += batch.skipped;
-            progress.inc(batch.requested as u64);
-            let rows = batch.rows;
-            if rows.is_empty() {
-                continue;
-            }
-            let mut corrections = None;
-            let (loss_value, model_gradients, estimator_gradients) = if devices.devices.len() == 1 {
-                let logits =
-                    batch
-                        .input
-                        .logits(&model, backbone_trains, &preprocessing, devices.main());
-                let estimated = estimator.as_ref().map(|estimator| {
-                    let indices: Vec<i64> = rows.iter().map(|&r| r as i64).collect();
-                    estimator.forward(Tensor::<1, Int>::from_data(
-                        TensorData::new(indices, [rows.len()]),
-                        &train_device,
-                    ))
-                });
-                let targets = targets_of(&training_labels, &rows, n_classes, &train_device);
-                let output = loss_function.forward(logits, targets, estimated, loss_progress);
-                corrections = output.corrections;
-                let loss = output.total;
-                let loss_value = loss.clone().into_scalar::<f32>() as f64;
-                let mut gradients = loss.backward();
-                let model_gradients = GradientsParams::from_module(&mut gradients, &model);
-                let estimator_gradients = estimator
-                    .as_ref()
-                    .map(|estimator| GradientsParams::from_module(&mut gradients, estimator));
-                (loss_value, model_gradients, estimator_gradients)
-            } else {
-                let (gradients, loss_value) = devices.gradients(
-                    &model,
-                    rows.len(),
-                    options.loss.sums_over_images(),
-                    |replica, share, share_devices| {
-                        let logits = batch.input.slice(share.clone()).logits(
-                            replica,
-                            backbone_trains,
-                            &preprocessing,
-                            share_devices,
-                        );
-                        let targets =
-                            targets_of(&training_labels, &rows[share], n_classes, &share_devices.1);
-                        loss_function
-                            .forward(logits, targets, None, loss_progress)
-                            .total
-                    },
-                );
-                (loss_value, gradients, None)
-            };
-            if !loss_value.is_finite() {
-                progress.abandon();
-                let kept = if files.state().is_file() {
-                    format!(
-                        "The last good checkpoint, after epoch {}, is in {}",
-                        state.epochs_done,
-                        files.checkpoint().display()
-                    )
-                } else {
-                    "No checkpoint was written yet, since no epoch finished".to_string()
-                };
-                bail!(
-                    "the loss became {loss_value} at epoch {}, step {}; training stopped. {kept}, \
-                     and {} holds the best model so far (epoch {}, validation mAP {:.2}). Try a \
-                     lower --lr or --grad-clip-norm",
-                    epoch + 1,
-                    state.steps,
-                    files.best().display(),
-                    state.best_epoch.unwrap_or(0),
-                    state.best_map.unwrap_or(f64::NAN)
-                );
-            }
-            learning_rate = schedule.learning_rate(state.steps);
-            model = optimizer.step(learning_rate, model, model_gradients);
-            if let (Some(current), Some(gradients)) = (estimator.take(), estimator_gradients) {
-                estimator = Some(estimator_optimizer.step(
-                    learning_rate * options.estimator_lr_multiplier,
-                    current,
-                    gradients,
-                ));
-            }
-            if let (Some(decay), Some(current)) = (options.ema_decay, average.take()) {
-                average = Some(update_average(current, &model, decay));
-            }
-            if let Some(corrections) = corrections {
-                let flags = corrections
-                    .into_data()
-                    .try_into_vec::<bool>()
-                    .expect("a boolean mask");
-                corrected += write_back_corrections(&mut training_labels, n_classes, &rows, &flags);
-            }
-            state.steps += 1;
-            loss_sum += loss_value;
-            loss_batches += 1;
-            seen += rows.len();
-            progress.set_message(format!(
-                "loss {:.4} lr {learning_rate:.2e}",
-                loss_sum / loss_batches as f64
-            ));
-        }
-        progress.finish_and_clear();
-        let images_per_second = seen as f64 / started.elapsed().as_secs_f64().max(1e-9);
-        if corrected > 0 {
+        let totals;
+        (trainee, totals) = train_epoch(
+            trainee,
+            &setup,
+            &EpochPlan {
+                epoch,
+                epoch_seed,
+                data: &data,
+                loader: &train_loader,
+                files: &files,
+                checkpoint_every: session.checkpoint_every,
+            },
+        )?;
+        let images_per_second = totals.seen as f64 / totals.seconds.max(1e-9);
+        if totals.corrected > 0 {
             eprintln!(
-                "{}: {corrected} unobserved labels became positives",
-                options.loss
+                "{}: {} unobserved labels became positives",
+                options.loss, totals.corrected
             );
         }
         if let Some(labeler) = pseudo_labeler
             .as_ref()
             .filter(|l| l.updates_after(epoch + 1))
         {
-            let probabilities =
-                training_probabilities(&model, &data, &eval_loader, options.batch_size, &device)?;
-            let new = labeler.update(&mut training_labels, &probabilities);
+            let probabilities = training_probabilities(
+                &trainee.model,
+                &data,
+                &eval_loader,
+                options.batch_size,
+                &device,
+            )?;
+            let new = labeler.update(&mut trainee.training_labels, &probabilities);
             eprintln!(
                 "{}: {} unobserved labels became soft pseudo-negatives",
                 options.loss,
@@ -845,8 +1003,15 @@ pub fn train(
             );
         }
 
-        let evaluation = validate(&model, &data.examples, &eval_loader, &options, &device)?;
-        let average_evaluation = match &average {
+        pause_if_asked("validation");
+        let evaluation = validate(
+            &trainee.model,
+            &data.examples,
+            &eval_loader,
+            &options,
+            &device,
+        )?;
+        let average_evaluation = match &trainee.average {
             Some(average) => Some(validate(
                 average,
                 &data.examples,
@@ -858,15 +1023,15 @@ pub fn train(
         };
         let record = EpochRecord {
             epoch: epoch + 1,
-            train_loss: loss_sum / loss_batches.max(1) as f64,
-            learning_rate,
+            train_loss: totals.loss_sum / totals.loss_batches.max(1) as f64,
+            learning_rate: totals.learning_rate,
             val_map: evaluation.map,
             val_cf1: evaluation.cf1,
             val_of1: evaluation.of1,
             val_ema_map: average_evaluation.as_ref().map(|e| e.map),
             val_attention_focus: evaluation.attention_focus,
             images_per_second,
-            skipped_images: skipped,
+            skipped_images: totals.skipped,
         };
         eprintln!(
             "epoch {}/{}: loss {:.4}, validation mAP {:.2}, CF1 {:.2}, OF1 {:.2}{}, {:.1} images/s{}",
@@ -880,51 +1045,40 @@ pub fn train(
                 .val_attention_focus
                 .map_or(String::new(), |focus| format!(", attention {focus:.1}×")),
             images_per_second,
-            if skipped > 0 {
-                format!(", {skipped} unreadable images skipped")
+            if totals.skipped > 0 {
+                format!(", {} unreadable images skipped", totals.skipped)
             } else {
                 String::new()
             }
         );
         // The better of the weights and their average competes for the best model.
-        let (epoch_map, epoch_model) = match (&average_evaluation, &average) {
+        let (epoch_map, epoch_model) = match (&average_evaluation, &trainee.average) {
             (Some(averaged), Some(average)) if averaged.map > evaluation.map => {
                 (averaged.map, average.clone())
             }
-            _ => (evaluation.map, model.valid()),
+            _ => (evaluation.map, trainee.model.valid()),
         };
-        let improved = state.best_map.is_none_or(|best| epoch_map > best);
-        if improved {
+        let state = &mut trainee.state;
+        if state.best_map.is_none_or(|best| epoch_map > best) {
             state.best_map = Some(epoch_map);
             state.best_epoch = Some(epoch + 1);
             save_model(&files.best(), &epoch_model, &description)?;
         }
         state.history.push(record);
         state.epochs_done = epoch + 1;
+        state.epoch_progress = None;
         let comparable_losses = !options.loss.changes_over_epochs();
         if let Some(warning) = divergence_warning(&state.history, initial_map, comparable_losses) {
             eprintln!("warning: {warning}");
         }
-        save_checkpoint(
-            &files,
-            &Checkpoint {
-                model: &model,
-                average: average.as_ref(),
-                optimizer: &optimizer,
-                estimator: estimator.as_ref(),
-                estimator_optimizer: &estimator_optimizer,
-                training_labels: options
-                    .loss
-                    .updates_labels()
-                    .then_some((training_labels.as_slice(), n_classes)),
-            },
-            &state,
-        )?;
-        if stop_after.is_some_and(|epochs| state.epochs_done - first_epoch >= epochs) {
-            eprintln!(
-                "stopping after {} epochs as asked; continue with --resume",
-                state.epochs_done - first_epoch
-            );
+        trainee.save_checkpoint(&files, &options, n_classes)?;
+        let state = &trainee.state;
+        let this_session = state.epochs_done - first_epoch;
+        if session
+            .stop_after_epochs
+            .is_some_and(|epochs| this_session >= epochs)
+        {
+            eprintln!("stopping after {this_session} epochs as asked; continue with --resume");
             break;
         }
         let stalled = state.epochs_done - state.best_epoch.unwrap_or(0);
@@ -934,6 +1088,7 @@ pub fn train(
         }
     }
 
+    let state = &trainee.state;
     let every_epoch_worse = !state.history.is_empty()
         && state
             .history
@@ -953,6 +1108,162 @@ pub fn train(
         initial_map,
         epochs_run: state.epochs_done,
     })
+}
+
+/// What one epoch of [`train_epoch`] works on.
+struct EpochPlan<'a> {
+    /// 0-based.
+    epoch: usize,
+    /// Shuffling, augmentation and the cached views depend only on it.
+    epoch_seed: u64,
+    data: &'a RunData,
+    loader: &'a ImageLoader,
+    files: &'a RunFiles,
+    checkpoint_every: Option<usize>,
+}
+
+/// The running totals of an epoch, with the last learning rate.
+struct EpochTotals {
+    loss_sum: f64,
+    loss_batches: usize,
+    seen: usize,
+    skipped: usize,
+    corrected: usize,
+    seconds: f64,
+    learning_rate: f64,
+}
+
+/// Trains the batches of one epoch, from where a checkpoint taken inside it left off, and
+/// checkpoints every `checkpoint_every` steps on the way; stops the run with a clear message on
+/// a non-finite loss.
+fn train_epoch(
+    mut trainee: Trainee,
+    setup: &StepSetup,
+    plan: &EpochPlan,
+) -> Result<(Trainee, EpochTotals)> {
+    let options = setup.options;
+    let data = plan.data;
+    let mut order: Vec<usize> = (0..data.train_len).collect();
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(plan.epoch_seed));
+    let done = trainee.state.epoch_progress.clone().unwrap_or_default();
+    let progress = ProgressBar::new(data.train_len as u64).with_style(
+        ProgressStyle::with_template(
+            "epoch {prefix} [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    progress.set_prefix(format!("{}/{}", plan.epoch + 1, options.epochs));
+    progress.set_position((done.batches_done * options.batch_size).min(data.train_len) as u64);
+    let started = Instant::now();
+    let mut totals = EpochTotals {
+        loss_sum: done.loss_sum,
+        loss_batches: done.loss_batches,
+        seen: done.seen,
+        skipped: done.skipped,
+        corrected: done.corrected,
+        seconds: done.seconds,
+        learning_rate: setup.schedule.learning_rate(trainee.state.steps),
+    };
+    let backbone_trains = options.finetune && plan.epoch >= options.linear_init_epochs;
+    let loss_progress = LossProgress {
+        epoch: plan.epoch + 1,
+        epochs: options.epochs,
+    };
+    let batches = epoch_batches(
+        &data.examples,
+        &order,
+        options.batch_size,
+        done.batches_done,
+        plan.loader,
+        plan.epoch_seed,
+    );
+    let batches_per_epoch = data.train_len.div_ceil(options.batch_size);
+    for (batch_index, batch) in (done.batches_done..).zip(batches) {
+        totals.skipped += batch.skipped;
+        progress.inc(batch.requested as u64);
+        if !batch.rows.is_empty() {
+            let outcome;
+            (trainee, outcome) = trainee.step(&batch, setup, backbone_trains, loss_progress);
+            match outcome {
+                StepOutcome::Trained {
+                    loss,
+                    learning_rate,
+                    corrected,
+                } => {
+                    totals.loss_sum += loss;
+                    totals.loss_batches += 1;
+                    totals.seen += batch.rows.len();
+                    totals.corrected += corrected;
+                    totals.learning_rate = learning_rate;
+                }
+                StepOutcome::NonFinite(loss) => {
+                    progress.abandon();
+                    bail!(non_finite_message(
+                        loss,
+                        plan.epoch,
+                        &trainee.state,
+                        plan.files
+                    ));
+                }
+            }
+            progress.set_message(format!(
+                "loss {:.4} lr {:.2e}",
+                totals.loss_sum / totals.loss_batches as f64,
+                totals.learning_rate
+            ));
+        }
+        let batches_done = batch_index + 1;
+        let due = plan
+            .checkpoint_every
+            .is_some_and(|every| trainee.state.steps.is_multiple_of(every));
+        if due && !batch.rows.is_empty() && batches_done < batches_per_epoch {
+            trainee.state.epoch_progress = Some(EpochProgress {
+                batches_done,
+                loss_sum: totals.loss_sum,
+                loss_batches: totals.loss_batches,
+                seen: totals.seen,
+                skipped: totals.skipped,
+                corrected: totals.corrected,
+                seconds: totals.seconds + started.elapsed().as_secs_f64(),
+            });
+            trainee.save_checkpoint(plan.files, options, setup.n_classes)?;
+        }
+        pause_if_asked("step");
+    }
+    progress.finish_and_clear();
+    totals.seconds += started.elapsed().as_secs_f64();
+    Ok((trainee, totals))
+}
+
+/// Why a run stopped on a non-finite loss, and what it kept.
+fn non_finite_message(loss: f64, epoch: usize, state: &TrainingState, files: &RunFiles) -> String {
+    let kept = if files.state().is_file() {
+        let at = match &state.epoch_progress {
+            Some(progress) => format!(
+                "epoch {}, step {} of it",
+                state.epochs_done + 1,
+                progress.batches_done
+            ),
+            None => format!("epoch {}", state.epochs_done),
+        };
+        format!(
+            "The last good checkpoint, after {at}, is in {}",
+            files.checkpoint().display()
+        )
+    } else {
+        "No checkpoint was written yet, since no epoch finished".to_string()
+    };
+    format!(
+        "the loss became {loss} at epoch {}, step {}; training stopped. {kept}, and {} holds the \
+         best model so far (epoch {}, validation mAP {:.2}). Try a lower --lr or \
+         --grad-clip-norm",
+        epoch + 1,
+        state.steps,
+        files.best().display(),
+        state.best_epoch.unwrap_or(0),
+        state.best_map.unwrap_or(f64::NAN)
+    )
 }
 
 /// Epochs in a row whose training loss rose before a run is called diverging.
@@ -1046,45 +1357,6 @@ fn training_probabilities(
             Ok(scored.scores)
         }
     }
-}
-
-/// What a checkpoint holds besides the training state.
-struct Checkpoint<'a> {
-    model: &'a Classifier,
-    average: Option<&'a Classifier>,
-    optimizer: &'a ModuleOptimizer,
-    estimator: Option<&'a LabelEstimator>,
-    estimator_optimizer: &'a ModuleOptimizer,
-    /// The training labels and their class count, for the losses that change them.
-    training_labels: Option<(&'a [f32], usize)>,
-}
-
-fn save_checkpoint(files: &RunFiles, parts: &Checkpoint, state: &TrainingState) -> Result<()> {
-    let dir = files.checkpoint();
-    save_module(parts.model, &dir.join("model.bpk"))?;
-    save_optimizer(parts.optimizer, &dir.join("optimizer.bpk"))?;
-    if let Some(average) = parts.average {
-        save_module(average, &dir.join("ema.bpk"))?;
-    }
-    if let Some(estimator) = parts.estimator {
-        save_module(estimator, &dir.join("estimator.bpk"))?;
-        save_optimizer(
-            parts.estimator_optimizer,
-            &dir.join("estimator-optimizer.bpk"),
-        )?;
-    }
-    if let Some((labels, classes)) = parts.training_labels {
-        save_training_labels(&files.training_labels(), labels, classes)?;
-    }
-    // Written last: a checkpoint counts only once its state says so.
-    write_json(&files.state(), state)?;
-    let history: String = state
-        .history
-        .iter()
-        .map(|record| serde_json::to_string(record).map(|line| line + "\n"))
-        .collect::<Result<_, _>>()?;
-    crate::checkpoint::write_atomically(&files.metrics(), history.as_bytes())?;
-    plot_history(&files.dir, &state.history)
 }
 
 fn save_optimizer(optimizer: &ModuleOptimizer, path: &Path) -> Result<()> {

@@ -132,6 +132,24 @@ fn a_head_trained_on_cached_features_scores_the_same_on_the_photos() {
     assert!(stdout.contains("| Query2Label | ROLE | 1 |"), "{stdout}");
     assert!(dir.path().join("curves-linear.png").is_file());
     assert!(dir.path().join("curves-q2l.png").is_file());
+    assert!(!stderr.contains("warning"), "{stderr}");
+
+    // A metrics file cut inside its last line is named; the table still comes from the state.
+    let metrics = dir.path().join("q2l").join("metrics.jsonl");
+    let text = std::fs::read_to_string(&metrics).unwrap();
+    std::fs::write(&metrics, &text[..text.len() / 2]).unwrap();
+    let (ok, stdout, stderr) = trainer(&[
+        "report",
+        "--plots",
+        dir.path().to_str().unwrap(),
+        dir.path().join("q2l").to_str().unwrap(),
+    ]);
+    assert!(ok, "trainer report failed:\n{stderr}");
+    assert!(stdout.contains("| Query2Label | ROLE | 1 |"), "{stdout}");
+    assert!(
+        stderr.contains("metrics.jsonl line 1 is not an epoch record"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -275,9 +293,16 @@ fn linear_init_trains_the_head_first_then_the_whole_network() {
     )
     .unwrap();
     let untouched = feature_response(&pretrained.valid(), &device);
-    let checkpoint = run.join("checkpoint");
-    std::fs::copy(run.join("best/model.json"), checkpoint.join("model.json")).unwrap();
-    let after_linear_init = backbone_response(&checkpoint, &device);
+    // The checkpoint's weights as a model directory of their own (the checkpoint is replaced
+    // whole at every save, so nothing is added inside it).
+    let checkpoint_model = |name: &str| {
+        let model = dir.path().join(name);
+        std::fs::create_dir_all(&model).unwrap();
+        std::fs::copy(run.join("best/model.json"), model.join("model.json")).unwrap();
+        std::fs::copy(run.join("checkpoint/model.bpk"), model.join("model.bpk")).unwrap();
+        model
+    };
+    let after_linear_init = backbone_response(&checkpoint_model("after-linear-init"), &device);
     assert_eq!(
         untouched, after_linear_init,
         "the backbone moved during linear init"
@@ -286,7 +311,7 @@ fn linear_init_trains_the_head_first_then_the_whole_network() {
     let mut second = args.to_vec();
     second.push("--resume");
     train(&run, &second);
-    let after_finetuning = backbone_response(&checkpoint, &device);
+    let after_finetuning = backbone_response(&checkpoint_model("after-finetuning"), &device);
     let moved = untouched
         .iter()
         .zip(&after_finetuning)
@@ -696,7 +721,7 @@ fn label_states_survive_a_resume_and_resume_refuses_changed_options() {
         "--resume",
     ]);
     assert!(
-        !ok && stderr.contains("holds no checkpoint to resume"),
+        !ok && stderr.contains("holds no training run to resume"),
         "{stderr}"
     );
 }

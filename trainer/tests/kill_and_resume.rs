@@ -1,0 +1,170 @@
+//! The crash test: a real training run is killed with SIGKILL at chosen moments (inside an
+//! epoch, while a checkpoint is being written, between the renames that swap it in, during
+//! validation, while the best model is replaced), then resumed with `--resume`. After every kill
+//! the checkpoint is whole or absent, and every resumed run ends with exactly the epochs, losses
+//! and mAP of one that was never interrupted. `QUERYLABEL_PAUSE_AT` (trainer/src/fault_points.rs)
+//! stops the trainer at the moment, so that the kill lands there for certain.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use common::train;
+use querylabel_trainer::fault_points::{PAUSE_AT, PAUSED};
+use serde_json::Value;
+
+/// Query2Label with dropout and augmentation, ROLE with its label estimator, and the weights'
+/// moving average: every piece of state a resume must restore. 48 training photos in batches of
+/// 16 give 3 steps an epoch.
+const RUN: &[&str] = &[
+    "--head",
+    "q2l",
+    "--q2l-hidden-dim",
+    "64",
+    "--q2l-heads",
+    "2",
+    "--q2l-encoder-layers",
+    "0",
+    "--q2l-decoder-layers",
+    "1",
+    "--q2l-feedforward-dim",
+    "128",
+    "--labels",
+    "single-positive",
+    "--loss",
+    "role",
+    "--ema-decay",
+    "0.9",
+    "--epochs",
+    "2",
+    "--image-size",
+    "64",
+    "--max-train-images",
+    "48",
+    "--batch-size",
+    "16",
+    "--lr",
+    "1e-3",
+];
+
+/// Starts `trainer train` on `run` with `extra` flags, waits until it reaches the fault point
+/// `pause_at`, and kills it there with SIGKILL.
+fn kill_at(run: &Path, pause_at: &str, extra: &[&str]) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args(["train", "--backend", "flex", "--out", run.to_str().unwrap()])
+        .args(RUN)
+        .args(extra)
+        .env(PAUSE_AT, pause_at)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the trainer starts");
+    let mut said = Vec::new();
+    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let paused = line.contains(PAUSED);
+        said.push(line);
+        if paused {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            return;
+        }
+    }
+    let status = child.wait().unwrap();
+    panic!(
+        "the run ended ({status}) without reaching {pause_at}:\n{}",
+        said.join("\n")
+    );
+}
+
+/// What a killed run left: a checkpoint whose state and files agree, or none at all.
+fn assert_whole_or_absent(run: &Path, moment: &str) {
+    let checkpoint = run.join("checkpoint");
+    if !checkpoint.exists() {
+        return;
+    }
+    let state: Value = serde_json::from_str(
+        &std::fs::read_to_string(checkpoint.join("state.json"))
+            .unwrap_or_else(|e| panic!("{moment}: a checkpoint without its state: {e}")),
+    )
+    .unwrap();
+    for file in ["model.bpk", "optimizer.bpk", "ema.bpk", "estimator.bpk"] {
+        assert!(
+            checkpoint.join(file).is_file(),
+            "{moment}: the checkpoint of {state} lacks {file}"
+        );
+    }
+}
+
+fn history(run: &Path) -> Vec<Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Scratch files of the atomic writes and directory swaps.
+fn leftovers(run: &Path) -> Vec<String> {
+    std::fs::read_dir(run)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains(".tmp-") || name.ends_with(".new") || name.ends_with(".old"))
+        .collect()
+}
+
+#[test]
+fn a_run_killed_at_any_moment_resumes_to_the_uninterrupted_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let straight_dir = dir.path().join("straight");
+    let straight = train(&straight_dir, RUN);
+    let expected = history(&straight_dir);
+    assert_eq!(expected.len(), 2);
+
+    // With a checkpoint every 2 steps: at step 2 (inside epoch 1), at the end of epoch 1 (step
+    // 3), at step 4 (inside epoch 2) and at the end. Each checkpoint writes 4 files.
+    let every = ["--checkpoint-every", "2"];
+    let moments: &[(&str, &[&str])] = &[
+        // Before any checkpoint: the run starts over from its saved options.
+        ("step:1", &every),
+        // Inside epoch 2, after its mid-epoch checkpoint: resumes at step 4.
+        ("step:5", &every),
+        // During the validation of epoch 1: resumes inside epoch 1, after step 2.
+        ("validation:1", &every),
+        // Halfway through writing the second checkpoint: the first one stays.
+        ("checkpoint-file:6", &every),
+        // Between moving the old checkpoint aside and moving the new one in.
+        ("swap-checkpoint:1", &every),
+        // While best/ is replaced, with epoch-end checkpoints only.
+        ("swap-best:1", &[]),
+    ];
+    for (moment, extra) in moments {
+        let run = dir.path().join(moment.replace(':', "-"));
+        kill_at(&run, moment, extra);
+        assert_whole_or_absent(&run, moment);
+
+        let mut again = RUN.to_vec();
+        again.extend_from_slice(extra);
+        again.push("--resume");
+        let resumed = train(&run, &again);
+        assert!(
+            leftovers(&run).is_empty(),
+            "{moment}: {:?}",
+            leftovers(&run)
+        );
+        let got = history(&run);
+        assert_eq!(got.len(), expected.len(), "{moment}");
+        for (x, y) in expected.iter().zip(&got) {
+            for key in ["train_loss", "val_mAP", "val_EMA_mAP"] {
+                let (x, y) = (x[key].as_f64().unwrap(), y[key].as_f64().unwrap());
+                assert!(
+                    (x - y).abs() <= 1e-6 * x.abs().max(1.0),
+                    "{moment}: {key} {y} after the kill, {x} uninterrupted"
+                );
+            }
+        }
+        assert_eq!(resumed["best_epoch"], straight["best_epoch"], "{moment}");
+    }
+}
