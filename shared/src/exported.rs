@@ -10,8 +10,8 @@
 
 use std::fmt;
 
-use burn::store::{HalfPrecisionAdapter, ModuleSnapshot, SafetensorsStore};
-use burn::tensor::Device;
+use burn::store::{FloatCastAdapter, HalfPrecisionAdapter, ModuleSnapshot, SafetensorsStore};
+use burn::tensor::{DType, Device};
 use serde::{Deserialize, Serialize};
 
 use crate::labels::LabelSpace;
@@ -19,6 +19,7 @@ use crate::load_problems::LoadProblems;
 use crate::metrics::ChosenThreshold;
 use crate::model::{Classifier, ClassifierConfig};
 use crate::preprocess::Preprocessing;
+use crate::weight_values::check_finite_weights;
 
 /// Version of the single-model export layout (bundles are
 /// [`BUNDLE_FORMAT_VERSION`](crate::bundle::BUNDLE_FORMAT_VERSION)).
@@ -41,6 +42,33 @@ pub struct ModelDescription {
     /// it existed, which read as the default 0.5 (so format 1 stays format 1).
     #[serde(default)]
     pub decision_threshold: DecisionThreshold,
+}
+
+impl ModelDescription {
+    /// Why no network can be built or fed from this description, if none can: the head's
+    /// sizes, its class count against the label space, the input size and normalisation, and
+    /// the threshold, each named.
+    pub fn check(&self) -> Result<(), String> {
+        let head = &self.classifier.head;
+        head.check()
+            .map_err(|why| format!("classifier.head: {why}"))?;
+        let (predicts, labels) = (head.num_classes(), self.label_space.n_classes());
+        if predicts != labels {
+            return Err(format!(
+                "classifier.head predicts {predicts} classes but label_space has {labels}"
+            ));
+        }
+        self.preprocessing
+            .check()
+            .map_err(|why| format!("preprocessing: {why}"))?;
+        let threshold = self.decision_threshold.value;
+        if !(0.0..=1.0).contains(&threshold) {
+            return Err(format!(
+                "decision_threshold {threshold} is not a probability in [0, 1]"
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// A model's decision threshold: a label is predicted when its probability is `>= value`.
@@ -157,6 +185,13 @@ pub fn half_precision() -> HalfPrecisionAdapter {
         .with_module("Query2Label")
 }
 
+/// The conversion on loading: every float tensor to f32, whatever it was stored in. (The
+/// half-precision adapter would turn an f32 tensor into f16 on the way in, which the network's
+/// f32 parameters cannot hold.)
+pub fn to_full_precision() -> FloatCastAdapter {
+    FloatCastAdapter::to(DType::F32)
+}
+
 /// Parses and checks the `model.json` of a single-model export.
 pub fn parse_manifest(json: &str) -> Result<ExportManifest, ExportError> {
     let manifest: ExportManifest =
@@ -173,6 +208,7 @@ pub fn parse_manifest(json: &str) -> Result<ExportManifest, ExportError> {
     if !threshold.is_finite() {
         return Err(ExportError::Threshold(threshold));
     }
+    manifest.model.check().map_err(ExportError::Manifest)?;
     Ok(manifest)
 }
 
@@ -204,9 +240,10 @@ pub fn load_exported_model(
     device: &Device,
 ) -> Result<Classifier, ExportError> {
     let mut model = manifest.model.classifier.init(device);
+    check_finite_weights(&weights).map_err(ExportError::Weights)?;
     let mut store = SafetensorsStore::from_bytes(Some(weights))
         .skip_enum_variants(true)
-        .with_from_adapter(half_precision())
+        .with_from_adapter(to_full_precision())
         .validate(false)
         .allow_partial(true);
     let result = model

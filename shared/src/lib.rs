@@ -19,3 +19,4 @@ pub mod pooling;
 pub mod preprocess;
 pub mod single_positive;
 pub mod truncated_jpeg;
+pub mod weight_values;

@@ -37,6 +37,22 @@ pub struct ClassifierOutput {
 }
 
 impl HeadConfig {
+    /// Why these sizes cannot make a head, if they cannot: Burn's layers would panic on them.
+    /// Every reader of a stored configuration calls it before [`init`](Self::init).
+    pub fn check(&self) -> Result<(), String> {
+        let (classes, channels) = (self.num_classes(), self.in_channels());
+        if classes == 0 || channels == 0 {
+            return Err(format!(
+                "a head needs at least one class and one input channel, not {classes} classes \
+                 over {channels} channels"
+            ));
+        }
+        match self {
+            HeadConfig::Query2Label(config) => config.check(),
+            HeadConfig::Linear(_) => Ok(()),
+        }
+    }
+
     pub fn init(&self, device: &Device) -> Head {
         match self {
             HeadConfig::Query2Label(config) => Head::Query2Label(config.init(device)),

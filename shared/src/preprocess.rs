@@ -36,6 +36,38 @@ pub struct Preprocessing {
     pub std: [f32; 3],
 }
 
+/// The input sides a network can take: the backbones downsample by 32, so a smaller input has no
+/// feature map left, and above the upper end an input is a mistake rather than a photo size.
+pub const INPUT_SIDES: std::ops::RangeInclusive<usize> = 32..=2048;
+
+impl Preprocessing {
+    /// Why this preprocessing cannot feed a network, if it cannot: a size outside
+    /// [`INPUT_SIDES`], or a mean or standard deviation that would make every pixel NaN or
+    /// infinite.
+    pub fn check(&self) -> Result<(), String> {
+        for (name, side) in [("height", self.height), ("width", self.width)] {
+            if !INPUT_SIDES.contains(&side) {
+                return Err(format!(
+                    "input {name} {side} px is not between {} and {} px (the backbones \
+                     downsample by 32)",
+                    INPUT_SIDES.start(),
+                    INPUT_SIDES.end()
+                ));
+            }
+        }
+        if let Some(mean) = self.mean.iter().find(|m| !m.is_finite()) {
+            return Err(format!("normalisation mean {mean} is not a finite number"));
+        }
+        if let Some(std) = self.std.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
+            return Err(format!(
+                "normalisation standard deviation {std} would divide by zero or worse; it must \
+                 be a positive finite number"
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Why an image could not be used.
 #[derive(Debug)]
 pub enum ImageError {

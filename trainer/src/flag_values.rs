@@ -62,12 +62,9 @@ pub fn threshold(text: &str) -> Result<f32, String> {
     }
 }
 
-/// The backbones downsample by 32, so a smaller input has no feature map left; above this an
-/// input is a mistake rather than a photo size.
-const IMAGE_SIZES: std::ops::RangeInclusive<usize> = 32..=2048;
-
-/// An input size in pixels, within [`IMAGE_SIZES`].
+/// An input size in pixels, within the sides a network can take.
 pub fn image_size(text: &str) -> Result<usize, String> {
+    use querylabel::preprocess::INPUT_SIDES as IMAGE_SIZES;
     let value: usize = number(text)?;
     if IMAGE_SIZES.contains(&value) {
         Ok(value)

@@ -126,12 +126,19 @@ pub fn is_valid_head_name(name: &str) -> bool {
 }
 
 impl BundleDescription {
-    /// Checks that the heads fit the backbone and label space, have sound unique names and
-    /// probabilities as thresholds.
+    /// Checks that the input can feed the backbone, that the heads' sizes can be built and fit
+    /// the backbone and label space, and that they have sound unique names and probabilities as
+    /// thresholds.
     pub fn validate(&self) -> Result<(), BundleError> {
         if self.heads.is_empty() {
             return Err(BundleError::NoHeads);
         }
+        self.preprocessing
+            .check()
+            .map_err(|why| BundleError::Field {
+                field: "preprocessing".into(),
+                why,
+            })?;
         let labels = self.label_space.n_classes();
         let channels = self.backbone.kind.feature_channels();
         for (i, head) in self.heads.iter().enumerate() {
@@ -139,6 +146,10 @@ impl BundleDescription {
             if !is_valid_head_name(name) {
                 return Err(BundleError::HeadName(name.clone()));
             }
+            head.head.check().map_err(|why| BundleError::Field {
+                field: format!("head {name:?}"),
+                why,
+            })?;
             if self.heads[..i].iter().any(|other| other.name == *name) {
                 return Err(BundleError::DuplicateHead(name.clone()));
             }

@@ -43,6 +43,8 @@ pub enum BundleError {
         other: String,
         what: String,
     },
+    /// A field of the manifest holds a value no network can be built from.
+    Field { field: String, why: String },
     /// The weights are not safetensors, or do not fit the network the manifest describes.
     Weights(String),
 }
@@ -95,6 +97,7 @@ impl fmt::Display for BundleError {
             Self::Mismatch { first, other, what } => {
                 write!(f, "{first} and {other} cannot share one backbone: {what}")
             }
+            Self::Field { field, why } => write!(f, "{field}: {why}"),
             Self::Weights(why) => write!(f, "weights do not match the bundle: {why}"),
         }
     }

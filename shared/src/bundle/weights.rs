@@ -10,8 +10,9 @@ use super::description::BundleDescription;
 use super::error::BundleError;
 use super::format_version::BUNDLE_FORMAT_VERSION;
 use super::model::Bundle;
-use crate::exported::half_precision;
+use crate::exported::{half_precision, to_full_precision};
 use crate::load_problems::LoadProblems;
+use crate::weight_values::check_finite_weights;
 
 /// Renames the tensors of head `i` from Burn's `heads.<i>.` to `heads.<name>.`, or back.
 /// Names start with a letter (validated), so a renamed path never matches a numbered pattern.
@@ -55,23 +56,29 @@ pub fn bundle_weights(
     bundle
         .save_into(&mut store)
         .map_err(|e| BundleError::Weights(e.to_string()))?;
-    store
+    let bytes = store
         .get_bytes()
-        .map_err(|e| BundleError::Weights(e.to_string()))
+        .map_err(|e| BundleError::Weights(e.to_string()))?;
+    // A weight beyond f16's range (65,504) becomes infinite in half precision: refuse to write
+    // an export that could not be loaded.
+    check_finite_weights(&bytes)
+        .map_err(|why| BundleError::Weights(format!("in half precision, {why}")))?;
+    Ok(bytes)
 }
 
 /// Builds the network `description` describes on `device` and fills it with `weights` (the
-/// export's safetensors bytes, widened to f32). Strict: a missing, unexpected or misshapen
-/// tensor is an error that names it.
+/// export's safetensors bytes, widened to f32 whatever float type each is stored in). Strict: a
+/// missing, unexpected or misshapen tensor, or one that is not finite, is an error that names it.
 pub fn load_bundle(
     description: &BundleDescription,
     weights: Vec<u8>,
     device: &Device,
 ) -> Result<Bundle, BundleError> {
     let mut bundle = description.init(device)?;
+    check_finite_weights(&weights).map_err(BundleError::Weights)?;
     let mut store = SafetensorsStore::from_bytes(Some(weights))
         .skip_enum_variants(true)
-        .with_from_adapter(half_precision())
+        .with_from_adapter(to_full_precision())
         .remap(head_prefixes(description, false)?)
         .validate(false)
         .allow_partial(true);

@@ -73,6 +73,34 @@ pub struct Query2LabelOutput {
 }
 
 impl Query2LabelConfig {
+    /// Why these sizes cannot make a transformer, if they cannot (Burn's attention asserts on
+    /// them instead).
+    pub fn check(&self) -> Result<(), String> {
+        let sizes = [
+            ("hidden_dim", self.hidden_dim),
+            ("heads", self.heads),
+            ("decoder_layers", self.decoder_layers),
+            ("feedforward_dim", self.feedforward_dim),
+        ];
+        if let Some((name, _)) = sizes.iter().find(|(_, size)| *size == 0) {
+            return Err(format!("Query2Label {name} is 0; it must be at least 1"));
+        }
+        if !self.hidden_dim.is_multiple_of(self.heads) {
+            return Err(format!(
+                "Query2Label hidden_dim {} does not split into {} heads; it must be a multiple \
+                 of them",
+                self.hidden_dim, self.heads
+            ));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(format!(
+                "Query2Label dropout {} is not in [0, 1)",
+                self.dropout
+            ));
+        }
+        Ok(())
+    }
+
     pub fn init(&self, device: &Device) -> Query2Label {
         let layer = TransformerLayerConfig::new(
             self.hidden_dim,
