@@ -1,7 +1,56 @@
 //! Choosing where tensors live: Burn picks the backend from the device at run time.
 
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
 use burn::tensor::{Device, DeviceKind};
 use serde::{Deserialize, Serialize};
+
+/// The private runtime directory given to the Vulkan loader when the environment had none.
+static PROVIDED_RUNTIME_DIR: OnceLock<PathBuf> = OnceLock::new();
+
+/// Gives the process a private `XDG_RUNTIME_DIR` when it has no usable one. Without it the
+/// Vulkan loader prints "error: XDG_RUNTIME_DIR is invalid or not set" whenever it is loaded,
+/// which reads as a failure though nothing failed. Call it first thing in `main`, before any
+/// thread starts. (Only Unix has the variable.)
+#[cfg(unix)]
+pub fn provide_runtime_dir() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    let usable = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .is_some_and(|dir| dir.is_absolute() && dir.is_dir());
+    if usable {
+        return;
+    }
+    let uid = std::fs::metadata("/proc/self").map_or(0, |m| m.uid());
+    let dir = std::env::temp_dir().join(format!("querylabel-runtime-{uid}"));
+    let created = std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)));
+    if created.is_ok() {
+        // SAFETY: called at the start of main, while the process has one thread, so nothing
+        // reads the environment concurrently.
+        unsafe { std::env::set_var("XDG_RUNTIME_DIR", &dir) };
+        let _ = PROVIDED_RUNTIME_DIR.set(dir);
+    }
+}
+
+#[cfg(not(unix))]
+pub fn provide_runtime_dir() {}
+
+/// Says once, when a GPU backend is asked for, that the Vulkan loader runs with a provided
+/// runtime directory.
+fn explain_runtime_dir() {
+    static SAID: OnceLock<()> = OnceLock::new();
+    if let Some(dir) = PROVIDED_RUNTIME_DIR.get() {
+        SAID.get_or_init(|| {
+            eprintln!(
+                "note: XDG_RUNTIME_DIR was not set, so the Vulkan loader uses {}",
+                dir.display()
+            )
+        });
+    }
+}
 
 /// The compute backends the trainer can run on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -20,6 +69,9 @@ pub enum BackendChoice {
 impl BackendChoice {
     /// The device with this index (GPU order as wgpu lists them; ignored on the CPU).
     pub fn device(self, index: usize) -> Device {
+        if self == BackendChoice::Wgpu {
+            explain_runtime_dir();
+        }
         match self {
             BackendChoice::Wgpu if index == 0 => Device::wgpu(DeviceKind::DefaultDevice),
             BackendChoice::Wgpu => Device::wgpu(DeviceKind::DiscreteGpu(index)),

@@ -11,7 +11,7 @@ use querylabel::loss::SinglePositiveLoss;
 
 use crate::checkpoint::read_json;
 use crate::plots::{Curve, plot_curves};
-use crate::run_state::TrainingState;
+use crate::run_state::{EpochRecord, TrainingState};
 use crate::train::{HeadKind, LabelMode, TrainOptions};
 
 /// One finished run.
@@ -27,6 +27,9 @@ impl RunResult {
         if state.best_map.is_none() {
             bail!("{}: the run has no finished epoch", dir.display());
         }
+        if let Some(problem) = metrics_problem(&dir.join("metrics.jsonl"), &state) {
+            eprintln!("warning: {problem}; the table uses the run's checkpoint/state.json");
+        }
         Ok(Self { options, state })
     }
 
@@ -40,6 +43,41 @@ impl RunResult {
             record.map_or(f64::NAN, |r| r.val_of1),
         )
     }
+}
+
+/// What is wrong with a run's `metrics.jsonl`, if anything: a line that is not an epoch record
+/// (a file cut short or edited), or other epochs than the run's state records.
+fn metrics_problem(path: &Path, state: &TrainingState) -> Option<String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) => return Some(format!("cannot read {}: {e}", path.display())),
+    };
+    let mut epochs = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        match serde_json::from_str::<EpochRecord>(line) {
+            Ok(record) => epochs.push(record.epoch),
+            Err(e) => {
+                return Some(format!(
+                    "{} line {} is not an epoch record ({e}): the file is damaged or cut short",
+                    path.display(),
+                    index + 1
+                ));
+            }
+        }
+    }
+    if !text.is_empty() && !text.ends_with('\n') {
+        return Some(format!(
+            "{} ends inside a line: the file is cut short",
+            path.display()
+        ));
+    }
+    let recorded: Vec<usize> = state.history.iter().map(|r| r.epoch).collect();
+    (epochs != recorded).then(|| {
+        format!(
+            "{} holds epochs {epochs:?}, but the run's state records {recorded:?}",
+            path.display()
+        )
+    })
 }
 
 /// Runs that differ only in their seed. Ordered by head, then full labels first, then the

@@ -263,11 +263,33 @@ pub fn open_dataset(
         Some(format) => format,
         None => detect_format(dir)?,
     };
-    match format {
+    let dataset = match format {
         DatasetFormat::Coco => coco::read_coco(dir, split),
         DatasetFormat::Voc => voc::read_voc(dir, split),
         DatasetFormat::Csv => csv_folder::read_csv_folder(dir, split),
+    }?;
+    // Every use of a data set (training, evaluation, extraction) needs labelled photos; without
+    // them mAP is undefined, and that would be the first thing said, far from the cause.
+    let labelled = dataset
+        .examples
+        .iter()
+        .filter(|e| !e.labels.is_empty())
+        .count();
+    if labelled == 0 {
+        let found = match (dataset.len(), format) {
+            (0, DatasetFormat::Coco) => "no image with an object annotation (COCO images \
+                                         without annotations are left out)"
+                .to_string(),
+            (0, _) => "no image".to_string(),
+            (n, _) => format!("{n} images, but not one label"),
+        };
+        anyhow::bail!(
+            "{}: the {split} split has {found}; a data set to train, evaluate or extract needs \
+             labelled photos",
+            dataset.source.display()
+        );
     }
+    Ok(dataset)
 }
 
 /// The small sample data set shipped with the source (`trainer/sample`, CSV format: 331
