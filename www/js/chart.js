@@ -1,7 +1,7 @@
 // The lesson's line chart: validation mAP against epochs, one line per loss.
 
 export const LOSS_COLOURS = {
-  bce: '#1a7f37', an: '#b42318', epr: '#dc8a00', role: '#2f6fde', gr: '#7a3fb0',
+  bce: '#1a7f37', an: '#b42318', epr: '#dc8a00', role: '#2f6fde', em: '#0f8b8d', gr: '#7a3fb0',
 };
 
 /** `series`: `[{ name, colour, points: [[epoch, mAP], …] }]`. */
