@@ -197,7 +197,7 @@ describe('the demo on WebGPU', () => {
 
     // On SwiftShader WebGPU is emulated on the CPU and trains slower than the CPU backend, so
     // the lesson is tested here.
-    test("the lesson shows each loss's targets and trains five heads side by side", async () => {
+    test("the lesson shows each loss's targets and trains six heads side by side", async () => {
       const sample = CHECKED.find((s) => s.labels.length >= 3) ?? CHECKED[0];
       await predictSample(cpuDemo.page, sample.file);
       const targets = await cpuDemo.page.evaluate(() => window.demo.targets);

@@ -224,6 +224,39 @@ mod tests {
     use crate::head::LinearHeadConfig;
 
     #[test]
+    fn fields_no_network_can_take_are_named() {
+        let field_of = |description: BundleDescription| match description.validate() {
+            Err(BundleError::Field { field, why }) => format!("{field}: {why}"),
+            other => panic!("expected a field error, got {other:?}"),
+        };
+        let mut zero_size = two_heads();
+        zero_size.preprocessing.height = 0;
+        assert!(field_of(zero_size).contains("input height 0 px"));
+        let mut zero_std = two_heads();
+        zero_std.preprocessing.std[1] = 0.0;
+        assert!(field_of(zero_std).contains("standard deviation 0"));
+        let mut nan_mean = two_heads();
+        nan_mean.preprocessing.mean[0] = f32::NAN;
+        assert!(field_of(nan_mean).contains("mean NaN"));
+        let odd_heads = |hidden: usize, heads: usize| {
+            let mut description = two_heads();
+            let HeadConfig::Query2Label(config) = &mut description.heads[0].head else {
+                unreachable!("the first fixture head is Query2Label")
+            };
+            config.hidden_dim = hidden;
+            config.heads = heads;
+            description
+        };
+        let why = field_of(odd_heads(18, 4));
+        assert!(
+            why.starts_with("head \"full\"") && why.contains("does not split"),
+            "{why}"
+        );
+        assert!(field_of(odd_heads(16, 0)).contains("heads is 0"));
+        assert!(field_of(odd_heads(0, 4)).contains("hidden_dim is 0"));
+    }
+
+    #[test]
     fn a_sound_description_validates_and_finds_its_heads() {
         let description = two_heads();
         description.validate().unwrap();

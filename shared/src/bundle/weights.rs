@@ -160,6 +160,61 @@ mod tests {
         );
     }
 
+    /// `bundle`'s weights in the export's layout but all in f32, as another tool might write.
+    fn full_precision_weights(bundle: &Bundle, description: &BundleDescription) -> Vec<u8> {
+        let mut store = SafetensorsStore::from_bytes(None)
+            .skip_enum_variants(true)
+            .remap(head_prefixes(description, true).unwrap());
+        bundle.save_into(&mut store).unwrap();
+        store.get_bytes().unwrap()
+    }
+
+    #[test]
+    fn weights_stored_in_f32_load_as_they_are_and_non_finite_ones_are_refused() {
+        let device = Device::flex();
+        let description = with_heads(vec![linear_head("full")]);
+        let bundle = description.init(&device).unwrap();
+        let loaded = load_bundle(
+            &description,
+            full_precision_weights(&bundle, &description),
+            &device,
+        )
+        .unwrap();
+        let input = Tensor::<4>::ones([1, 3, 32, 32], &device);
+        bundle.forward(input.clone())[0]
+            .logits
+            .clone()
+            .into_data()
+            .assert_approx_eq::<f32>(
+                &loaded.forward(input)[0].logits.clone().into_data(),
+                Tolerance::absolute(1e-6),
+            );
+
+        // A head whose weights are NaN: refused on loading with the tensor named, and not
+        // written by the export.
+        let mut broken = bundle;
+        let crate::model::Head::Linear(head) = &mut broken.heads[0] else {
+            unreachable!("a linear fixture head")
+        };
+        let weight = head.classifier.weight.val();
+        head.classifier.weight = burn::module::Param::from_tensor(weight.mul_scalar(f32::NAN));
+        let error = load_bundle(
+            &description,
+            full_precision_weights(&broken, &description),
+            &device,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("NaN or infinite") && error.contains("heads.full."),
+            "{error}"
+        );
+        let error = bundle_weights(&broken, &description)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("in half precision"), "{error}");
+    }
+
     #[test]
     fn garbage_and_mismatched_weights_are_errors() {
         let device = Device::flex();
