@@ -561,7 +561,7 @@ pub struct SessionOptions {
 
 /// The options of the run in `files`: the command line's for a new run; for `--resume`, the
 /// saved ones, which the flags given again must agree with.
-fn run_options(
+fn resolve_run_options(
     files: &RunFiles,
     options: &TrainOptions,
     resume: Option<&[GivenFlag]>,
@@ -863,7 +863,7 @@ pub fn train(
             run_dir.display()
         );
     }
-    let mut options = run_options(&files, options, resume)?;
+    let mut options = resolve_run_options(&files, options, resume)?;
     let resuming = resume.is_some() && files.state().is_file();
     if options.linear_init_epochs > 0 && !options.finetune {
         bail!("--linear-init-epochs needs --finetune: without it the backbone never trains");
