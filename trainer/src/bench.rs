@@ -1,103 +1,148 @@
-//! Throughput benchmark: images per second for backbone feature extraction and for training
-//! steps of a backbone (EfficientNet-Lite0 by default) + Query2Label, on each backend this
-//! machine has. Numbers are
-//! printed side by side from one run, so ratios between backends are meaningful; nothing here
-//! asserts a time.
+//! Throughput benchmark: images per second of the work a run does, on each backend this
+//! machine has: backbone feature extraction, training steps of backbone + Query2Label end to
+//! end, and training steps of a head alone on cached features (`train --features`). Numbers are
+//! printed side by side from one run, so ratios between backends (and, with
+//! `make bench-pytorch`, against PyTorch) are meaningful; nothing here asserts a time.
 
 use std::time::Instant;
 
 use anyhow::Result;
 use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::GradientsParams;
 use burn::tensor::{Device, Distribution, Tensor};
 use querylabel::backbone::{BackboneConfig, BackboneKind};
-use querylabel::head::Query2LabelConfig;
+use querylabel::head::{LinearHeadConfig, Query2LabelConfig};
 use querylabel::loss::AsymmetricLossConfig;
 use querylabel::model::{ClassifierConfig, HeadConfig};
 use serde::Serialize;
 
 use crate::backend::BackendChoice;
+use crate::optimizer::{OptimizerKind, build_optimizer};
+use crate::train::{DEFAULT_LEARNING_RATE, DEFAULT_WEIGHT_DECAY};
 
-/// One backend's throughput.
+/// What is timed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum BenchWork {
+    /// Backbone forward passes in inference mode (`trainer extract`).
+    Extract,
+    /// Forward, loss, backward and optimiser step of backbone + Query2Label (`--finetune`).
+    Train,
+    /// The same step for a linear head alone on a cached feature map (`--features`).
+    HeadLinear,
+    /// The same step for a Query2Label head alone on a cached feature map (`--features`).
+    HeadQ2l,
+}
+
+/// The size of one measurement.
+#[derive(Clone, Copy, Debug)]
+pub struct BenchSize {
+    pub image_size: usize,
+    pub batch_size: usize,
+    /// Untimed batches first, in which GPU kernels are compiled and autotuned.
+    pub warmup: usize,
+    /// Timed batches.
+    pub steps: usize,
+}
+
+/// One backend's throughput for one kind of work.
 #[derive(Debug, Serialize)]
 pub struct BenchResult {
     pub backend: String,
+    pub work: BenchWork,
     pub backbone: String,
     pub image_size: usize,
     pub batch_size: usize,
-    /// Backbone forward passes, inference mode.
-    pub extract_images_per_second: f64,
-    /// Forward, loss, backward and optimiser step of the whole network.
-    pub train_images_per_second: f64,
+    pub images_per_second: f64,
 }
 
-/// Times `steps` batches after `warmup` untimed ones. On a GPU the first batches compile,
-/// autotune and fuse kernels (on an H100 a training epoch of 265 photos took 2 minutes at
-/// first, then 1 second), so give several.
+/// The step's settings are the trainer's defaults: Adam with its weight decay, ASL, Query2Label
+/// as `trainer train` builds it. On a GPU the first batches compile, autotune and fuse kernels
+/// (on an H100 a training epoch of 265 photos took 2 minutes at first, then 1 second), so give
+/// several warm-up batches there.
 pub fn bench_backend(
     backend: BackendChoice,
     backbone: BackboneKind,
-    image_size: usize,
-    batch_size: usize,
-    warmup: usize,
-    steps: usize,
+    work: BenchWork,
+    size: BenchSize,
 ) -> Result<BenchResult> {
     let device = backend.device(0);
-    let config = ClassifierConfig::new(
-        BackboneConfig::new(backbone),
-        HeadConfig::Query2Label(Query2LabelConfig::new(80, backbone.feature_channels())),
-    );
-    let images = || {
-        Tensor::<4>::random(
-            [batch_size, 3, image_size, image_size],
-            Distribution::Default,
-            &device,
-        )
+    let classes = 80;
+    let channels = backbone.feature_channels();
+    let head = match work {
+        BenchWork::HeadLinear => HeadConfig::Linear(LinearHeadConfig::new(classes, channels)),
+        _ => HeadConfig::Query2Label(Query2LabelConfig::new(classes, channels)),
     };
-    let sync = |device: &Device| device.sync().map_err(|e| anyhow::anyhow!("{e:?}"));
-
-    let inference = config.init(&device).valid();
-    let mut extract_seconds = 0.0;
-    for step in 0..warmup + steps {
-        let batch = images();
-        sync(&device)?;
-        let started = Instant::now();
-        let features = inference.backbone.forward_features(batch);
-        let _ = features.into_data();
-        if step >= warmup {
-            extract_seconds += started.elapsed().as_secs_f64();
+    let config = ClassifierConfig::new(BackboneConfig::new(backbone), head);
+    let BenchSize {
+        image_size,
+        batch_size,
+        warmup,
+        steps,
+    } = size;
+    let mut seconds = 0.0;
+    if work == BenchWork::Extract {
+        let model = config.init(&device).valid();
+        let input_shape = [batch_size, 3, image_size, image_size];
+        for step in 0..warmup + steps {
+            let batch = Tensor::<4>::random(input_shape, Distribution::Default, &device);
+            let elapsed = timed(&device, || {
+                let _ = model.backbone.forward_features(batch).into_data();
+            })?;
+            if step >= warmup {
+                seconds += elapsed;
+            }
+        }
+    } else {
+        let train_device = device.clone().autodiff();
+        let mut model = Some(config.init(&train_device));
+        let side = image_size.div_ceil(model.as_ref().unwrap().backbone.feature_stride());
+        let input_shape = match work {
+            BenchWork::Train => [batch_size, 3, image_size, image_size],
+            _ => [batch_size, channels, side, side],
+        };
+        let mut optimizer = build_optimizer(OptimizerKind::Adam, DEFAULT_WEIGHT_DECAY, None);
+        let loss = AsymmetricLossConfig::new().init();
+        for step in 0..warmup + steps {
+            let inputs = Tensor::<4>::random(input_shape, Distribution::Default, &train_device);
+            let targets = Tensor::<2>::random(
+                [batch_size, classes],
+                Distribution::Bernoulli(0.05),
+                &train_device,
+            );
+            let elapsed = timed(&device, || {
+                let trainee = model
+                    .take()
+                    .expect("the model is put back after every step");
+                let logits = match work {
+                    BenchWork::Train => trainee.forward(inputs).logits,
+                    _ => trainee.head.forward(inputs).logits,
+                };
+                let output = loss.forward(logits, targets);
+                let gradients = GradientsParams::from_grads(output.total.backward(), &trainee);
+                model = Some(optimizer.step(DEFAULT_LEARNING_RATE, trainee, gradients));
+            })?;
+            if step >= warmup {
+                seconds += elapsed;
+            }
         }
     }
-
-    let train_device = device.clone().autodiff();
-    let mut model = config.init(&train_device);
-    let mut optimizer = AdamConfig::new().init();
-    let loss = AsymmetricLossConfig::new().init();
-    let mut train_seconds = 0.0;
-    for step in 0..warmup + steps {
-        let batch = images().autodiff();
-        let targets = Tensor::<2>::random(
-            [batch_size, 80],
-            Distribution::Bernoulli(0.05),
-            &train_device,
-        );
-        sync(&device)?;
-        let started = Instant::now();
-        let output = loss.forward(model.forward(batch).logits, targets);
-        let gradients = GradientsParams::from_grads(output.total.backward(), &model);
-        model = optimizer.step(1e-4, model, gradients);
-        sync(&device)?;
-        if step >= warmup {
-            train_seconds += started.elapsed().as_secs_f64();
-        }
-    }
-    let images = (steps * batch_size) as f64;
     Ok(BenchResult {
         backend: backend.to_string(),
+        work,
         backbone: backbone.to_string(),
         image_size,
         batch_size,
-        extract_images_per_second: images / extract_seconds,
-        train_images_per_second: images / train_seconds,
+        images_per_second: (steps * batch_size) as f64 / seconds,
     })
+}
+
+/// Seconds `work` takes on `device`, queued kernels included.
+fn timed(device: &Device, work: impl FnOnce()) -> Result<f64> {
+    let sync = || device.sync().map_err(|e| anyhow::anyhow!("{e:?}"));
+    sync()?;
+    let started = Instant::now();
+    work();
+    sync()?;
+    Ok(started.elapsed().as_secs_f64())
 }

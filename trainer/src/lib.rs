@@ -19,6 +19,7 @@ pub mod images;
 pub mod lesson_features;
 pub mod loss_settings;
 pub mod model_source;
+pub mod optimizer;
 pub mod per_model_flags;
 pub mod plots;
 pub mod predict;

@@ -11,6 +11,7 @@ use querylabel::bundle::TrainingLabels;
 use querylabel::head::query2label::DEFAULT_Q2L_DROPOUT;
 use querylabel::loss::SinglePositiveLoss;
 use querylabel_trainer::backend::BackendChoice;
+use querylabel_trainer::bench::{BenchSize, BenchWork, bench_backend};
 use querylabel_trainer::calibration::threshold_in_use;
 use querylabel_trainer::dataset::{DatasetFormat, Split, open_dataset, sample_dir};
 use querylabel_trainer::evaluate::{Evaluation, evaluate_at, score_dataset};
@@ -29,7 +30,8 @@ use querylabel_trainer::per_model_flags::per_model as flags_per_model;
 use querylabel_trainer::predict::{HeadChoice, predict_image};
 use querylabel_trainer::resume::GivenFlag;
 use querylabel_trainer::train::{
-    HeadKind, LabelMode, OptimizerKind, SessionOptions, TrainOptions, train,
+    DEFAULT_LEARNING_RATE, DEFAULT_WEIGHT_DECAY, HeadKind, LabelMode, OptimizerKind,
+    SessionOptions, TrainOptions, train,
 };
 use serde::Serialize;
 
@@ -57,25 +59,34 @@ enum Command {
     Eval(EvalArgs),
     /// Predicts the labels of photos, optionally drawing each label's attention map.
     Predict(PredictArgs),
-    /// Prints images/s of backbone feature extraction and of backbone + Query2Label training
-    /// steps on each backend given (one JSON line each), measured side by side.
+    /// Prints images/s of backbone feature extraction, of backbone + Query2Label training steps,
+    /// and of head-only training steps on cached features, on each backend given (one JSON line
+    /// per backend and work), measured side by side.
     Bench {
         /// Backends to measure (default: every backend this binary was built with).
         #[arg(long, value_enum, num_args = 1..)]
         backends: Vec<BackendChoice>,
+        /// What to time (default: all of it).
+        #[arg(long, value_enum, num_args = 1..)]
+        work: Vec<BenchWork>,
         /// Backbone: efficientnet-lite0, efficientnet-lite1, efficientnet-lite2, resnet50 or
         /// resnet101 (random weights: the time does not depend on them).
         #[arg(long, default_value = "efficientnet-lite0")]
         backbone: BackboneKind,
         #[arg(long, default_value_t = 224, value_parser = flag_values::image_size)]
         image_size: usize,
+        /// Images per batch for extraction and end-to-end training.
         #[arg(long, default_value_t = 8, value_parser = flag_values::count)]
         batch_size: usize,
+        /// Feature maps per batch for head-only training (`train --features` trains with 32 by
+        /// default; larger batches show the head's own cost).
+        #[arg(long, default_value_t = 64, value_parser = flag_values::count)]
+        head_batch_size: usize,
         /// Untimed batches first, in which GPU kernels are compiled and autotuned.
         #[arg(long, default_value_t = 2)]
         warmup: usize,
         /// Timed batches per measurement.
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, default_value_t = 3, value_parser = flag_values::count)]
         steps: usize,
     },
     /// Runs a frozen backbone once over a data set and caches its features, for fast
@@ -217,10 +228,10 @@ struct TrainArgs {
     #[arg(long, default_value_t = 10, value_parser = flag_values::count)]
     epochs: usize,
     /// Peak learning rate of the one-cycle schedule.
-    #[arg(long, default_value_t = 1e-4, value_parser = flag_values::positive)]
+    #[arg(long, default_value_t = DEFAULT_LEARNING_RATE, value_parser = flag_values::positive)]
     lr: f64,
     /// Weight decay (L2 with adam, decoupled with adamw).
-    #[arg(long, default_value_t = 1e-4, value_parser = flag_values::non_negative)]
+    #[arg(long, default_value_t = DEFAULT_WEIGHT_DECAY, value_parser = flag_values::non_negative)]
     weight_decay: f64,
     /// Optimiser.
     #[arg(long, value_enum, default_value_t = OptimizerKind::Adam)]
@@ -759,9 +770,11 @@ fn main() -> ExitCode {
         Command::Predict(args) => run_predict(args),
         Command::Bench {
             backends,
+            work,
             backbone,
             image_size,
             batch_size,
+            head_batch_size,
             warmup,
             steps,
         } => {
@@ -770,12 +783,27 @@ fn main() -> ExitCode {
             } else {
                 backends
             };
+            let work = if work.is_empty() {
+                <BenchWork as clap::ValueEnum>::value_variants().to_vec()
+            } else {
+                work
+            };
             backends.into_iter().try_for_each(|backend| {
-                let result = querylabel_trainer::bench::bench_backend(
-                    backend, backbone, image_size, batch_size, warmup, steps,
-                )?;
-                println!("{}", serde_json::to_string(&result)?);
-                Ok(())
+                work.iter().try_for_each(|&work| {
+                    let batch_size = match work {
+                        BenchWork::Extract | BenchWork::Train => batch_size,
+                        BenchWork::HeadLinear | BenchWork::HeadQ2l => head_batch_size,
+                    };
+                    let size = BenchSize {
+                        image_size,
+                        batch_size,
+                        warmup,
+                        steps,
+                    };
+                    let result = bench_backend(backend, backbone, work, size)?;
+                    println!("{}", serde_json::to_string(&result)?);
+                    Ok(())
+                })
             })
         }
         Command::Extract(args) => run_extract(args),

@@ -8,9 +8,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
-use burn::optim::decay::WeightDecayConfig;
-use burn::optim::grad_clipping::GradientClippingConfig;
-use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressStyle};
 use querylabel::backbone::{BackboneConfig, BackboneKind};
@@ -45,6 +43,8 @@ use crate::images::{
     AugmentationConfig, ImageLoader, ImageRequest, MIRRORED_VIEW, PLAIN_VIEW, Prefetched, prefetch,
 };
 use crate::loss_settings::LossSettings;
+pub use crate::optimizer::OptimizerKind;
+use crate::optimizer::build_optimizer;
 use crate::plots::plot_history;
 use crate::resume::{GivenFlag, refuse_changed_flags, resumed_epochs};
 pub use crate::run_state::{EpochProgress, EpochRecord, TrainingState};
@@ -70,13 +70,10 @@ pub enum HeadKind {
     Linear,
 }
 
-/// The optimiser.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum OptimizerKind {
-    Adam,
-    Adamw,
-}
+/// Peak learning rate of the one-cycle schedule unless `--lr` says otherwise.
+pub const DEFAULT_LEARNING_RATE: f64 = 1e-4;
+/// Weight decay unless `--weight-decay` says otherwise.
+pub const DEFAULT_WEIGHT_DECAY: f64 = 1e-4;
 
 /// Everything that defines a training run; saved as `options.json` in the run directory so a
 /// run can be resumed or reproduced.
@@ -211,25 +208,7 @@ impl TrainOptions {
     }
 
     fn optimizer(&self) -> ModuleOptimizer {
-        let clipping = self.grad_clip_norm.map(GradientClippingConfig::Norm);
-        let decay =
-            (self.weight_decay > 0.0).then(|| WeightDecayConfig::new(self.weight_decay as f32));
-        // PyTorch's epsilon, which the papers trained with. Burn's default (1e-5) is larger than
-        // the gradients of mean-reduced losses on a transformer head, and damped their steps
-        // tenfold: a Query2Label head with AN sat at 9 mAP after two epochs.
-        const EPSILON: f32 = 1e-8;
-        match self.optimizer {
-            OptimizerKind::Adam => AdamConfig::new()
-                .with_epsilon(EPSILON)
-                .with_weight_decay(decay)
-                .with_grad_clipping(clipping)
-                .init(),
-            OptimizerKind::Adamw => AdamWConfig::new()
-                .with_epsilon(EPSILON)
-                .with_weight_decay(self.weight_decay as f32)
-                .with_grad_clipping(clipping)
-                .init(),
-        }
+        build_optimizer(self.optimizer, self.weight_decay, self.grad_clip_norm)
     }
 }
 
