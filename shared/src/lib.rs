@@ -15,6 +15,7 @@ pub mod load_problems;
 pub mod loss;
 pub mod metrics;
 pub mod model;
+pub mod optim;
 pub mod pooling;
 pub mod preprocess;
 pub mod single_positive;

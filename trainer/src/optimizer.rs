@@ -2,7 +2,8 @@
 
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::grad_clipping::GradientClippingConfig;
-use burn::optim::{AdamConfig, AdamWConfig, ModuleOptimizer};
+use burn::optim::{AdamWConfig, ModuleOptimizer};
+use querylabel::optim::{ADAM_EPSILON, adam};
 use serde::{Deserialize, Serialize};
 
 /// The optimiser.
@@ -13,11 +14,6 @@ pub enum OptimizerKind {
     Adamw,
 }
 
-/// PyTorch's epsilon, which the papers trained with. Burn's default (1e-5) is larger than the
-/// gradients of mean-reduced losses on a transformer head, and damped their steps tenfold: a
-/// Query2Label head with AN sat at 9 mAP after two epochs.
-pub const ADAM_EPSILON: f32 = 1e-8;
-
 /// `kind` with this weight decay (L2 for Adam, decoupled for AdamW) and optional gradient-norm
 /// clipping.
 pub fn build_optimizer(
@@ -27,8 +23,7 @@ pub fn build_optimizer(
 ) -> ModuleOptimizer {
     let clipping = grad_clip_norm.map(GradientClippingConfig::Norm);
     match kind {
-        OptimizerKind::Adam => AdamConfig::new()
-            .with_epsilon(ADAM_EPSILON)
+        OptimizerKind::Adam => adam()
             .with_weight_decay(
                 (weight_decay > 0.0).then(|| WeightDecayConfig::new(weight_decay as f32)),
             )

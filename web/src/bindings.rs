@@ -11,12 +11,12 @@ use burn::tensor::wgpu::WgpuInitError;
 use js_sys::Promise;
 use querylabel::bundle::HeadDescription;
 use querylabel::head::AttentionSelection;
-use querylabel::loss::SinglePositiveLoss;
+use querylabel::loss::{DEFAULT_EXPECTED_POSITIVES, SinglePositiveLoss};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 use crate::lesson::features::LessonData;
-use crate::lesson::linear_run::RunSettings;
+use crate::lesson::linear_run::{LESSON_EPOCHS, RunSettings};
 use crate::lesson::targets::{logits_of, loss_targets, role_estimate};
 use crate::lesson::{LESSON_LOSSES, Lesson, validation_maps};
 use crate::prediction::{PhotoPredictions, Prediction};
@@ -294,6 +294,13 @@ impl PhotoPrediction {
 }
 
 /// The losses the lesson's targets table shows, by name, in its column order.
+/// How many epochs the lesson's live runs last: the length of the schedules of the losses that
+/// follow one, such as GR's.
+#[wasm_bindgen(js_name = lessonEpochs)]
+pub fn lesson_epochs() -> usize {
+    LESSON_EPOCHS
+}
+
 #[wasm_bindgen(js_name = targetLosses)]
 pub fn target_losses() -> Vec<String> {
     TARGET_LOSSES.iter().map(|l| l.name().to_string()).collect()
@@ -319,14 +326,15 @@ const TARGET_LOSSES: [SinglePositiveLoss; 12] = [
 /// `[loss][label][target, weight]` in [`target_losses`] order, a target of −1 meaning "ignored".
 /// Every loss is read at `classifier_probabilities`, the single-positive head's prediction for
 /// the photo: it decides what LL rejects or corrects, what SPLC corrects and GR's weights, and
-/// ROLE's label estimator is fitted against it.
+/// ROLE's label estimator is fitted against it. EPR and ROLE expect the trainer's default
+/// number of positives per photo.
 #[wasm_bindgen(js_name = lossTargets)]
 pub fn loss_targets_for_photo(
     labels: Vec<f32>,
     kept: usize,
     classifier_probabilities: Vec<f32>,
-    expected_positives: f64,
 ) -> Result<Vec<f32>, JsError> {
+    let expected_positives = DEFAULT_EXPECTED_POSITIVES;
     let classes = labels.len();
     if kept >= classes || classifier_probabilities.len() != classes {
         return Err(JsError::new(

@@ -4,9 +4,6 @@
 import { cachedBytes } from './download.js';
 import { drawChart, LOSS_COLOURS } from './chart.js';
 
-/** COCO's average number of labels per photo: EPR's and ROLE's expected positives. */
-const EXPECTED_POSITIVES = 2.9;
-const MAX_EPOCHS = 12;
 const EVALUATIONS_PER_EPOCH = 2;
 
 const LOSS_TITLES = {
@@ -22,7 +19,7 @@ const LOSS_NOTES = {
   an: '“Assume negative”: every label but the kept one becomes a hard 0 — so the photo’s other true labels (✓) are taught as absent, as firmly as the real negatives.',
   'an-ls': 'Assume negative with label smoothing: targets 0.1 and 0.9 instead of 0 and 1, so a wrong negative costs less.',
   wan: '“Weak assume negative”: still 0, but each assumed negative weighs 1/(K−1), so the one known positive counts as much as all the negatives together.',
-  epr: '“Expected positive regularisation”: only the kept positive has a target; the unknown labels are left alone, and one term per batch keeps the expected number of positives near 2.9 per photo.',
+  epr: '“Expected positive regularisation”: only the kept positive has a target; the unknown labels are left alone, and one term per batch keeps the expected number of positives near COCO’s average per photo.',
   role: '“Regularised online label estimation”: a learnable guess of every unknown label is trained with the classifier, and each pulls the other. Here the guess is fitted for this photo against the single-positive model’s prediction.',
   hill: 'Hill loss (Zhang et al. 2021): an assumed negative costs (1.5 − p)·p², a hill rather than a slope, so a label the model already rates likely — perhaps a missed positive — is pushed down less than under AN.',
   splc: 'Self-paced loss correction (Zhang et al. 2021): from the second epoch on, an unknown label the model rates above 0.6 is trained as a positive in that batch; the others are focal-weighted negatives.',
@@ -50,7 +47,7 @@ function renderTargets(state, demo, trueLabels, kept) {
   // The head trained from one positive label per image: every loss is read at its prediction
   // (what LL rejects, SPLC corrects, GR weighs), and ROLE's estimate is fitted to it.
   const single = state.result.probabilities(state.singlePositiveHead);
-  const flat = state.wasm.lossTargets(multiHot, kept, single, EXPECTED_POSITIVES);
+  const flat = state.wasm.lossTargets(multiHot, kept, single);
   const losses = state.wasm.targetLosses();
   const others = Array.from(single.keys()).filter((i) => !truth.includes(i))
     .sort((a, b) => single[b] - single[a]);
@@ -134,12 +131,13 @@ async function train(state, demo) {
   const legend = $('#map-legend');
   const chart = $('#map-chart');
   const started = performance.now();
+  const totalEpochs = state.wasm.lessonEpochs();
   const evaluate = async () => {
     const maps = Array.from(await runs.validate());
     const epochs = runs.epochs;
     history.push({ epochs, maps });
     maps.forEach((m, i) => series[i].points.push([epochs, m]));
-    drawChart(chart, series, MAX_EPOCHS);
+    drawChart(chart, series, totalEpochs);
     legend.replaceChildren(...series.map((s, i) => {
       const item = document.createElement('li');
       item.style.setProperty('--swatch', s.colour);
@@ -151,7 +149,7 @@ async function train(state, demo) {
   };
   await evaluate();
   const steps = Math.max(1, Math.round(runs.trainImages / runs.batchSize / EVALUATIONS_PER_EPOCH));
-  while (runs.epochs < MAX_EPOCHS - 1e-9) {
+  while (runs.epochs < totalEpochs - 1e-9) {
     for (let s = 0; s < steps; s++) {
       runs.train(1);
       // Let the page breathe between steps (and WebGPU work reach the GPU).

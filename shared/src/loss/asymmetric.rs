@@ -10,19 +10,21 @@ use burn::tensor::activation::sigmoid;
 
 use super::{LossOutput, complement};
 
-/// Configuration of [`AsymmetricLoss`]; the defaults are the ASL paper's.
+/// Configuration of [`AsymmetricLoss`]. The defaults are Query2Label's training setting
+/// (`--gamma_neg 2 --gamma_pos 0 --loss_clip 0`), which `trainer train --loss asl` trains with;
+/// the ASL paper's own are `gamma_neg 4, gamma_pos 1, clip 0.05`.
 #[derive(Config, Debug)]
 pub struct AsymmetricLossConfig {
     /// Focusing exponent for negatives: `(1 - p_neg)^gamma_neg` with `p_neg` the (shifted)
     /// probability of being negative.
-    #[config(default = 4.0)]
+    #[config(default = 2.0)]
     pub gamma_neg: f64,
     /// Focusing exponent for positives: `(1 - p)^gamma_pos`.
-    #[config(default = 1.0)]
+    #[config(default = 0.0)]
     pub gamma_pos: f64,
     /// Probability margin added to `1 - p` for negatives (capped at 1), so that negatives
     /// predicted below `clip` are discarded; 0 disables it.
-    #[config(default = 0.05)]
+    #[config(default = 0.0)]
     pub clip: f64,
     /// Lower clamp on probabilities before the logarithm.
     #[config(default = 1e-8)]

@@ -269,6 +269,10 @@ pub struct LossProgress {
     pub epochs: usize,
 }
 
+/// Expected positives per image of EPR and ROLE unless told otherwise: the paper's value for
+/// COCO, which this project trains on (its value for PASCAL VOC is 1.5).
+pub const DEFAULT_EXPECTED_POSITIVES: f64 = 2.9;
+
 /// Any of the losses, chosen by name, with the hyperparameters they may need. Each family's
 /// defaults live in its own Config.
 #[derive(Config, Debug)]
@@ -278,9 +282,8 @@ pub struct MultiLabelLossConfig {
     /// Label smoothing of `bce-ls` and `an-ls` (the paper's `ls_coef`).
     #[config(default = 0.1)]
     pub label_smoothing: f64,
-    /// Expected positives per image for `epr` and `role` (the paper: 1.5 for PASCAL VOC, 2.9
-    /// for COCO).
-    #[config(default = 1.5)]
+    /// Expected positives per image for `epr` and `role`.
+    #[config(default = "DEFAULT_EXPECTED_POSITIVES")]
     pub expected_num_pos: f64,
     /// Settings of `asl`.
     #[config(default = "AsymmetricLossConfig::new()")]

@@ -2,24 +2,21 @@
 //! loss (ROLE with its label estimator), evaluated by validation mAP on clean labels.
 
 use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use querylabel::head::{LinearHead, LinearHeadConfig};
 use querylabel::loss::{
-    LabelEstimator, LabelEstimatorConfig, LossProgress, MultiLabelLoss, MultiLabelLossConfig,
-    SinglePositiveLoss,
+    DEFAULT_EXPECTED_POSITIVES, LabelEstimator, LabelEstimatorConfig, LossProgress, MultiLabelLoss,
+    MultiLabelLossConfig, SinglePositiveLoss,
 };
 use querylabel::metrics::{AveragePrecisionKind, LabelledScores, mean_average_precision};
+use querylabel::optim::adam;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
-/// Adam's epsilon as in PyTorch, which the papers trained with: Burn's default (1e-5) is larger
-/// than the gradients of these mean-reduced losses and would damp every step.
-pub const ADAM_EPSILON: f32 = 1e-8;
-
-/// How many epochs the page's live runs last (`www/js/lesson.js` stops there): the length of
+/// How many epochs the page's live runs last (`www/js/lesson.js` reads it): the length of
 /// the schedules of the losses that follow one, such as GR's.
 pub const LESSON_EPOCHS: usize = 12;
 
@@ -30,7 +27,7 @@ pub struct RunSettings {
     pub learning_rate: f64,
     /// ROLE's estimator learns this many times faster (the paper: 10).
     pub estimator_lr_multiplier: f64,
-    /// Expected positives per image for EPR and ROLE (COCO: 2.9).
+    /// Expected positives per image for EPR and ROLE.
     pub expected_positives: f64,
     /// Seeds the head's initialisation, the batch order and ROLE's estimator.
     pub seed: u64,
@@ -42,7 +39,7 @@ impl Default for RunSettings {
             batch_size: 128,
             learning_rate: 1e-3,
             estimator_lr_multiplier: 10.0,
-            expected_positives: 2.9,
+            expected_positives: DEFAULT_EXPECTED_POSITIVES,
             seed: 0,
         }
     }
@@ -92,7 +89,7 @@ impl LinearRun {
         let estimator = loss.needs_label_estimator().then(|| {
             (
                 initial_estimator(&training_labels, classes, settings.seed, device),
-                AdamConfig::new().with_epsilon(ADAM_EPSILON).init(),
+                adam().init(),
             )
         });
         let targets =
@@ -109,7 +106,7 @@ impl LinearRun {
                 .init(),
             settings,
             head,
-            optimizer: AdamConfig::new().with_epsilon(ADAM_EPSILON).init(),
+            optimizer: adam().init(),
             estimator,
             targets,
             order,

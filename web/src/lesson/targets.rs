@@ -11,13 +11,14 @@
 //! cross-entropy at all (EM's entropy, Hill's hill): for them the target is where the loss
 //! would leave the prediction, and the weight how hard it pulls near there.
 
-use crate::lesson::linear_run::{ADAM_EPSILON, LESSON_EPOCHS};
+use crate::lesson::linear_run::LESSON_EPOCHS;
 use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use querylabel::loss::{
     LabelEstimatorConfig, LossProgress, MultiLabelLossConfig, RoleLossConfig, SinglePositiveLoss,
 };
+use querylabel::optim::adam;
 
 /// One label's training signal under one loss.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -159,7 +160,7 @@ pub fn role_estimate(
     let logits = row(logits_of(classifier_probabilities, 1e-4));
     let observed = row(observed.to_vec());
     let mut estimator = LabelEstimatorConfig::new().init(observed.clone(), 0, &device);
-    let mut optimizer = AdamConfig::new().with_epsilon(ADAM_EPSILON).init();
+    let mut optimizer = adam().init();
     let loss = RoleLossConfig::new(expected_positives).init();
     let index = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64], [1]), &device);
     for _ in 0..steps {
