@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
+use anyhow::{Result, bail};
 use burn::tensor::{Device, DeviceKind};
 use serde::{Deserialize, Serialize};
 
@@ -91,5 +92,36 @@ impl std::fmt::Display for BackendChoice {
             #[cfg(feature = "ndarray")]
             BackendChoice::Ndarray => "ndarray",
         })
+    }
+}
+
+/// Where a command computes: the backend, and the device indices for wgpu. Saved in a run's
+/// `options.json` as `backend` and `devices`.
+#[derive(Clone, Debug, Serialize, Deserialize, clap::Args)]
+pub struct DeviceOptions {
+    /// Compute backend: wgpu (GPU, or software Vulkan) or flex (CPU).
+    #[arg(long, value_enum, default_value_t = BackendChoice::Wgpu)]
+    pub backend: BackendChoice,
+    /// Device index for wgpu. `trainer train` takes several (`--device 0,1`) and trains
+    /// data-parallel across them.
+    #[arg(long = "device", value_delimiter = ',', default_value = "0")]
+    pub devices: Vec<usize>,
+}
+
+impl DeviceOptions {
+    /// The one device of a command that runs on one.
+    pub fn single(&self) -> Result<Device> {
+        Ok(self.backend.device(self.single_index()?))
+    }
+
+    /// The index of the one device of a command that runs on one.
+    pub fn single_index(&self) -> Result<usize> {
+        match self.devices.as_slice() {
+            [index] => Ok(*index),
+            _ => bail!(
+                "--device {:?}: only `trainer train` runs on several devices; give one",
+                self.devices
+            ),
+        }
     }
 }

@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::backend::BackendChoice;
 use crate::optimizer::{OptimizerKind, build_optimizer};
-use crate::train::{DEFAULT_LEARNING_RATE, DEFAULT_WEIGHT_DECAY};
+use crate::train_options::{DEFAULT_LEARNING_RATE, DEFAULT_WEIGHT_DECAY};
 
 /// What is timed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]

@@ -26,7 +26,7 @@ use crate::evaluate::score_dataset;
 use crate::feature_cache::FeatureCache;
 use crate::images::ImageLoader;
 use crate::saved_model::resolve_model_dir;
-use crate::train::TrainOptions;
+use crate::train_options::TrainOptions;
 
 /// The run file that records the validation split.
 const OPTIONS_FILE: &str = "options.json";

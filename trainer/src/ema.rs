@@ -5,6 +5,9 @@
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::Tensor;
 
+/// Query2Label's decay (its `--ema-decay`), which `trainer train` keeps unless told otherwise.
+pub const DEFAULT_EMA_DECAY: f64 = 0.9997;
+
 /// Every float parameter of a module, flattened, in visiting order.
 struct FlattenParameters {
     values: Vec<Tensor<1>>,

@@ -29,5 +29,6 @@ pub mod run_state;
 pub mod saved_model;
 pub mod schedule;
 pub mod train;
+pub mod train_options;
 pub mod training_labels;
 pub mod weights;

@@ -8,9 +8,8 @@ use burn::module::Module;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use querylabel::backbone::BackboneKind;
 use querylabel::bundle::TrainingLabels;
-use querylabel::head::query2label::DEFAULT_Q2L_DROPOUT;
 use querylabel::loss::SinglePositiveLoss;
-use querylabel_trainer::backend::BackendChoice;
+use querylabel_trainer::backend::{BackendChoice, DeviceOptions};
 use querylabel_trainer::bench::{BenchSize, BenchWork, bench_backend};
 use querylabel_trainer::calibration::threshold_in_use;
 use querylabel_trainer::dataset::{DatasetFormat, Split, open_dataset, sample_dir};
@@ -29,10 +28,8 @@ use querylabel_trainer::model_source::{HeadNaming, load_heads, selected_heads};
 use querylabel_trainer::per_model_flags::per_model as flags_per_model;
 use querylabel_trainer::predict::{HeadChoice, predict_image};
 use querylabel_trainer::resume::GivenFlag;
-use querylabel_trainer::train::{
-    DEFAULT_LEARNING_RATE, DEFAULT_WEIGHT_DECAY, HeadKind, LabelMode, OptimizerKind,
-    SessionOptions, TrainOptions, train,
-};
+use querylabel_trainer::train::{SessionOptions, train};
+use querylabel_trainer::train_options::TrainOptions;
 use serde::Serialize;
 
 #[derive(Parser)]
@@ -152,147 +149,15 @@ enum Command {
     },
 }
 
-#[derive(Args)]
-struct DeviceArgs {
-    /// Compute backend: wgpu (GPU, or software Vulkan) or flex (CPU).
-    #[arg(long, value_enum, default_value_t = BackendChoice::Wgpu)]
-    backend: BackendChoice,
-    /// Device index for wgpu. `trainer train` takes several (`--device 0,1`) and trains
-    /// data-parallel across them.
-    #[arg(long, value_delimiter = ',', default_value = "0")]
-    device: Vec<usize>,
-}
-
-impl DeviceArgs {
-    /// The one device of a command that runs on one.
-    fn single(&self) -> Result<usize> {
-        match self.device.as_slice() {
-            [index] => Ok(*index),
-            _ => anyhow::bail!(
-                "--device {:?}: only `trainer train` runs on several devices; give one",
-                self.device
-            ),
-        }
-    }
-}
-
+/// `trainer train`: what the run computes ([`TrainOptions`], saved with it) and how this
+/// session goes.
 #[derive(Args)]
 struct TrainArgs {
-    /// Data set directory (COCO, VOC or CSV layout); the shipped sample of COCO photos if omitted.
-    #[arg(long, conflicts_with = "features")]
-    data: Option<PathBuf>,
-    /// Train a head on cached features (`trainer extract`) instead of images: the backbone
-    /// stays frozen, and the cache decides the backbone, its weights and the image size.
-    #[arg(long)]
-    features: Option<PathBuf>,
-    /// Force the data set layout instead of detecting it.
-    #[arg(long, value_enum)]
-    format: Option<DatasetFormat>,
-    /// Train with every label, or with one positive label per image (MLSPL protocol).
-    #[arg(long, value_enum, default_value_t = LabelMode::Full)]
-    labels: LabelMode,
-    /// Seed of the validation split, the single positives, shuffling and augmentation.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    /// Fraction of the training set held out for validation (with clean labels).
-    #[arg(long, default_value_t = 0.2, value_parser = flag_values::fraction)]
-    val_fraction: f64,
-    /// Train on at most this many images (for quick runs).
-    #[arg(long, value_parser = flag_values::count)]
-    max_train_images: Option<usize>,
-    /// Head: q2l (Query2Label) or linear.
-    #[arg(long, value_enum, default_value_t = HeadKind::Q2l)]
-    head: HeadKind,
-    /// Backbone: efficientnet-lite0, efficientnet-lite1, efficientnet-lite2, resnet50 or
-    /// resnet101.
-    #[arg(long, default_value = "efficientnet-lite0")]
-    backbone: BackboneKind,
-    /// Backbone weights (.safetensors of this project); the Lite variants default to the files
-    /// of `make weights`.
-    #[arg(long)]
-    backbone_weights: Option<PathBuf>,
-    /// Fine-tune the backbone end to end (otherwise it stays frozen).
-    #[arg(long)]
-    finetune: bool,
-    /// With --finetune: train only the head, backbone frozen, for this many epochs first
-    /// (MLSPL's linear init), then the whole network.
-    #[arg(long, default_value_t = 0, requires = "finetune")]
-    linear_init_epochs: usize,
-    /// Input size in pixels (square).
-    #[arg(long, default_value_t = 224, value_parser = flag_values::image_size)]
-    image_size: usize,
-    /// Images per optimiser step.
-    #[arg(long, default_value_t = 32, value_parser = flag_values::count)]
-    batch_size: usize,
-    /// Passes over the training set; with --resume it may be raised to train a finished run on.
-    #[arg(long, default_value_t = 10, value_parser = flag_values::count)]
-    epochs: usize,
-    /// Peak learning rate of the one-cycle schedule.
-    #[arg(long, default_value_t = DEFAULT_LEARNING_RATE, value_parser = flag_values::positive)]
-    lr: f64,
-    /// Weight decay (L2 with adam, decoupled with adamw).
-    #[arg(long, default_value_t = DEFAULT_WEIGHT_DECAY, value_parser = flag_values::non_negative)]
-    weight_decay: f64,
-    /// Optimiser.
-    #[arg(long, value_enum, default_value_t = OptimizerKind::Adam)]
-    optimizer: OptimizerKind,
-    /// Loss: asl, bce, bce-ls, an, an-ls, wan, epr, role, hill, splc, ll-r, ll-ct, ll-cp, em,
-    /// em-apl or gr. Default: asl with full labels, an with single positives.
-    #[arg(long)]
-    loss: Option<SinglePositiveLoss>,
-    /// Expected positives per image for epr and role (the paper: 2.9 for COCO, 1.5 for VOC).
-    #[arg(long, default_value_t = 2.9, value_parser = flag_values::positive)]
-    expected_positives: f64,
-    /// ASL focusing on negatives.
-    #[arg(long, default_value_t = 2.0, value_parser = flag_values::non_negative)]
-    gamma_neg: f64,
-    /// ASL focusing on positives.
-    #[arg(long, default_value_t = 0.0, value_parser = flag_values::non_negative)]
-    gamma_pos: f64,
-    /// ASL probability margin for negatives.
-    #[arg(long, default_value_t = 0.0, value_parser = flag_values::non_negative)]
-    asl_clip: f64,
-    /// ROLE's label-estimator learning rate as a multiple of --lr.
-    #[arg(long, default_value_t = 10.0, value_parser = flag_values::positive)]
-    estimator_lr_multiplier: f64,
     #[command(flatten)]
-    loss_settings: LossSettings,
-    /// Clip the gradient norm.
-    #[arg(long)]
-    grad_clip_norm: Option<f32>,
-    /// Decay of the exponential moving average of the weights (0 turns it off).
-    #[arg(long, default_value_t = 0.9997, value_parser = flag_values::fraction)]
-    ema_decay: f64,
-    /// Stop after this many epochs without a better validation mAP.
-    #[arg(long)]
-    patience: Option<usize>,
+    options: TrainOptions,
     /// Train without data augmentation.
     #[arg(long)]
     no_augmentation: bool,
-    /// Validate with test-time flip averaging of each photo and its mirror image (with
-    /// --features, the cache's views 0 and 1: extract with --views 2 or more).
-    #[arg(long)]
-    tta_flip: bool,
-    /// Query2Label transformer width; a multiple of --q2l-heads.
-    #[arg(long, default_value_t = 256, value_parser = flag_values::count)]
-    q2l_hidden_dim: usize,
-    /// Query2Label attention heads.
-    #[arg(long, default_value_t = 4, value_parser = flag_values::count)]
-    q2l_heads: usize,
-    /// Query2Label transformer encoder layers over the feature map (0: none).
-    #[arg(long, default_value_t = 1)]
-    q2l_encoder_layers: usize,
-    /// Query2Label decoder layers, where the label queries attend to the feature map.
-    #[arg(long, default_value_t = 2, value_parser = flag_values::count)]
-    q2l_decoder_layers: usize,
-    /// Query2Label feed-forward width.
-    #[arg(long, default_value_t = 1024, value_parser = flag_values::count)]
-    q2l_feedforward_dim: usize,
-    /// Dropout inside the Query2Label transformer (attention weights, feed-forward, residuals).
-    #[arg(long, default_value_t = DEFAULT_Q2L_DROPOUT, value_parser = flag_values::fraction)]
-    q2l_dropout: f64,
-    #[command(flatten)]
-    device: DeviceArgs,
     /// Run directory to write.
     #[arg(long, default_value = "runs/latest")]
     out: PathBuf,
@@ -307,6 +172,24 @@ struct TrainArgs {
     /// from the step. May change from session to session.
     #[arg(long, value_parser = flag_values::count)]
     checkpoint_every: Option<usize>,
+}
+
+impl TrainArgs {
+    /// The run's options as they are saved (every default that depends on another flag made
+    /// explicit, the rules between flags checked) and this session's.
+    fn resolve(self) -> Result<(TrainOptions, SessionOptions)> {
+        let mut options = self.options;
+        options.loss = Some(options.loss());
+        if self.no_augmentation {
+            options.augmentation = AugmentationConfig::disabled();
+        }
+        options.check()?;
+        let session = SessionOptions {
+            stop_after_epochs: self.stop_after_epochs,
+            checkpoint_every: self.checkpoint_every,
+        };
+        Ok((options, session))
+    }
 }
 
 #[derive(Args)]
@@ -349,7 +232,7 @@ struct ExtractArgs {
     #[arg(long, value_parser = flag_values::count)]
     max_images: Option<usize>,
     #[command(flatten)]
-    device: DeviceArgs,
+    device: DeviceOptions,
     /// The cache file to write (safetensors).
     #[arg(long)]
     out: PathBuf,
@@ -420,7 +303,7 @@ struct EvalArgs {
     #[arg(long)]
     tta_flip: bool,
     #[command(flatten)]
-    device: DeviceArgs,
+    device: DeviceOptions,
 }
 
 #[derive(Args)]
@@ -445,7 +328,7 @@ struct PredictArgs {
     #[arg(long)]
     attention: Option<PathBuf>,
     #[command(flatten)]
-    device: DeviceArgs,
+    device: DeviceOptions,
 }
 
 /// The flags a `trainer train` command line names (not left at their defaults), with where each
@@ -471,8 +354,6 @@ fn given_train_flags(matches: &ArgMatches) -> Vec<GivenFlag> {
             let key = match id {
                 // How a session runs, not what the run computes (SessionOptions).
                 "out" | "resume" | "stop_after_epochs" | "checkpoint_every" => return None,
-                "lr" => "learning_rate".to_string(),
-                "device" => "devices".to_string(),
                 "no_augmentation" => "augmentation".to_string(),
                 id if loss_settings.iter().any(|setting| setting == id) => {
                     format!("loss_settings.{id}")
@@ -488,68 +369,9 @@ fn given_train_flags(matches: &ArgMatches) -> Vec<GivenFlag> {
 }
 
 fn run_train(args: TrainArgs, given: &[GivenFlag]) -> Result<()> {
-    if !args.q2l_hidden_dim.is_multiple_of(args.q2l_heads) {
-        anyhow::bail!(
-            "--q2l-hidden-dim {} does not split into --q2l-heads {}: the width must be a multiple \
-             of the number of heads",
-            args.q2l_hidden_dim,
-            args.q2l_heads
-        );
-    }
-    let loss = args.loss.unwrap_or(match args.labels {
-        LabelMode::Full => SinglePositiveLoss::Asl,
-        LabelMode::SinglePositive => SinglePositiveLoss::An,
-    });
-    let options = TrainOptions {
-        data: args.data.unwrap_or_else(sample_dir),
-        features: args.features,
-        format: args.format,
-        labels: args.labels,
-        seed: args.seed,
-        val_fraction: args.val_fraction,
-        max_train_images: args.max_train_images,
-        head: args.head,
-        backbone: args.backbone,
-        backbone_weights: args.backbone_weights,
-        finetune: args.finetune,
-        linear_init_epochs: args.linear_init_epochs,
-        image_size: args.image_size,
-        batch_size: args.batch_size,
-        epochs: args.epochs,
-        learning_rate: args.lr,
-        weight_decay: args.weight_decay,
-        optimizer: args.optimizer,
-        loss,
-        expected_positives: args.expected_positives,
-        gamma_neg: args.gamma_neg,
-        gamma_pos: args.gamma_pos,
-        asl_clip: args.asl_clip,
-        estimator_lr_multiplier: args.estimator_lr_multiplier,
-        loss_settings: args.loss_settings,
-        grad_clip_norm: args.grad_clip_norm,
-        ema_decay: (args.ema_decay > 0.0).then_some(args.ema_decay),
-        patience: args.patience,
-        tta_flip: args.tta_flip,
-        augmentation: if args.no_augmentation {
-            AugmentationConfig::disabled()
-        } else {
-            AugmentationConfig::default()
-        },
-        q2l_hidden_dim: args.q2l_hidden_dim,
-        q2l_heads: args.q2l_heads,
-        q2l_encoder_layers: args.q2l_encoder_layers,
-        q2l_decoder_layers: args.q2l_decoder_layers,
-        q2l_feedforward_dim: args.q2l_feedforward_dim,
-        q2l_dropout: args.q2l_dropout,
-        backend: args.device.backend,
-        devices: args.device.device,
-    };
-    let resume = args.resume.then_some(given);
-    let session = SessionOptions {
-        stop_after_epochs: args.stop_after_epochs,
-        checkpoint_every: args.checkpoint_every,
-    };
-    let summary = train(&options, &args.out, resume, &session)?;
+    let (out, resume) = (args.out.clone(), args.resume.then_some(given));
+    let (options, session) = args.resolve()?;
+    let summary = train(&options, &out, resume, &session)?;
     println!("{}", serde_json::to_string(&summary)?);
     Ok(())
 }
@@ -568,7 +390,7 @@ fn run_extract(args: ExtractArgs) -> Result<()> {
         view_seed: args.seed,
         max_images: args.max_images,
         backend: args.device.backend,
-        device: args.device.single()?,
+        device: args.device.single_index()?,
     };
     let header = extract_features(&options, &args.out)?;
     let [c, h, w] = header.feature_shape;
@@ -594,7 +416,7 @@ struct HeadEvaluation<'a> {
 }
 
 fn run_eval(args: EvalArgs) -> Result<()> {
-    let device = args.device.backend.device(args.device.single()?);
+    let device = args.device.single()?;
     let (bundle, description) = load_heads(&args.model, &device)?;
     let mut dataset = open_dataset(&args.data, args.format, args.split)?;
     if let Some(seed) = args.run_split_seed {
@@ -657,7 +479,7 @@ fn run_eval(args: EvalArgs) -> Result<()> {
 }
 
 fn run_predict(args: PredictArgs) -> Result<()> {
-    let device = args.device.backend.device(args.device.single()?);
+    let device = args.device.single()?;
     let (bundle, description) = load_heads(&args.model, &device)?;
     let bundle = bundle.valid();
     let mut heads = Vec::new();

@@ -21,7 +21,7 @@ use serde_json::Value;
 use crate::calibration::run_options;
 use crate::checkpoint::{ModelFiles, read_json};
 use crate::saved_model::{load_model, resolve_model_dir};
-use crate::train::{LabelMode, TrainOptions};
+use crate::train_options::{LabelMode, TrainOptions};
 
 /// The name of a single model's head when nothing says what it was trained with.
 pub const UNNAMED_HEAD: &str = "model";
@@ -81,7 +81,7 @@ impl TrainingRecord {
                 LabelMode::Full => TrainingLabels::Full,
                 LabelMode::SinglePositive => TrainingLabels::SinglePositive,
             },
-            loss: options.loss,
+            loss: options.loss(),
         }))
     }
 

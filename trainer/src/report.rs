@@ -12,7 +12,7 @@ use querylabel::loss::SinglePositiveLoss;
 use crate::checkpoint::read_json;
 use crate::plots::{Curve, plot_curves};
 use crate::run_state::{EpochRecord, TrainingState};
-use crate::train::{HeadKind, LabelMode, TrainOptions};
+use crate::train_options::{HeadKind, LabelMode, TrainOptions};
 
 /// One finished run.
 struct RunResult {
@@ -102,10 +102,10 @@ impl Setting {
             full_labels_last: !full_labels,
             loss_order: SinglePositiveLoss::ALL
                 .iter()
-                .position(|&loss| loss == options.loss)
+                .position(|&loss| loss == options.loss())
                 .unwrap_or(usize::MAX),
             full_labels,
-            loss: options.loss.name(),
+            loss: options.loss().name(),
         }
     }
 

@@ -11,134 +11,37 @@ use burn::module::Module;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressStyle};
-use querylabel::backbone::{BackboneConfig, BackboneKind};
-use querylabel::head::query2label::DEFAULT_Q2L_DROPOUT;
-use querylabel::head::{LinearHeadConfig, Query2LabelConfig};
 use querylabel::labels::LabelSpace;
 use querylabel::loss::{
-    AsymmetricLossConfig, LabelEstimator, LabelEstimatorConfig, LossProgress, MultiLabelLoss,
-    MultiLabelLossConfig, PseudoLabeler, SinglePositiveLoss, write_back_corrections,
+    LabelEstimator, LabelEstimatorConfig, LossProgress, MultiLabelLoss, write_back_corrections,
 };
-use querylabel::model::{Classifier, ClassifierConfig, HeadConfig};
+use querylabel::model::Classifier;
 use querylabel::preprocess::Preprocessing;
 use querylabel::single_positive::{single_positive_labels, train_validation_split};
 use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::backend::BackendChoice;
 use crate::checkpoint::{
     load_module, read_json, recover_directory, remove_stale_temporaries, replace_directory,
     save_module, write_json,
 };
 use crate::data_parallel::DeviceSet;
-use crate::dataset::{Dataset, DatasetFormat, Split, open_dataset};
+use crate::dataset::{Dataset, Split, open_dataset};
 use crate::ema::update_average;
 use crate::evaluate::{Evaluation, evaluate, score_cached_features, score_dataset};
 use crate::fault_points::pause_if_asked;
 use crate::feature_cache::FeatureCache;
 use crate::flip_tta::{score_cached_features_flip_averaged, score_dataset_flip_averaged};
-use crate::images::{
-    AugmentationConfig, ImageLoader, ImageRequest, MIRRORED_VIEW, PLAIN_VIEW, Prefetched, prefetch,
-};
-use crate::loss_settings::LossSettings;
-pub use crate::optimizer::OptimizerKind;
-use crate::optimizer::build_optimizer;
+use crate::images::{ImageLoader, ImageRequest, MIRRORED_VIEW, PLAIN_VIEW, Prefetched, prefetch};
 use crate::plots::plot_history;
 use crate::resume::{GivenFlag, refuse_changed_flags, resumed_epochs};
 pub use crate::run_state::{EpochProgress, EpochRecord, TrainingState};
 use crate::saved_model::{ModelDescription, save_model};
 use crate::schedule::OneCycle;
+use crate::train_options::{HeadKind, LabelMode, TrainOptions};
 use crate::training_labels::{load_training_labels, save_training_labels};
-
-/// Which labels the training set keeps.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum LabelMode {
-    /// Every positive label of every image.
-    Full,
-    /// One positive per image, drawn with `--seed` (the MLSPL protocol).
-    SinglePositive,
-}
-
-/// The head to train.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum HeadKind {
-    Q2l,
-    Linear,
-}
-
-/// Peak learning rate of the one-cycle schedule unless `--lr` says otherwise.
-pub const DEFAULT_LEARNING_RATE: f64 = 1e-4;
-/// Weight decay unless `--weight-decay` says otherwise.
-pub const DEFAULT_WEIGHT_DECAY: f64 = 1e-4;
-
-/// Everything that defines a training run; saved as `options.json` in the run directory so a
-/// run can be resumed or reproduced.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct TrainOptions {
-    pub data: PathBuf,
-    /// Train on the features of a `trainer extract` cache instead of images (frozen backbone;
-    /// the cache decides the backbone, its weights and the image size).
-    pub features: Option<PathBuf>,
-    pub format: Option<DatasetFormat>,
-    pub labels: LabelMode,
-    pub seed: u64,
-    pub val_fraction: f64,
-    /// Use at most this many training images (after the split), for quick runs.
-    pub max_train_images: Option<usize>,
-    pub head: HeadKind,
-    pub backbone: BackboneKind,
-    /// Converted backbone weights (safetensors); Lite0 defaults to the cache of `make weights`.
-    pub backbone_weights: Option<PathBuf>,
-    /// Train the backbone too (otherwise it stays frozen, batch norms included).
-    pub finetune: bool,
-    /// With `finetune`: train only the head, on the frozen backbone, for this many epochs first
-    /// (MLSPL's "linear init"), then everything.
-    pub linear_init_epochs: usize,
-    pub image_size: usize,
-    pub batch_size: usize,
-    pub epochs: usize,
-    pub learning_rate: f64,
-    pub weight_decay: f64,
-    pub optimizer: OptimizerKind,
-    pub loss: SinglePositiveLoss,
-    pub expected_positives: f64,
-    pub gamma_neg: f64,
-    pub gamma_pos: f64,
-    pub asl_clip: f64,
-    /// ROLE's label estimator learns this many times faster than the network (the paper: 10).
-    pub estimator_lr_multiplier: f64,
-    /// Settings of the later single-positive losses (missing in runs from before they existed:
-    /// their defaults).
-    #[serde(default)]
-    pub loss_settings: LossSettings,
-    pub grad_clip_norm: Option<f32>,
-    /// Keep an exponential moving average of the weights with this decay (Query2Label: 0.9997)
-    /// and validate it beside the weights.
-    pub ema_decay: Option<f64>,
-    /// Stop after this many epochs without a better validation mAP.
-    pub patience: Option<usize>,
-    /// Validate with test-time flip averaging (photo and mirror image; from a feature cache, its
-    /// views 0 and 1), which then also picks the best model. Missing in runs from before it
-    /// existed: off.
-    #[serde(default)]
-    pub tta_flip: bool,
-    pub augmentation: AugmentationConfig,
-    pub q2l_hidden_dim: usize,
-    pub q2l_heads: usize,
-    pub q2l_encoder_layers: usize,
-    pub q2l_decoder_layers: usize,
-    pub q2l_feedforward_dim: usize,
-    /// Missing in runs from before it was an option: the head's default then.
-    #[serde(default = "default_q2l_dropout")]
-    pub q2l_dropout: f64,
-    pub backend: BackendChoice,
-    /// Device indices; more than one trains data-parallel, the model living on the first.
-    pub devices: Vec<usize>,
-}
 
 /// What a finished run reports.
 #[derive(Debug, Serialize)]
@@ -148,68 +51,6 @@ pub struct TrainSummary {
     pub best_epoch: usize,
     pub initial_map: f64,
     pub epochs_run: usize,
-}
-
-fn default_q2l_dropout() -> f64 {
-    DEFAULT_Q2L_DROPOUT
-}
-
-impl TrainOptions {
-    fn classifier_config(&self, num_classes: usize) -> ClassifierConfig {
-        let channels = self.backbone.feature_channels();
-        let head = match self.head {
-            HeadKind::Q2l => HeadConfig::Query2Label(
-                Query2LabelConfig::new(num_classes, channels)
-                    .with_hidden_dim(self.q2l_hidden_dim)
-                    .with_heads(self.q2l_heads)
-                    .with_encoder_layers(self.q2l_encoder_layers)
-                    .with_decoder_layers(self.q2l_decoder_layers)
-                    .with_feedforward_dim(self.q2l_feedforward_dim)
-                    .with_dropout(self.q2l_dropout),
-            ),
-            HeadKind::Linear => HeadConfig::Linear(LinearHeadConfig::new(num_classes, channels)),
-        };
-        let backbone = BackboneConfig::new(self.backbone).with_frozen_bn(!self.finetune);
-        ClassifierConfig::new(backbone, head)
-    }
-
-    fn loss_config(&self) -> MultiLabelLossConfig {
-        let config = MultiLabelLossConfig::new(self.loss)
-            .with_expected_num_pos(self.expected_positives)
-            .with_asymmetric(
-                AsymmetricLossConfig::new()
-                    .with_gamma_neg(self.gamma_neg)
-                    .with_gamma_pos(self.gamma_pos)
-                    .with_clip(self.asl_clip),
-            );
-        self.loss_settings.apply(config, self.linear_init_epochs)
-    }
-
-    /// APL's labeller for these training labels, when the loss pseudo-labels.
-    fn pseudo_labeler(&self, labels: &[f32], classes: usize) -> Option<PseudoLabeler> {
-        (self.loss == SinglePositiveLoss::EmApl).then(|| {
-            self.loss_settings
-                .pseudo_labeler()
-                .init(labels, classes, self.epochs)
-        })
-    }
-
-    /// The loss's settings, checked before anything runs.
-    fn check_loss(&self) -> Result<()> {
-        let problem = self.loss_config().check().err().or_else(|| {
-            (self.loss == SinglePositiveLoss::EmApl)
-                .then(|| self.loss_settings.pseudo_labeler().check(self.epochs).err())
-                .flatten()
-        });
-        match problem {
-            Some(problem) => bail!("--loss {}: {problem}", self.loss),
-            None => Ok(()),
-        }
-    }
-
-    fn optimizer(&self) -> ModuleOptimizer {
-        build_optimizer(self.optimizer, self.weight_decay, self.grad_clip_norm)
-    }
 }
 
 /// The files of a run directory.
@@ -271,13 +112,6 @@ fn prepare_data(options: &mut TrainOptions) -> Result<RunData> {
     let (total, source) = match &options.features {
         Some(path) => {
             let cache = FeatureCache::read(path)?;
-            if options.finetune {
-                bail!(
-                    "{}: cached features come from a frozen backbone; drop --features to \
-                     fine-tune",
-                    path.display()
-                );
-            }
             if cache.header.pooled && options.head == HeadKind::Q2l {
                 bail!(
                     "{}: the features are pooled, but a Query2Label head attends over feature \
@@ -625,7 +459,7 @@ impl Trainee {
     fn new(options: &TrainOptions, data: &RunData, train_device: &Device) -> Result<Self> {
         let n_classes = data.n_classes();
         let model = initial_model(options, n_classes, train_device)?;
-        let estimator = options.loss.needs_label_estimator().then(|| {
+        let estimator = options.loss().needs_label_estimator().then(|| {
             let targets = Tensor::<2>::from_data(
                 TensorData::new(data.targets.clone(), [data.train_len, n_classes]),
                 train_device,
@@ -633,7 +467,7 @@ impl Trainee {
             LabelEstimatorConfig::new().init(targets, options.seed, train_device)
         });
         Ok(Trainee {
-            average: options.ema_decay.map(|_| model.valid()),
+            average: options.ema_decay().map(|_| model.valid()),
             model,
             optimizer: options.optimizer(),
             estimator,
@@ -664,7 +498,7 @@ impl Trainee {
                 &dir.join("estimator-optimizer.bpk"),
             )?;
         }
-        if options.loss.updates_labels() {
+        if options.loss().updates_labels() {
             self.training_labels =
                 load_training_labels(&files.training_labels(), data.train_len, data.n_classes())?;
         }
@@ -697,7 +531,7 @@ impl Trainee {
                 )?;
                 written();
             }
-            if options.loss.updates_labels() {
+            if options.loss().updates_labels() {
                 save_training_labels(&dir.join(TRAINING_LABELS), &self.training_labels, n_classes)?;
                 written();
             }
@@ -756,7 +590,7 @@ impl Trainee {
             let (gradients, loss_value) = devices.gradients(
                 &self.model,
                 rows.len(),
-                options.loss.sums_over_images(),
+                options.loss().sums_over_images(),
                 |replica, share, share_devices| {
                     let logits = batch.input.slice(share.clone()).logits(
                         replica,
@@ -785,7 +619,7 @@ impl Trainee {
                 gradients,
             ));
         }
-        if let (Some(decay), Some(current)) = (options.ema_decay, self.average.take()) {
+        if let (Some(decay), Some(current)) = (options.ema_decay(), self.average.take()) {
             self.average = Some(update_average(current, &self.model, decay));
         }
         let corrected = corrections.map_or(0, |corrections| {
@@ -844,20 +678,7 @@ pub fn train(
     }
     let mut options = resolve_run_options(&files, options, resume)?;
     let resuming = resume.is_some() && files.state().is_file();
-    if options.linear_init_epochs > 0 && !options.finetune {
-        bail!("--linear-init-epochs needs --finetune: without it the backbone never trains");
-    }
-    if options.devices.len() > 1 && options.loss.needs_label_estimator() {
-        bail!(
-            "{} keeps a label estimator per training image, which lives on one device; train it \
-             with a single --device",
-            options.loss.name()
-        );
-    }
-    if options.devices.len() > 1 && options.loss == SinglePositiveLoss::LlCp {
-        bail!("ll-cp writes its corrections back from one device; train it with a single --device");
-    }
-    options.check_loss()?;
+    options.check()?;
 
     let data = prepare_data(&mut options)?;
     // Saved once the data is open: a feature cache decides the data set, backbone and image
@@ -868,9 +689,10 @@ pub fn train(
     let n_classes = data.n_classes();
     let devices = DeviceSet::new(
         options
+            .device
             .devices
             .iter()
-            .map(|&index| options.backend.device(index))
+            .map(|&index| options.device.backend.device(index))
             .collect(),
     );
     let (device, train_device) = devices.main().clone();
@@ -960,7 +782,8 @@ pub fn train(
         if totals.corrected > 0 {
             eprintln!(
                 "{}: {} unobserved labels became positives",
-                options.loss, totals.corrected
+                options.loss(),
+                totals.corrected
             );
         }
         if let Some(labeler) = pseudo_labeler
@@ -977,7 +800,7 @@ pub fn train(
             let new = labeler.update(&mut trainee.training_labels, &probabilities);
             eprintln!(
                 "{}: {} unobserved labels became soft pseudo-negatives",
-                options.loss,
+                options.loss(),
                 new.iter().filter(|&&n| n).count()
             );
         }
@@ -1046,7 +869,7 @@ pub fn train(
         state.history.push(record);
         state.epochs_done = epoch + 1;
         state.epoch_progress = None;
-        let comparable_losses = !options.loss.changes_over_epochs();
+        let comparable_losses = !options.loss().changes_over_epochs();
         if let Some(warning) = divergence_warning(&state.history, initial_map, comparable_losses) {
             eprintln!("warning: {warning}");
         }
