@@ -765,8 +765,8 @@ pub fn train(
             .seed
             .wrapping_mul(1_000_003)
             .wrapping_add(epoch as u64);
-        let totals;
-        (trainee, totals) = train_epoch(
+        let outcome;
+        (trainee, outcome) = train_epoch(
             trainee,
             &setup,
             &EpochPlan {
@@ -778,6 +778,10 @@ pub fn train(
                 checkpoint_every: session.checkpoint_every,
             },
         )?;
+        let EpochOutcome {
+            totals,
+            learning_rate,
+        } = outcome;
         let images_per_second = totals.seen as f64 / totals.seconds.max(1e-9);
         if totals.corrected > 0 {
             eprintln!(
@@ -826,7 +830,7 @@ pub fn train(
         let record = EpochRecord {
             epoch: epoch + 1,
             train_loss: totals.loss_sum / totals.loss_batches.max(1) as f64,
-            learning_rate: totals.learning_rate,
+            learning_rate,
             val_map: evaluation.map,
             val_cf1: evaluation.cf1,
             val_of1: evaluation.of1,
@@ -924,14 +928,9 @@ struct EpochPlan<'a> {
     checkpoint_every: Option<usize>,
 }
 
-/// The running totals of an epoch, with the last learning rate.
-struct EpochTotals {
-    loss_sum: f64,
-    loss_batches: usize,
-    seen: usize,
-    skipped: usize,
-    corrected: usize,
-    seconds: f64,
+/// What an epoch of [`train_epoch`] did: its totals, and the learning rate it ended at.
+struct EpochOutcome {
+    totals: EpochProgress,
     learning_rate: f64,
 }
 
@@ -942,12 +941,14 @@ fn train_epoch(
     mut trainee: Trainee,
     setup: &StepSetup,
     plan: &EpochPlan,
-) -> Result<(Trainee, EpochTotals)> {
+) -> Result<(Trainee, EpochOutcome)> {
     let options = setup.options;
     let data = plan.data;
     let mut order: Vec<usize> = (0..data.train_len).collect();
     order.shuffle(&mut ChaCha8Rng::seed_from_u64(plan.epoch_seed));
-    let done = trainee.state.epoch_progress.clone().unwrap_or_default();
+    // The totals so far: zero, or a checkpoint's taken inside this epoch.
+    let mut totals = trainee.state.epoch_progress.clone().unwrap_or_default();
+    let (first_batch, seconds_before) = (totals.batches_done, totals.seconds);
     let progress = ProgressBar::new(data.train_len as u64).with_style(
         ProgressStyle::with_template(
             "epoch {prefix} [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}",
@@ -956,17 +957,9 @@ fn train_epoch(
         .progress_chars("=> "),
     );
     progress.set_prefix(format!("{}/{}", plan.epoch + 1, options.epochs));
-    progress.set_position((done.batches_done * options.batch_size).min(data.train_len) as u64);
+    progress.set_position((first_batch * options.batch_size).min(data.train_len) as u64);
     let started = Instant::now();
-    let mut totals = EpochTotals {
-        loss_sum: done.loss_sum,
-        loss_batches: done.loss_batches,
-        seen: done.seen,
-        skipped: done.skipped,
-        corrected: done.corrected,
-        seconds: done.seconds,
-        learning_rate: setup.schedule.learning_rate(trainee.state.steps),
-    };
+    let mut learning_rate = setup.schedule.learning_rate(trainee.state.steps);
     let backbone_trains = options.finetune && plan.epoch >= options.linear_init_epochs;
     let loss_progress = LossProgress {
         epoch: plan.epoch + 1,
@@ -976,12 +969,12 @@ fn train_epoch(
         &data.examples,
         &order,
         options.batch_size,
-        done.batches_done,
+        first_batch,
         plan.loader,
         plan.epoch_seed,
     );
     let batches_per_epoch = data.train_len.div_ceil(options.batch_size);
-    for (batch_index, batch) in (done.batches_done..).zip(batches) {
+    for (batch_index, batch) in (first_batch..).zip(batches) {
         totals.skipped += batch.skipped;
         progress.inc(batch.requested as u64);
         if !batch.rows.is_empty() {
@@ -990,14 +983,14 @@ fn train_epoch(
             match outcome {
                 StepOutcome::Trained {
                     loss,
-                    learning_rate,
+                    learning_rate: step_learning_rate,
                     corrected,
                 } => {
                     totals.loss_sum += loss;
                     totals.loss_batches += 1;
                     totals.seen += batch.rows.len();
                     totals.corrected += corrected;
-                    totals.learning_rate = learning_rate;
+                    learning_rate = step_learning_rate;
                 }
                 StepOutcome::NonFinite(loss) => {
                     progress.abandon();
@@ -1012,30 +1005,31 @@ fn train_epoch(
             progress.set_message(format!(
                 "loss {:.4} lr {:.2e}",
                 totals.loss_sum / totals.loss_batches as f64,
-                totals.learning_rate
+                learning_rate
             ));
         }
-        let batches_done = batch_index + 1;
+        totals.batches_done = batch_index + 1;
         let due = plan
             .checkpoint_every
             .is_some_and(|every| trainee.state.steps.is_multiple_of(every));
-        if due && !batch.rows.is_empty() && batches_done < batches_per_epoch {
+        if due && !batch.rows.is_empty() && totals.batches_done < batches_per_epoch {
             trainee.state.epoch_progress = Some(EpochProgress {
-                batches_done,
-                loss_sum: totals.loss_sum,
-                loss_batches: totals.loss_batches,
-                seen: totals.seen,
-                skipped: totals.skipped,
-                corrected: totals.corrected,
-                seconds: totals.seconds + started.elapsed().as_secs_f64(),
+                seconds: seconds_before + started.elapsed().as_secs_f64(),
+                ..totals.clone()
             });
             trainee.save_checkpoint(plan.files, options, setup.n_classes)?;
         }
         pause_if_asked("step");
     }
     progress.finish_and_clear();
-    totals.seconds += started.elapsed().as_secs_f64();
-    Ok((trainee, totals))
+    totals.seconds = seconds_before + started.elapsed().as_secs_f64();
+    Ok((
+        trainee,
+        EpochOutcome {
+            totals,
+            learning_rate,
+        },
+    ))
 }
 
 /// Why a run stopped on a non-finite loss, and what it kept.
