@@ -16,9 +16,9 @@ use querylabel::pooling::global_average_pool;
 use querylabel::preprocess::Preprocessing;
 
 use crate::backend::BackendChoice;
-use crate::dataset::{DatasetFormat, Split, open_dataset};
+use crate::dataset::{Dataset, DatasetFormat, Split, open_dataset};
 use crate::feature_cache::{FEATURE_CACHE_VERSION, FeatureCache, FeatureCacheHeader, ViewCrops};
-use crate::images::{ImageRequest, PhotoViews, prefetch};
+use crate::images::{ImageRequest, LoadedBatch, PhotoViews, prefetch};
 use crate::weights::pretrained_backbone;
 
 /// Views per photo when `--views` is not given: the plain photo alone, the cache of before
@@ -52,17 +52,7 @@ pub struct ExtractOptions {
 
 /// Extracts the features of every readable image and writes the cache to `out`.
 pub fn extract_features(options: &ExtractOptions, out: &Path) -> Result<FeatureCacheHeader> {
-    if options.views == 0 {
-        bail!(
-            "--views 0: every photo needs at least its plain view; give --views 1 (the plain \
-             photo), 2 (and its mirror image) or more (and random crops)"
-        );
-    }
-    let mut dataset = open_dataset(&options.data, options.format, options.split)?;
-    if let Some(limit) = options.max_images {
-        let first: Vec<usize> = (0..dataset.len().min(limit)).collect();
-        dataset = dataset.subset(&first);
-    }
+    let dataset = extraction_dataset(options)?;
     let device = options.backend.device(options.device);
     let backbone = pretrained_backbone(
         &BackboneConfig::new(options.backbone).with_frozen_bn(true),
@@ -73,66 +63,35 @@ pub fn extract_features(options: &ExtractOptions, out: &Path) -> Result<FeatureC
     let preprocessing = Preprocessing::imagenet(options.image_size);
     let views = PhotoViews::new(options.views, options.view_seed);
     let n_views = views.count;
-
     let progress = ProgressBar::new((dataset.len() * n_views) as u64).with_style(
         ProgressStyle::with_template("extract [{bar:30}] {pos}/{len} views {per_sec} eta {eta}")
             .expect("valid template")
             .progress_chars("=> "),
     );
     let started = Instant::now();
-    let requests: Vec<ImageRequest> = dataset
-        .examples
-        .iter()
-        .enumerate()
-        .map(|(index, example)| ImageRequest {
-            path: example.path.clone(),
-            index: index as u64,
-        })
-        .collect();
-    let photos_per_batch = (options.batch_size / n_views).max(1);
-    let chunks: Vec<Vec<ImageRequest>> = requests
-        .chunks(photos_per_batch)
-        .map(<[ImageRequest]>::to_vec)
-        .collect();
-    let batches = {
-        let (views, preprocessing) = (views.clone(), preprocessing.clone());
-        prefetch(
-            chunks.into_iter().map(move |chunk| {
-                let batch = views.load_batch(&chunk, &preprocessing);
-                (chunk, batch)
-            }),
-            1,
-        )
+    let mut extracted = Extracted {
+        all_labels: dataset.label_matrix(),
+        n_classes: dataset.n_classes(),
+        ..Extracted::default()
     };
-
-    let n_classes = dataset.n_classes();
-    let all_labels = dataset.label_matrix();
-    let (mut features, mut labels, mut images, mut skipped) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let mut feature_shape = None;
-    for (chunk, batch) in batches {
+    for (chunk, batch) in view_batches(&dataset, &views, &preprocessing, options.batch_size) {
         progress.inc((chunk.len() * n_views) as u64);
-        skipped.extend(batch.skipped.iter().map(|s| s.path.clone()));
+        (extracted.skipped).extend(batch.skipped.iter().map(|s| s.path.clone()));
         if batch.images.is_empty() {
             continue;
         }
         // Each loaded entry holds a photo's views one after another, so the batch's rows are
         // photo-major, the cache's layout.
         let inputs = batch.images.len() * n_views;
-        let input = Tensor::<4>::from_data(
-            TensorData::new(
-                batch.images.concat(),
-                [inputs, 3, preprocessing.height, preprocessing.width],
-            ),
-            &device,
-        );
+        let shape = [inputs, 3, preprocessing.height, preprocessing.width];
+        let input = Tensor::<4>::from_data(TensorData::new(batch.images.concat(), shape), &device);
         let mut maps = backbone.forward_features(input);
         if options.pooled {
             let [b, c, _, _] = maps.dims();
             maps = global_average_pool(maps).reshape([b, c, 1, 1]);
         }
-        let [_, c, h, w] = maps.dims();
-        if feature_shape.is_none() {
+        if extracted.feature_shape.is_none() {
+            let [_, c, h, w] = maps.dims();
             let bytes = dataset.len() * n_views * c * h * w * std::mem::size_of::<f16>();
             progress.suspend(|| {
                 eprintln!(
@@ -144,68 +103,136 @@ pub fn extract_features(options: &ExtractOptions, out: &Path) -> Result<FeatureC
                 )
             });
         }
-        feature_shape = Some([c, h, w]);
+        extracted.add(maps, &chunk, &batch.kept);
+    }
+    progress.finish_and_clear();
+    let elapsed = started.elapsed().as_secs_f64();
+    let skipped = match extracted.skipped.len() {
+        0 => String::new(),
+        skipped => format!(", {skipped} unreadable images skipped"),
+    };
+    eprintln!(
+        "extracted {} images × {} in {elapsed:.0} s ({:.1} views/s){skipped}",
+        extracted.images.len(),
+        view_count(n_views),
+        (extracted.images.len() * n_views) as f64 / elapsed.max(1e-9),
+    );
+    let cache = extracted.into_cache(options, &views, &dataset)?;
+    cache.write(out)?;
+    let size = human_bytes(cache.feature_bytes());
+    eprintln!("wrote {} ({size})", out.display());
+    Ok(cache.header)
+}
+
+/// The data set to extract: its first `--max-images` photos, or all.
+fn extraction_dataset(options: &ExtractOptions) -> Result<Dataset> {
+    if options.views == 0 {
+        bail!(
+            "--views 0: every photo needs at least its plain view; give --views 1 (the plain \
+             photo), 2 (and its mirror image) or more (and random crops)"
+        );
+    }
+    let dataset = open_dataset(&options.data, options.format, options.split)?;
+    Ok(match options.max_images {
+        Some(limit) => dataset.subset(&(0..dataset.len().min(limit)).collect::<Vec<_>>()),
+        None => dataset,
+    })
+}
+
+/// The photos of `dataset` in batches of `batch_size` inputs (a photo's views count), loaded
+/// one batch ahead on another thread.
+fn view_batches(
+    dataset: &Dataset,
+    views: &PhotoViews,
+    preprocessing: &Preprocessing,
+    batch_size: usize,
+) -> impl Iterator<Item = (Vec<ImageRequest>, LoadedBatch)> + use<> {
+    let requests: Vec<ImageRequest> = (dataset.examples.iter().enumerate())
+        .map(|(index, example)| ImageRequest {
+            path: example.path.clone(),
+            index: index as u64,
+        })
+        .collect();
+    let photos_per_batch = (batch_size / views.count).max(1);
+    let chunks: Vec<Vec<ImageRequest>> = (requests.chunks(photos_per_batch))
+        .map(<[ImageRequest]>::to_vec)
+        .collect();
+    let (views, preprocessing) = (views.clone(), preprocessing.clone());
+    let load = move |chunk: Vec<ImageRequest>| {
+        let batch = views.load_batch(&chunk, &preprocessing);
+        (chunk, batch)
+    };
+    prefetch(chunks.into_iter().map(load), 1)
+}
+
+/// What extraction has gathered so far: features photo-major in half precision, with each
+/// kept photo's labels and path.
+#[derive(Default)]
+struct Extracted {
+    /// The data set's `[images, classes]` labels, which `labels` copies for kept photos.
+    all_labels: Vec<f32>,
+    n_classes: usize,
+    features: Vec<f16>,
+    labels: Vec<u8>,
+    images: Vec<PathBuf>,
+    skipped: Vec<PathBuf>,
+    /// `[C, H, W]` of every map, once one is seen.
+    feature_shape: Option<[usize; 3]>,
+}
+
+impl Extracted {
+    /// The cache of what was extracted from `dataset` with `options`.
+    fn into_cache(
+        self,
+        options: &ExtractOptions,
+        views: &PhotoViews,
+        dataset: &Dataset,
+    ) -> Result<FeatureCache> {
+        let Some(feature_shape) = self.feature_shape else {
+            bail!(
+                "{}: none of its {} images could be read",
+                options.data.display(),
+                dataset.len()
+            );
+        };
+        let header = FeatureCacheHeader {
+            format_version: FEATURE_CACHE_VERSION,
+            backbone: options.backbone,
+            backbone_weights: options.backbone_weights.clone(),
+            image_size: options.image_size,
+            pooled: options.pooled,
+            feature_shape,
+            views: views.count,
+            view_crops: views.has_crops().then(|| ViewCrops {
+                seed: views.seed,
+                crop: views.crop.clone(),
+            }),
+            label_space: dataset.label_space.clone(),
+            source: options.data.clone(),
+            split: options.split,
+            images: self.images,
+            skipped: self.skipped,
+        };
+        FeatureCache::new(header, self.features, self.labels)
+    }
+
+    /// Adds the maps of a batch: `kept` says which photos of `chunk` they are.
+    fn add(&mut self, maps: Tensor<4>, chunk: &[ImageRequest], kept: &[usize]) {
+        let [_, c, h, w] = maps.dims();
+        self.feature_shape = Some([c, h, w]);
         let values = maps
             .into_data()
             .try_into_vec_as::<f32>()
             .expect("float features");
-        features.extend(values.into_iter().map(f16::from_f32));
-        for &position in &batch.kept {
+        self.features.extend(values.into_iter().map(f16::from_f32));
+        let classes = self.n_classes;
+        for &position in kept {
             let row = chunk[position].index as usize;
-            images.push(chunk[position].path.clone());
-            labels.extend(
-                all_labels[row * n_classes..(row + 1) * n_classes]
-                    .iter()
-                    .map(|&label| u8::from(label > 0.5)),
-            );
+            self.images.push(chunk[position].path.clone());
+            let labels = &self.all_labels[row * classes..(row + 1) * classes];
+            (self.labels).extend(labels.iter().map(|&label| u8::from(label > 0.5)));
         }
     }
-    progress.finish_and_clear();
-    let Some(feature_shape) = feature_shape else {
-        bail!(
-            "{}: none of its {} images could be read",
-            options.data.display(),
-            dataset.len()
-        );
-    };
-    let elapsed = started.elapsed().as_secs_f64();
-    eprintln!(
-        "extracted {} images × {} in {elapsed:.0} s ({:.1} views/s){}",
-        images.len(),
-        view_count(n_views),
-        (images.len() * n_views) as f64 / elapsed.max(1e-9),
-        if skipped.is_empty() {
-            String::new()
-        } else {
-            format!(", {} unreadable images skipped", skipped.len())
-        }
-    );
-    let header = FeatureCacheHeader {
-        format_version: FEATURE_CACHE_VERSION,
-        backbone: options.backbone,
-        backbone_weights: options.backbone_weights.clone(),
-        image_size: options.image_size,
-        pooled: options.pooled,
-        feature_shape,
-        views: n_views,
-        view_crops: views.has_crops().then(|| ViewCrops {
-            seed: views.seed,
-            crop: views.crop.clone(),
-        }),
-        label_space: dataset.label_space.clone(),
-        source: options.data.clone(),
-        split: options.split,
-        images,
-        skipped,
-    };
-    let cache = FeatureCache::new(header, features, labels)?;
-    cache.write(out)?;
-    eprintln!(
-        "wrote {} ({})",
-        out.display(),
-        human_bytes(cache.feature_bytes())
-    );
-    Ok(cache.header)
 }
 
 /// "1 view", "3 views", for messages.

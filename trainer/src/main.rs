@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use burn::module::Module;
-use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use querylabel::backbone::BackboneKind;
 use querylabel::bundle::TrainingLabels;
 use querylabel::loss::SinglePositiveLoss;
@@ -59,33 +59,7 @@ enum Command {
     /// Prints images/s of backbone feature extraction, of backbone + Query2Label training steps,
     /// and of head-only training steps on cached features, on each backend given (one JSON line
     /// per backend and work), measured side by side.
-    Bench {
-        /// Backends to measure (default: every backend this binary was built with).
-        #[arg(long, value_enum, num_args = 1..)]
-        backends: Vec<BackendChoice>,
-        /// What to time (default: all of it).
-        #[arg(long, value_enum, num_args = 1..)]
-        work: Vec<BenchWork>,
-        /// Backbone: efficientnet-lite0, efficientnet-lite1, efficientnet-lite2, resnet50 or
-        /// resnet101 (random weights: the time does not depend on them).
-        #[arg(long, default_value = "efficientnet-lite0")]
-        backbone: BackboneKind,
-        #[arg(long, default_value_t = 224, value_parser = flag_values::image_size)]
-        image_size: usize,
-        /// Images per batch for extraction and end-to-end training.
-        #[arg(long, default_value_t = 8, value_parser = flag_values::count)]
-        batch_size: usize,
-        /// Feature maps per batch for head-only training (`train --features` trains with 32 by
-        /// default; larger batches show the head's own cost).
-        #[arg(long, default_value_t = 64, value_parser = flag_values::count)]
-        head_batch_size: usize,
-        /// Untimed batches first, in which GPU kernels are compiled and autotuned.
-        #[arg(long, default_value_t = 2)]
-        warmup: usize,
-        /// Timed batches per measurement.
-        #[arg(long, default_value_t = 3, value_parser = flag_values::count)]
-        steps: usize,
-    },
+    Bench(BenchArgs),
     /// Runs a frozen backbone once over a data set and caches its features, for fast
     /// linear-head and frozen-backbone training (`trainer train --features CACHE`).
     Extract(ExtractArgs),
@@ -147,6 +121,35 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Backends to measure (default: every backend this binary was built with).
+    #[arg(long, value_enum, num_args = 1..)]
+    backends: Vec<BackendChoice>,
+    /// What to time (default: all of it).
+    #[arg(long, value_enum, num_args = 1..)]
+    work: Vec<BenchWork>,
+    /// Backbone: efficientnet-lite0, efficientnet-lite1, efficientnet-lite2, resnet50 or
+    /// resnet101 (random weights: the time does not depend on them).
+    #[arg(long, default_value = "efficientnet-lite0")]
+    backbone: BackboneKind,
+    #[arg(long, default_value_t = 224, value_parser = flag_values::image_size)]
+    image_size: usize,
+    /// Images per batch for extraction and end-to-end training.
+    #[arg(long, default_value_t = 8, value_parser = flag_values::count)]
+    batch_size: usize,
+    /// Feature maps per batch for head-only training (`train --features` trains with 32 by
+    /// default; larger batches show the head's own cost).
+    #[arg(long, default_value_t = 64, value_parser = flag_values::count)]
+    head_batch_size: usize,
+    /// Untimed batches first, in which GPU kernels are compiled and autotuned.
+    #[arg(long, default_value_t = 2)]
+    warmup: usize,
+    /// Timed batches per measurement.
+    #[arg(long, default_value_t = 3, value_parser = flag_values::count)]
+    steps: usize,
 }
 
 /// `trainer train`: what the run computes ([`TrainOptions`], saved with it) and how this
@@ -376,6 +379,36 @@ fn run_train(args: TrainArgs, given: &[GivenFlag]) -> Result<()> {
     Ok(())
 }
 
+/// `trainer bench`: every backend and work asked for (all by default), one JSON line each.
+fn run_bench(args: BenchArgs) -> Result<()> {
+    fn or_all<T: Clone>(chosen: Vec<T>, all: &[T]) -> Vec<T> {
+        if chosen.is_empty() {
+            all.to_vec()
+        } else {
+            chosen
+        }
+    }
+    let backends = or_all(args.backends, BackendChoice::value_variants());
+    let works = or_all(args.work, BenchWork::value_variants());
+    for backend in backends {
+        for &work in &works {
+            let batch_size = match work {
+                BenchWork::Extract | BenchWork::Train => args.batch_size,
+                BenchWork::HeadLinear | BenchWork::HeadQ2l => args.head_batch_size,
+            };
+            let size = BenchSize {
+                image_size: args.image_size,
+                batch_size,
+                warmup: args.warmup,
+                steps: args.steps,
+            };
+            let result = bench_backend(backend, args.backbone, work, size)?;
+            println!("{}", serde_json::to_string(&result)?);
+        }
+    }
+    Ok(())
+}
+
 fn run_extract(args: ExtractArgs) -> Result<()> {
     let options = ExtractOptions {
         data: args.data.unwrap_or_else(sample_dir),
@@ -590,44 +623,7 @@ fn main() -> ExitCode {
         }
         Command::Eval(args) => run_eval(args),
         Command::Predict(args) => run_predict(args),
-        Command::Bench {
-            backends,
-            work,
-            backbone,
-            image_size,
-            batch_size,
-            head_batch_size,
-            warmup,
-            steps,
-        } => {
-            let backends = if backends.is_empty() {
-                <BackendChoice as clap::ValueEnum>::value_variants().to_vec()
-            } else {
-                backends
-            };
-            let work = if work.is_empty() {
-                <BenchWork as clap::ValueEnum>::value_variants().to_vec()
-            } else {
-                work
-            };
-            backends.into_iter().try_for_each(|backend| {
-                work.iter().try_for_each(|&work| {
-                    let batch_size = match work {
-                        BenchWork::Extract | BenchWork::Train => batch_size,
-                        BenchWork::HeadLinear | BenchWork::HeadQ2l => head_batch_size,
-                    };
-                    let size = BenchSize {
-                        image_size,
-                        batch_size,
-                        warmup,
-                        steps,
-                    };
-                    let result = bench_backend(backend, backbone, work, size)?;
-                    println!("{}", serde_json::to_string(&result)?);
-                    Ok(())
-                })
-            })
-        }
+        Command::Bench(args) => run_bench(args),
         Command::Extract(args) => run_extract(args),
         Command::Report { runs, plots } => {
             querylabel_trainer::report::report(&runs, &plots).map(|table| print!("{table}"))

@@ -42,6 +42,16 @@ pub struct EpochProgress {
     pub seconds: f64,
 }
 
+impl EpochProgress {
+    /// Counts a trained batch of `images` images, its loss and its LL-Cp corrections.
+    pub fn add_batch(&mut self, loss: f64, images: usize, corrected: usize) {
+        self.loss_sum += loss;
+        self.loss_batches += 1;
+        self.seen += images;
+        self.corrected += corrected;
+    }
+}
+
 /// One line of `metrics.jsonl`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct EpochRecord {

@@ -9,11 +9,12 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
 use burn::optim::{GradientsParams, ModuleOptimizer};
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressStyle};
 use querylabel::labels::LabelSpace;
 use querylabel::loss::{
-    LabelEstimator, LabelEstimatorConfig, LossProgress, MultiLabelLoss, write_back_corrections,
+    LabelEstimator, LabelEstimatorConfig, LossProgress, MultiLabelLoss, PseudoLabeler,
+    write_back_corrections,
 };
 use querylabel::model::Classifier;
 use querylabel::preprocess::Preprocessing;
@@ -111,26 +112,7 @@ impl RunData {
 fn prepare_data(options: &mut TrainOptions) -> Result<RunData> {
     let (total, source) = match &options.features {
         Some(path) => {
-            let cache = FeatureCache::read(path)?;
-            if cache.header.pooled && options.head == HeadKind::Q2l {
-                bail!(
-                    "{}: the features are pooled, but a Query2Label head attends over feature \
-                     maps; extract without --pooled",
-                    path.display()
-                );
-            }
-            if options.tta_flip && cache.views() <= MIRRORED_VIEW {
-                bail!(
-                    "{}: --tta-flip needs the mirrored view of each photo, but the cache has {} \
-                     view(s); extract it with --views 2 or more",
-                    path.display(),
-                    cache.views()
-                );
-            }
-            options.backbone = cache.header.backbone;
-            options.backbone_weights = cache.header.backbone_weights.clone();
-            options.image_size = cache.header.image_size;
-            options.data = cache.header.source.clone();
+            let cache = open_feature_cache(&path.clone(), options)?;
             (cache.len(), Err(cache))
         }
         None => {
@@ -169,10 +151,20 @@ fn prepare_data(options: &mut TrainOptions) -> Result<RunData> {
             (examples, label_space, full)
         }
     };
-    let targets = match options.labels {
+    Ok(RunData {
+        targets: training_targets(full, label_space.n_classes(), options),
+        examples,
+        label_space,
+        train_len: train_indices.len(),
+    })
+}
+
+/// The labels training sees: every positive, or one per image (saying how many images have
+/// none to keep).
+fn training_targets(full: Vec<f32>, classes: usize, options: &TrainOptions) -> Vec<f32> {
+    match options.labels {
         LabelMode::Full => full,
         LabelMode::SinglePositive => {
-            let classes = label_space.n_classes();
             let unlabelled = full
                 .chunks_exact(classes)
                 .filter(|row| !row.contains(&1.0))
@@ -186,13 +178,34 @@ fn prepare_data(options: &mut TrainOptions) -> Result<RunData> {
             }
             single_positive_labels(&full, classes, options.seed)
         }
-    };
-    Ok(RunData {
-        examples,
-        label_space,
-        train_len: train_indices.len(),
-        targets,
-    })
+    }
+}
+
+/// Reads the feature cache at `path` and makes `options` agree with it: the cache decides the
+/// backbone, its weights, the image size and the data set, so that the saved model reproduces
+/// its features.
+fn open_feature_cache(path: &Path, options: &mut TrainOptions) -> Result<FeatureCache> {
+    let cache = FeatureCache::read(path)?;
+    if cache.header.pooled && options.head == HeadKind::Q2l {
+        bail!(
+            "{}: the features are pooled, but a Query2Label head attends over feature \
+                     maps; extract without --pooled",
+            path.display()
+        );
+    }
+    if options.tta_flip && cache.views() <= MIRRORED_VIEW {
+        bail!(
+            "{}: --tta-flip needs the mirrored view of each photo, but the cache has {} \
+                     view(s); extract it with --views 2 or more",
+            path.display(),
+            cache.views()
+        );
+    }
+    options.backbone = cache.header.backbone;
+    options.backbone_weights = cache.header.backbone_weights.clone();
+    options.image_size = cache.header.image_size;
+    options.data = cache.header.source.clone();
+    Ok(cache)
 }
 
 /// The input of one training batch.
@@ -454,6 +467,16 @@ enum StepOutcome {
     NonFinite(f64),
 }
 
+/// A batch's loss and the gradients it gives.
+struct StepGradients {
+    loss: f64,
+    model: GradientsParams,
+    /// ROLE's label estimator's.
+    estimator: Option<GradientsParams>,
+    /// The unobserved labels LL-Cp corrects in this batch.
+    corrections: Option<Tensor<2, Bool>>,
+}
+
 impl Trainee {
     /// The untrained model and fresh optimisers for `data`.
     fn new(options: &TrainOptions, data: &RunData, train_device: &Device) -> Result<Self> {
@@ -505,6 +528,83 @@ impl Trainee {
         Ok(self)
     }
 
+    /// The loss of `batch` and its gradients, on the one training device.
+    fn gradients(
+        &self,
+        batch: &TrainBatch,
+        setup: &StepSetup,
+        backbone_trains: bool,
+        progress: LossProgress,
+    ) -> StepGradients {
+        let (devices, rows) = (setup.devices, &batch.rows);
+        let train_device = &devices.main().1;
+        let logits = (batch.input).logits(
+            &self.model,
+            backbone_trains,
+            setup.preprocessing,
+            devices.main(),
+        );
+        let estimated = self.estimator.as_ref().map(|estimator| {
+            let indices: Vec<i64> = rows.iter().map(|&r| r as i64).collect();
+            estimator.forward(Tensor::<1, Int>::from_data(
+                TensorData::new(indices, [rows.len()]),
+                train_device,
+            ))
+        });
+        let targets = targets_of(&self.training_labels, rows, setup.n_classes, train_device);
+        let output = (setup.loss_function).forward(logits, targets, estimated, progress);
+        let loss = output.total;
+        let loss_value = loss.clone().into_scalar::<f32>() as f64;
+        let mut gradients = loss.backward();
+        StepGradients {
+            loss: loss_value,
+            model: GradientsParams::from_module(&mut gradients, &self.model),
+            estimator: (self.estimator.as_ref())
+                .map(|estimator| GradientsParams::from_module(&mut gradients, estimator)),
+            corrections: output.corrections,
+        }
+    }
+
+    /// The loss of `batch` and its gradients, each device taking a share of the rows (no
+    /// label estimator and no corrections: [`TrainOptions::check`] keeps those on one device).
+    fn gradients_across_devices(
+        &self,
+        batch: &TrainBatch,
+        setup: &StepSetup,
+        backbone_trains: bool,
+        progress: LossProgress,
+    ) -> StepGradients {
+        let (rows, training_labels) = (&batch.rows, &self.training_labels);
+        let (gradients, loss_value) = setup.devices.gradients(
+            &self.model,
+            rows.len(),
+            setup.options.loss().sums_over_images(),
+            |replica, share, share_devices| {
+                let logits = batch.input.slice(share.clone()).logits(
+                    replica,
+                    backbone_trains,
+                    setup.preprocessing,
+                    share_devices,
+                );
+                let targets = targets_of(
+                    training_labels,
+                    &rows[share],
+                    setup.n_classes,
+                    &share_devices.1,
+                );
+                (setup.loss_function)
+                    .forward(logits, targets, None, progress)
+                    .total
+            },
+        );
+        StepGradients {
+            loss: loss_value,
+            model: gradients,
+            estimator: None,
+            corrections: None,
+        }
+    }
+
     /// Writes the checkpoint as a whole (see [`replace_directory`]): the state, written last,
     /// always describes the files beside it. The run's metrics and plots follow.
     fn save_checkpoint(
@@ -552,59 +652,25 @@ impl Trainee {
         let StepSetup {
             options,
             devices,
-            preprocessing,
-            loss_function,
             schedule,
             n_classes,
+            ..
         } = *setup;
-        let train_device = &devices.main().1;
-        train_device.seed(step_seed(options.seed, self.state.steps));
-        let rows = &batch.rows;
-        let mut corrections = None;
-        let (loss_value, model_gradients, estimator_gradients) = if devices.devices.len() == 1 {
-            let logits =
-                batch
-                    .input
-                    .logits(&self.model, backbone_trains, preprocessing, devices.main());
-            let estimated = self.estimator.as_ref().map(|estimator| {
-                let indices: Vec<i64> = rows.iter().map(|&r| r as i64).collect();
-                estimator.forward(Tensor::<1, Int>::from_data(
-                    TensorData::new(indices, [rows.len()]),
-                    train_device,
-                ))
-            });
-            let targets = targets_of(&self.training_labels, rows, n_classes, train_device);
-            let output = loss_function.forward(logits, targets, estimated, progress);
-            corrections = output.corrections;
-            let loss = output.total;
-            let loss_value = loss.clone().into_scalar::<f32>() as f64;
-            let mut gradients = loss.backward();
-            let model_gradients = GradientsParams::from_module(&mut gradients, &self.model);
-            let estimator_gradients = self
-                .estimator
-                .as_ref()
-                .map(|estimator| GradientsParams::from_module(&mut gradients, estimator));
-            (loss_value, model_gradients, estimator_gradients)
+        devices
+            .main()
+            .1
+            .seed(step_seed(options.seed, self.state.steps));
+        let StepGradients {
+            loss: loss_value,
+            model: model_gradients,
+            estimator: estimator_gradients,
+            corrections,
+        } = if devices.devices.len() == 1 {
+            self.gradients(batch, setup, backbone_trains, progress)
         } else {
-            let training_labels = &self.training_labels;
-            let (gradients, loss_value) = devices.gradients(
-                &self.model,
-                rows.len(),
-                options.loss().sums_over_images(),
-                |replica, share, share_devices| {
-                    let logits = batch.input.slice(share.clone()).logits(
-                        replica,
-                        backbone_trains,
-                        preprocessing,
-                        share_devices,
-                    );
-                    let targets =
-                        targets_of(training_labels, &rows[share], n_classes, &share_devices.1);
-                    loss_function.forward(logits, targets, None, progress).total
-                },
-            );
-            (loss_value, gradients, None)
+            self.gradients_across_devices(batch, setup, backbone_trains, progress)
         };
+        let rows = &batch.rows;
         if !loss_value.is_finite() {
             return (self, StepOutcome::NonFinite(loss_value));
         }
@@ -655,208 +721,160 @@ fn write_history(files: &RunFiles, state: &TrainingState) -> Result<()> {
     plot_history(&files.dir, &state.history)
 }
 
-/// Trains (or resumes, when `resume` and the run directory has a checkpoint) and returns the
-/// best validation result.
-pub fn train(
-    options: &TrainOptions,
-    run_dir: &Path,
-    resume: Option<&[GivenFlag]>,
-    session: &SessionOptions,
-) -> Result<TrainSummary> {
-    let files = RunFiles {
-        dir: run_dir.to_path_buf(),
-    };
-    // A killed run may have left a directory half swapped or scratch files behind.
-    recover_directory(&files.checkpoint())?;
-    recover_directory(&files.best())?;
-    let stale = remove_stale_temporaries(run_dir)?;
-    if stale > 0 {
-        eprintln!(
-            "removed {stale} unfinished temporary file(s) that a killed run left in {}",
-            run_dir.display()
+/// What a run works with from start to end: its files, options and data, where it computes,
+/// and how it reads photos.
+struct Run {
+    files: RunFiles,
+    options: TrainOptions,
+    data: RunData,
+    devices: DeviceSet,
+    preprocessing: Preprocessing,
+    /// What `best/` records beside the weights.
+    description: ModelDescription,
+    train_loader: ImageLoader,
+    eval_loader: ImageLoader,
+}
+
+impl Run {
+    /// Puts back what a kill left half done, settles the options (the command line's, or the
+    /// saved ones on `--resume`), opens the data and saves the options of a new run. Also says
+    /// whether there is a checkpoint to resume from.
+    fn open(
+        options: &TrainOptions,
+        run_dir: &Path,
+        resume: Option<&[GivenFlag]>,
+    ) -> Result<(Run, bool)> {
+        let files = RunFiles {
+            dir: run_dir.to_path_buf(),
+        };
+        recover_directory(&files.checkpoint())?;
+        recover_directory(&files.best())?;
+        let stale = remove_stale_temporaries(run_dir)?;
+        if stale > 0 {
+            eprintln!(
+                "removed {stale} unfinished temporary file(s) that a killed run left in {}",
+                run_dir.display()
+            );
+        }
+        let mut options = resolve_run_options(&files, options, resume)?;
+        let resuming = resume.is_some() && files.state().is_file();
+        options.check()?;
+        let data = prepare_data(&mut options)?;
+        // Saved once the data is open: a feature cache decides the data set, backbone and image
+        // size, and options.json should say what the run used, not the command line's defaults.
+        if resume.is_none() {
+            write_json(&files.options(), &options)?;
+        }
+        let devices = DeviceSet::new(
+            (options.device.devices.iter())
+                .map(|&index| options.device.backend.device(index))
+                .collect(),
         );
+        let preprocessing = Preprocessing::imagenet(options.image_size);
+        let description = ModelDescription {
+            classifier: options.classifier_config(data.n_classes()),
+            label_space: data.label_space.clone(),
+            preprocessing: preprocessing.clone(),
+            // Chosen on the validation split at export (`trainer export`), not during training.
+            decision_threshold: Default::default(),
+        };
+        let loader = |augmentation| ImageLoader {
+            preprocessing: preprocessing.clone(),
+            augmentation,
+        };
+        let run = Run {
+            train_loader: loader(Some(options.augmentation.clone())),
+            eval_loader: loader(None),
+            files,
+            options,
+            data,
+            devices,
+            preprocessing,
+            description,
+        };
+        Ok((run, resuming))
     }
-    let mut options = resolve_run_options(&files, options, resume)?;
-    let resuming = resume.is_some() && files.state().is_file();
-    options.check()?;
 
-    let data = prepare_data(&mut options)?;
-    // Saved once the data is open: a feature cache decides the data set, backbone and image
-    // size, and options.json should say what the run used, not the command line's defaults.
-    if resume.is_none() {
-        write_json(&files.options(), &options)?;
+    /// The inference device, where validation runs.
+    fn device(&self) -> &Device {
+        &self.devices.main().0
     }
-    let n_classes = data.n_classes();
-    let devices = DeviceSet::new(
-        options
-            .device
-            .devices
-            .iter()
-            .map(|&index| options.device.backend.device(index))
-            .collect(),
-    );
-    let (device, train_device) = devices.main().clone();
-    let preprocessing = Preprocessing::imagenet(options.image_size);
-    let description = ModelDescription {
-        classifier: options.classifier_config(n_classes),
-        label_space: data.label_space.clone(),
-        preprocessing: preprocessing.clone(),
-        // Chosen on the validation split at export (`trainer export`), not during training.
-        decision_threshold: Default::default(),
-    };
-    let train_loader = ImageLoader {
-        preprocessing: preprocessing.clone(),
-        augmentation: Some(options.augmentation.clone()),
-    };
-    let eval_loader = ImageLoader {
-        preprocessing: preprocessing.clone(),
-        augmentation: None,
-    };
 
-    // Parameters are drawn from the device's generator (lazily, at first use): seed it so a
-    // run's initial head is a function of --seed alone.
-    device.seed(options.seed);
-    train_device.seed(options.seed);
-    let mut trainee = Trainee::new(&options, &data, &train_device)?;
-    if resuming {
-        trainee = trainee.load_checkpoint(&files, &options, &data)?;
-        // A kill between the checkpoint and its metrics leaves them an epoch behind.
-        write_history(&files, &trainee.state)?;
+    /// Scores `model` on the validation examples with clean labels.
+    fn validate(&self, model: &Classifier) -> Result<Evaluation> {
+        validate(
+            model,
+            &self.data.examples,
+            &self.eval_loader,
+            &self.options,
+            self.device(),
+        )
     }
-    let pseudo_labeler = options.pseudo_labeler(&data.targets, n_classes);
 
-    let loss_function = options.loss_config().init();
-    let batches_per_epoch = data.train_len.div_ceil(options.batch_size);
-    let schedule = OneCycle {
-        max_lr: options.learning_rate,
-        total_steps: batches_per_epoch * options.epochs,
-        warmup_fraction: 0.2,
-    };
-    let setup = StepSetup {
-        options: &options,
-        devices: &devices,
-        preprocessing: &preprocessing,
-        loss_function: &loss_function,
-        schedule: &schedule,
-        n_classes,
-    };
-    if trainee.state.history.is_empty() && trainee.state.epoch_progress.is_none() {
-        let before = validate(
-            &trainee.model,
-            &data.examples,
-            &eval_loader,
-            &options,
-            &device,
-        )?;
+    /// Validates the untrained model, which `best/` starts as, so that it never holds a worse
+    /// one: a run that diverges leaves the starting point there rather than its broken weights.
+    fn start_best(&self, trainee: &mut Trainee) -> Result<()> {
+        let before = self.validate(&trainee.model)?;
         eprintln!("validation mAP before training: {:.2}", before.map);
-        // best/ starts as the untrained model, so that it never holds a worse one: a run that
-        // diverges leaves the starting point there rather than its broken weights.
         let state = &mut trainee.state;
         state.initial_map = Some(before.map);
         state.best_map = Some(before.map);
         state.best_epoch = Some(0);
-        save_model(&files.best(), &trainee.model.valid(), &description)?;
+        save_model(
+            &self.files.best(),
+            &trainee.model.valid(),
+            &self.description,
+        )
     }
-    let initial_map = trainee.state.initial_map.unwrap_or(f64::NAN);
 
-    let first_epoch = trainee.state.epochs_done;
-    for epoch in first_epoch..options.epochs {
-        let epoch_seed = options
-            .seed
-            .wrapping_mul(1_000_003)
-            .wrapping_add(epoch as u64);
-        let outcome;
-        (trainee, outcome) = train_epoch(
-            trainee,
-            &setup,
-            &EpochPlan {
-                epoch,
-                epoch_seed,
-                data: &data,
-                loader: &train_loader,
-                files: &files,
-                checkpoint_every: session.checkpoint_every,
-            },
-        )?;
-        let EpochOutcome {
-            totals,
-            learning_rate,
-        } = outcome;
-        let images_per_second = totals.seen as f64 / totals.seconds.max(1e-9);
-        if totals.corrected > 0 {
-            eprintln!(
-                "{}: {} unobserved labels became positives",
-                options.loss(),
-                totals.corrected
-            );
-        }
-        if let Some(labeler) = pseudo_labeler
-            .as_ref()
-            .filter(|l| l.updates_after(epoch + 1))
-        {
-            let probabilities = training_probabilities(
-                &trainee.model,
-                &data,
-                &eval_loader,
-                options.batch_size,
-                &device,
-            )?;
-            let new = labeler.update(&mut trainee.training_labels, &probabilities);
-            eprintln!(
-                "{}: {} unobserved labels became soft pseudo-negatives",
-                options.loss(),
-                new.iter().filter(|&&n| n).count()
-            );
-        }
-
-        pause_if_asked("validation");
-        let evaluation = validate(
-            &trainee.model,
-            &data.examples,
-            &eval_loader,
-            &options,
-            &device,
-        )?;
-        let average_evaluation = match &trainee.average {
-            Some(average) => Some(validate(
-                average,
-                &data.examples,
-                &eval_loader,
-                &options,
-                &device,
-            )?),
-            None => None,
+    /// APL's pseudo-labelling after `epoch` (0-based), when it is due.
+    fn pseudo_label(
+        &self,
+        labeler: Option<&PseudoLabeler>,
+        epoch: usize,
+        trainee: &mut Trainee,
+    ) -> Result<()> {
+        let Some(labeler) = labeler.filter(|l| l.updates_after(epoch + 1)) else {
+            return Ok(());
         };
+        let probabilities = training_probabilities(
+            &trainee.model,
+            &self.data,
+            &self.eval_loader,
+            self.options.batch_size,
+            self.device(),
+        )?;
+        let new = labeler.update(&mut trainee.training_labels, &probabilities);
+        eprintln!(
+            "{}: {} unobserved labels became soft pseudo-negatives",
+            self.options.loss(),
+            new.iter().filter(|&&n| n).count()
+        );
+        Ok(())
+    }
+
+    /// Validates the weights and their average after `epoch` (0-based), records the epoch,
+    /// keeps the better of the two in `best/` if it beats the best so far, and checkpoints.
+    fn end_epoch(&self, trainee: &mut Trainee, epoch: usize, outcome: EpochOutcome) -> Result<()> {
+        pause_if_asked("validation");
+        let evaluation = self.validate(&trainee.model)?;
+        let average_evaluation = (trainee.average.as_ref())
+            .map(|average| self.validate(average))
+            .transpose()?;
+        let totals = &outcome.totals;
         let record = EpochRecord {
             epoch: epoch + 1,
             train_loss: totals.loss_sum / totals.loss_batches.max(1) as f64,
-            learning_rate,
+            learning_rate: outcome.learning_rate,
             val_map: evaluation.map,
             val_cf1: evaluation.cf1,
             val_of1: evaluation.of1,
             val_ema_map: average_evaluation.as_ref().map(|e| e.map),
             val_attention_focus: evaluation.attention_focus,
-            images_per_second,
+            images_per_second: totals.seen as f64 / totals.seconds.max(1e-9),
             skipped_images: totals.skipped,
         };
-        eprintln!(
-            "epoch {}/{}: loss {:.4}, validation mAP {:.2}, CF1 {:.2}, OF1 {:.2}{}, {:.1} images/s{}",
-            record.epoch,
-            options.epochs,
-            record.train_loss,
-            record.val_map,
-            record.val_cf1,
-            record.val_of1,
-            record
-                .val_attention_focus
-                .map_or(String::new(), |focus| format!(", attention {focus:.1}×")),
-            images_per_second,
-            if totals.skipped > 0 {
-                format!(", {} unreadable images skipped", totals.skipped)
-            } else {
-                String::new()
-            }
-        );
+        eprintln!("{}", epoch_line(&record, self.options.epochs));
         // The better of the weights and their average competes for the best model.
         let (epoch_map, epoch_model) = match (&average_evaluation, &trainee.average) {
             (Some(averaged), Some(average)) if averaged.map > evaluation.map => {
@@ -868,52 +886,150 @@ pub fn train(
         if state.best_map.is_none_or(|best| epoch_map > best) {
             state.best_map = Some(epoch_map);
             state.best_epoch = Some(epoch + 1);
-            save_model(&files.best(), &epoch_model, &description)?;
+            save_model(&self.files.best(), &epoch_model, &self.description)?;
         }
         state.history.push(record);
         state.epochs_done = epoch + 1;
         state.epoch_progress = None;
-        let comparable_losses = !options.loss().changes_over_epochs();
+        let comparable_losses = !self.options.loss().changes_over_epochs();
+        let initial_map = state.initial_map.unwrap_or(f64::NAN);
         if let Some(warning) = divergence_warning(&state.history, initial_map, comparable_losses) {
             eprintln!("warning: {warning}");
         }
-        trainee.save_checkpoint(&files, &options, n_classes)?;
-        let state = &trainee.state;
-        let this_session = state.epochs_done - first_epoch;
-        if session
-            .stop_after_epochs
-            .is_some_and(|epochs| this_session >= epochs)
-        {
-            eprintln!("stopping after {this_session} epochs as asked; continue with --resume");
-            break;
-        }
-        let stalled = state.epochs_done - state.best_epoch.unwrap_or(0);
-        if options.patience.is_some_and(|patience| stalled >= patience) {
-            eprintln!("no better validation mAP for {stalled} epochs: stopping early");
-            break;
-        }
+        trainee.save_checkpoint(&self.files, &self.options, self.data.n_classes())
     }
 
-    let state = &trainee.state;
-    let every_epoch_worse = !state.history.is_empty()
-        && state
-            .history
-            .iter()
-            .all(|record| record.val_map < initial_map);
-    if state.best_epoch == Some(0) && every_epoch_worse {
-        eprintln!(
-            "warning: every epoch scored below the untrained model (validation mAP \
-             {initial_map:.2}), so {} holds the untrained model; try a lower --lr",
-            files.best().display()
-        );
+    /// Why the run stops before its last epoch, if it does: the epochs asked of this session
+    /// (which began after `first_epoch` epochs) are done, or validation stopped improving.
+    fn stop_reason(
+        &self,
+        state: &TrainingState,
+        session: &SessionOptions,
+        first_epoch: usize,
+    ) -> Option<String> {
+        let this_session = state.epochs_done - first_epoch;
+        if (session.stop_after_epochs).is_some_and(|epochs| this_session >= epochs) {
+            return Some(format!(
+                "stopping after {this_session} epochs as asked; continue with --resume"
+            ));
+        }
+        let stalled = state.epochs_done - state.best_epoch.unwrap_or(0);
+        (self.options.patience)
+            .is_some_and(|patience| stalled >= patience)
+            .then(|| format!("no better validation mAP for {stalled} epochs: stopping early"))
     }
-    Ok(TrainSummary {
-        run_dir: run_dir.to_path_buf(),
-        best_map: state.best_map.context("no epoch was trained")?,
-        best_epoch: state.best_epoch.unwrap_or(0),
-        initial_map,
-        epochs_run: state.epochs_done,
-    })
+
+    /// The run's result, with a warning when no epoch beat the untrained model.
+    fn summary(&self, state: &TrainingState) -> Result<TrainSummary> {
+        let initial_map = state.initial_map.unwrap_or(f64::NAN);
+        let every_epoch_worse = !state.history.is_empty()
+            && state
+                .history
+                .iter()
+                .all(|record| record.val_map < initial_map);
+        if state.best_epoch == Some(0) && every_epoch_worse {
+            eprintln!(
+                "warning: every epoch scored below the untrained model (validation mAP \
+                 {initial_map:.2}), so {} holds the untrained model; try a lower --lr",
+                self.files.best().display()
+            );
+        }
+        Ok(TrainSummary {
+            run_dir: self.files.dir.clone(),
+            best_map: state.best_map.context("no epoch was trained")?,
+            best_epoch: state.best_epoch.unwrap_or(0),
+            initial_map,
+            epochs_run: state.epochs_done,
+        })
+    }
+}
+
+/// The line an epoch prints.
+fn epoch_line(record: &EpochRecord, epochs: usize) -> String {
+    let focus = (record.val_attention_focus)
+        .map_or(String::new(), |focus| format!(", attention {focus:.1}×"));
+    let skipped = match record.skipped_images {
+        0 => String::new(),
+        skipped => format!(", {skipped} unreadable images skipped"),
+    };
+    format!(
+        "epoch {}/{epochs}: loss {:.4}, validation mAP {:.2}, CF1 {:.2}, OF1 {:.2}{focus}, {:.1} \
+         images/s{skipped}",
+        record.epoch,
+        record.train_loss,
+        record.val_map,
+        record.val_cf1,
+        record.val_of1,
+        record.images_per_second,
+    )
+}
+
+/// Trains (or resumes, when `resume` and the run directory has a checkpoint) and returns the
+/// best validation result.
+pub fn train(
+    options: &TrainOptions,
+    run_dir: &Path,
+    resume: Option<&[GivenFlag]>,
+    session: &SessionOptions,
+) -> Result<TrainSummary> {
+    let (run, resuming) = Run::open(options, run_dir, resume)?;
+    let (options, data) = (&run.options, &run.data);
+    // Parameters are drawn from the device's generator (lazily, at first use): seed it so a
+    // run's initial head is a function of --seed alone.
+    let (device, train_device) = run.devices.main();
+    device.seed(options.seed);
+    train_device.seed(options.seed);
+    let mut trainee = Trainee::new(options, data, train_device)?;
+    if resuming {
+        trainee = trainee.load_checkpoint(&run.files, options, data)?;
+        // A kill between the checkpoint and its metrics leaves them an epoch behind.
+        write_history(&run.files, &trainee.state)?;
+    }
+    let pseudo_labeler = options.pseudo_labeler(&data.targets, data.n_classes());
+    let loss_function = options.loss_config().init();
+    let schedule = OneCycle {
+        max_lr: options.learning_rate,
+        total_steps: data.train_len.div_ceil(options.batch_size) * options.epochs,
+        warmup_fraction: 0.2,
+    };
+    let setup = StepSetup {
+        options,
+        devices: &run.devices,
+        preprocessing: &run.preprocessing,
+        loss_function: &loss_function,
+        schedule: &schedule,
+        n_classes: data.n_classes(),
+    };
+    if trainee.state.history.is_empty() && trainee.state.epoch_progress.is_none() {
+        run.start_best(&mut trainee)?;
+    }
+    let first_epoch = trainee.state.epochs_done;
+    for epoch in first_epoch..options.epochs {
+        let plan = EpochPlan {
+            epoch,
+            epoch_seed: (options.seed.wrapping_mul(1_000_003)).wrapping_add(epoch as u64),
+            data,
+            loader: &run.train_loader,
+            files: &run.files,
+            checkpoint_every: session.checkpoint_every,
+        };
+        let outcome;
+        (trainee, outcome) = train_epoch(trainee, &setup, &plan)?;
+        if outcome.totals.corrected > 0 {
+            let corrected = outcome.totals.corrected;
+            eprintln!(
+                "{}: {corrected} unobserved labels became positives",
+                options.loss()
+            );
+        }
+        run.pseudo_label(pseudo_labeler.as_ref(), epoch, &mut trainee)?;
+        run.end_epoch(&mut trainee, epoch, outcome)?;
+        if let Some(reason) = run.stop_reason(&trainee.state, session, first_epoch) {
+            eprintln!("{reason}");
+            break;
+        }
+    }
+    run.summary(&trainee.state)
 }
 
 /// What one epoch of [`train_epoch`] works on.
@@ -949,14 +1065,7 @@ fn train_epoch(
     // The totals so far: zero, or a checkpoint's taken inside this epoch.
     let mut totals = trainee.state.epoch_progress.clone().unwrap_or_default();
     let (first_batch, seconds_before) = (totals.batches_done, totals.seconds);
-    let progress = ProgressBar::new(data.train_len as u64).with_style(
-        ProgressStyle::with_template(
-            "epoch {prefix} [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
-    progress.set_prefix(format!("{}/{}", plan.epoch + 1, options.epochs));
+    let progress = epoch_progress_bar(plan.epoch, options.epochs, data.train_len);
     progress.set_position((first_batch * options.batch_size).min(data.train_len) as u64);
     let started = Instant::now();
     let mut learning_rate = setup.schedule.learning_rate(trainee.state.steps);
@@ -965,13 +1074,14 @@ fn train_epoch(
         epoch: plan.epoch + 1,
         epochs: options.epochs,
     };
+    let (batch_size, seed) = (options.batch_size, plan.epoch_seed);
     let batches = epoch_batches(
         &data.examples,
         &order,
-        options.batch_size,
+        batch_size,
         first_batch,
         plan.loader,
-        plan.epoch_seed,
+        seed,
     );
     let batches_per_epoch = data.train_len.div_ceil(options.batch_size);
     for (batch_index, batch) in (first_batch..).zip(batches) {
@@ -986,27 +1096,17 @@ fn train_epoch(
                     learning_rate: step_learning_rate,
                     corrected,
                 } => {
-                    totals.loss_sum += loss;
-                    totals.loss_batches += 1;
-                    totals.seen += batch.rows.len();
-                    totals.corrected += corrected;
+                    totals.add_batch(loss, batch.rows.len(), corrected);
                     learning_rate = step_learning_rate;
                 }
                 StepOutcome::NonFinite(loss) => {
                     progress.abandon();
-                    bail!(non_finite_message(
-                        loss,
-                        plan.epoch,
-                        &trainee.state,
-                        plan.files
-                    ));
+                    let state = &trainee.state;
+                    bail!(non_finite_message(loss, plan.epoch, state, plan.files));
                 }
             }
-            progress.set_message(format!(
-                "loss {:.4} lr {:.2e}",
-                totals.loss_sum / totals.loss_batches as f64,
-                learning_rate
-            ));
+            let mean_loss = totals.loss_sum / totals.loss_batches as f64;
+            progress.set_message(format!("loss {mean_loss:.4} lr {learning_rate:.2e}"));
         }
         totals.batches_done = batch_index + 1;
         let due = plan
@@ -1023,13 +1123,23 @@ fn train_epoch(
     }
     progress.finish_and_clear();
     totals.seconds = seconds_before + started.elapsed().as_secs_f64();
-    Ok((
-        trainee,
-        EpochOutcome {
-            totals,
-            learning_rate,
-        },
-    ))
+    let outcome = EpochOutcome {
+        totals,
+        learning_rate,
+    };
+    Ok((trainee, outcome))
+}
+
+/// The progress bar of epoch `epoch` (0-based) over `images` training images.
+fn epoch_progress_bar(epoch: usize, epochs: usize, images: usize) -> ProgressBar {
+    let style = ProgressStyle::with_template(
+        "epoch {prefix} [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}",
+    )
+    .expect("valid template")
+    .progress_chars("=> ");
+    let progress = ProgressBar::new(images as u64).with_style(style);
+    progress.set_prefix(format!("{}/{epochs}", epoch + 1));
+    progress
 }
 
 /// Why a run stopped on a non-finite loss, and what it kept.
