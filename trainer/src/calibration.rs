@@ -10,7 +10,7 @@
 //! cores): slower than reusing the cached features, but the same path the exported model runs.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
@@ -25,11 +25,8 @@ use crate::dataset::{Dataset, Split, open_dataset};
 use crate::evaluate::score_dataset;
 use crate::feature_cache::FeatureCache;
 use crate::images::ImageLoader;
-use crate::saved_model::resolve_model_dir;
+use crate::model_dir::run_options;
 use crate::train_options::TrainOptions;
-
-/// The run file that records the validation split.
-const OPTIONS_FILE: &str = "options.json";
 
 /// Photos per forward pass when scoring the validation split.
 const SCORING_BATCH: usize = 32;
@@ -118,25 +115,6 @@ fn threshold_from_validation(
         )
     })?;
     Ok(DecisionThreshold::chosen_on_validation(&chosen))
-}
-
-/// The `options.json` of the run that `model_path` belongs to: beside the model directory (a
-/// run's `best/`, also when `model_path` is the run directory) or in it. Relative paths in it
-/// (data set, feature cache) are read from the working directory, as `trainer train` wrote them.
-pub fn run_options(model_path: &Path) -> Result<PathBuf> {
-    let model_dir = resolve_model_dir(model_path)?;
-    [Some(model_dir.as_path()), model_dir.parent()]
-        .into_iter()
-        .flatten()
-        .map(|dir| dir.join(OPTIONS_FILE))
-        .find(|path| path.is_file())
-        .with_context(|| {
-            format!(
-                "{}: no {OPTIONS_FILE} of a training run here or beside it, so its validation \
-                 split is unknown; export the training run's directory, or pass --threshold VALUE",
-                model_dir.display()
-            )
-        })
 }
 
 /// The validation photos of the run recorded in `options_path`, with their clean labels.

@@ -1,11 +1,7 @@
-//! Saving and loading models and training state so that nothing is lost: every file is written
-//! to a temporary name in its final directory and renamed into place, so a killed run leaves
-//! either the old file or the new one, never half of one. A directory whose files belong
-//! together (a checkpoint, a best model) is written whole beside the old one and swapped in by
-//! [`replace_directory`], so it too is either the old one or the new one.
+//! Saving and loading models, JSON and training state, every file written whole (see
+//! [`crate::atomic_files`]).
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -13,131 +9,9 @@ use burn::module::Module;
 use burn::store::{BurnpackStore, ModuleSnapshot};
 use serde::Serialize;
 
-use crate::fault_points::pause_if_asked;
+use crate::atomic_files::write_atomically;
 use crate::weights::check_apply_result;
 use serde::de::DeserializeOwned;
-
-/// Writes `bytes` to `path` atomically (temporary file in the same directory, fsync, rename).
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let name = path
-        .file_name()
-        .with_context(|| format!("{} is not a file path", path.display()))?;
-    let temporary = dir.join(format!(
-        ".{}.tmp-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let written = fs::File::create(&temporary)
-        .and_then(|mut file| file.write_all(bytes).and_then(|()| file.sync_all()))
-        .with_context(|| format!("cannot write {}", temporary.display()))
-        .and_then(|()| {
-            fs::rename(&temporary, path)
-                .with_context(|| format!("cannot move {} into place", path.display()))
-        });
-    if written.is_err() {
-        // Leave no half-written scratch file behind.
-        let _ = fs::remove_file(&temporary);
-    }
-    written
-}
-
-/// The scratch names of [`replace_directory`] for `dir`: the new directory while it is written,
-/// and the old one while it is swapped out.
-fn swap_names(dir: &Path) -> Result<(PathBuf, PathBuf)> {
-    let name = dir
-        .file_name()
-        .with_context(|| format!("{} is not a directory path", dir.display()))?
-        .to_string_lossy()
-        .into_owned();
-    let parent = dir
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    Ok((
-        parent.join(format!(".{name}.new")),
-        parent.join(format!(".{name}.old")),
-    ))
-}
-
-/// Makes the directory `dir` hold exactly what `write` puts into the (empty) directory it is
-/// given, all at once: the new content is written and synced beside `dir`, then swapped in with
-/// two renames. A kill at any moment leaves either the old directory or the new one, or, between
-/// the renames, the old one under its scratch name, which [`recover_directory`] puts back.
-pub fn replace_directory(dir: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    let (new, old) = swap_names(dir)?;
-    recover_directory(dir)?;
-    fs::create_dir_all(&new).with_context(|| format!("cannot create {}", new.display()))?;
-    if let Err(e) = write(&new) {
-        let _ = fs::remove_dir_all(&new);
-        return Err(e);
-    }
-    sync_directory(&new)?;
-    if dir.exists() {
-        fs::rename(dir, &old).with_context(|| format!("cannot move {} aside", dir.display()))?;
-        pause_if_asked(&format!(
-            "swap-{}",
-            dir.file_name().unwrap_or_default().to_string_lossy()
-        ));
-    }
-    fs::rename(&new, dir).with_context(|| format!("cannot move {} into place", dir.display()))?;
-    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-        sync_directory(parent)?;
-    }
-    if old.exists() {
-        fs::remove_dir_all(&old).with_context(|| format!("cannot remove {}", old.display()))?;
-    }
-    Ok(())
-}
-
-/// Repairs what a killed [`replace_directory`] of `dir` left: a new directory that was never
-/// swapped in is removed, and an old one that was moved aside but not replaced is put back.
-pub fn recover_directory(dir: &Path) -> Result<()> {
-    let (new, old) = swap_names(dir)?;
-    if new.exists() {
-        fs::remove_dir_all(&new)
-            .with_context(|| format!("cannot remove the unfinished {}", new.display()))?;
-    }
-    if old.exists() {
-        if dir.exists() {
-            fs::remove_dir_all(&old).with_context(|| format!("cannot remove {}", old.display()))?;
-        } else {
-            fs::rename(&old, dir).with_context(|| {
-                format!("cannot restore {} from {}", dir.display(), old.display())
-            })?;
-        }
-    }
-    Ok(())
-}
-
-/// Removes the scratch files of [`write_atomically`] that a killed process left in `dir`
-/// (`.NAME.tmp-PID`), and says how many there were.
-pub fn remove_stale_temporaries(dir: &Path) -> Result<usize> {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return Ok(0);
-    };
-    let mut removed = 0;
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') && name.contains(".tmp-") && entry.path().is_file() {
-            fs::remove_file(entry.path())
-                .with_context(|| format!("cannot remove {}", entry.path().display()))?;
-            removed += 1;
-        }
-    }
-    Ok(removed)
-}
-
-/// Flushes a directory's entries (its renames) to disk.
-fn sync_directory(dir: &Path) -> Result<()> {
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .with_context(|| format!("cannot sync {}", dir.display()))
-}
 
 /// Writes a value as pretty JSON, atomically.
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {

@@ -9,9 +9,11 @@ use anyhow::{Result, bail};
 use burn::tensor::Device;
 use querylabel::bundle::{BundleManifest, BundlePart, assemble, bundle_weights, load_bundle};
 
+use crate::atomic_files::write_atomically;
 use crate::calibration::{ThresholdChoice, decision_threshold};
-use crate::checkpoint::{ModelFiles, write_atomically, write_json};
-use crate::model_source::{HeadNaming, ModelKind, ModelSource, load_bundle_dir, single_model_part};
+use crate::checkpoint::{ModelFiles, write_json};
+use crate::model_dir::{ModelKind, ModelSource};
+use crate::model_source::{HeadNaming, load_bundle_dir, single_model_part};
 
 /// The weights file of a bundle, beside its `model.json`.
 pub const WEIGHTS_FILE: &str = "model.safetensors";

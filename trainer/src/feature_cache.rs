@@ -29,7 +29,7 @@ use querylabel::labels::LabelSpace;
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::write_atomically;
+use crate::atomic_files::write_atomically;
 use crate::dataset::Split;
 use crate::images::{PLAIN_VIEW, RandomResizedCropConfig};
 

@@ -16,7 +16,7 @@ use rand_chacha::ChaCha8Rng;
 use safetensors::Dtype;
 use safetensors::tensor::TensorView;
 
-use crate::checkpoint::write_atomically;
+use crate::atomic_files::write_atomically;
 use crate::feature_cache::FeatureCache;
 
 /// Draws `validation` held-out and `train` training rows of `cache` (disjoint, shuffled with

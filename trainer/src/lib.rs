@@ -1,6 +1,7 @@
 //! The native side of querylabel: data sets, weight files, training, evaluation and export.
 //! The `trainer` binary is a thin command line over this library.
 
+pub mod atomic_files;
 pub mod backend;
 pub mod bench;
 pub mod calibration;
@@ -18,6 +19,7 @@ pub mod flip_tta;
 pub mod images;
 pub mod lesson_features;
 pub mod loss_settings;
+pub mod model_dir;
 pub mod model_source;
 pub mod optimizer;
 pub mod per_model_flags;

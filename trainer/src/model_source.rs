@@ -5,7 +5,7 @@
 //! so that it can be evaluated and converted), or a bundle (`trainer export`). A single model
 //! counts as a bundle of one head, named as `trainer export` would name it.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
@@ -14,52 +14,15 @@ use querylabel::bundle::{
     Bundle, BundleDescription, BundlePart, TrainingLabels, assemble, load_bundle,
     parse_bundle_manifest,
 };
-use querylabel::exported::EXPORT_FORMAT_VERSION;
 use querylabel::loss::SinglePositiveLoss;
-use serde_json::Value;
 
-use crate::calibration::run_options;
 use crate::checkpoint::{ModelFiles, read_json};
-use crate::saved_model::{load_model, resolve_model_dir};
+use crate::model_dir::{ModelKind, ModelSource, run_options};
+use crate::saved_model::load_model;
 use crate::train_options::{LabelMode, TrainOptions};
 
 /// The name of a single model's head when nothing says what it was trained with.
 pub const UNNAMED_HEAD: &str = "model";
-
-/// The kinds of model directory.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ModelKind {
-    /// `model.json` (a [`ModelDescription`](querylabel::exported::ModelDescription)) and
-    /// `model.bpk`, as training saves them.
-    Saved,
-    /// Format 1: one model's `model.json` manifest and half-precision `model.safetensors`.
-    SingleExport,
-    /// A bundle: one backbone, named heads.
-    Bundle,
-}
-
-/// A model directory and what it holds.
-#[derive(Clone, Debug)]
-pub struct ModelSource {
-    pub dir: PathBuf,
-    pub kind: ModelKind,
-}
-
-impl ModelSource {
-    /// Finds the model of `path` (see [`resolve_model_dir`]) and tells its kind from its
-    /// manifest's `format_version` (saved models have none).
-    pub fn of(path: &Path) -> Result<Self> {
-        let dir = resolve_model_dir(path)?;
-        let manifest: Value = read_json(&ModelFiles::in_dir(&dir).config)?;
-        let kind = match manifest.get("format_version").and_then(Value::as_u64) {
-            None => ModelKind::Saved,
-            Some(version) if version == u64::from(EXPORT_FORMAT_VERSION) => ModelKind::SingleExport,
-            // The bundle reader names the versions it does not know.
-            Some(_) => ModelKind::Bundle,
-        };
-        Ok(Self { dir, kind })
-    }
-}
 
 /// What a training run recorded about how its model was trained.
 #[derive(Clone, Copy, Debug, PartialEq)]

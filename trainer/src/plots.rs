@@ -7,7 +7,7 @@ use anyhow::{Result, anyhow};
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
-use crate::checkpoint::write_atomically;
+use crate::atomic_files::write_atomically;
 use crate::run_state::EpochRecord;
 
 const FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");

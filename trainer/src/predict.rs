@@ -13,7 +13,7 @@ use querylabel::head::{AttentionSelection, attention_maps};
 use querylabel::model::ClassifierOutput;
 use querylabel::preprocess::decode_image;
 
-use crate::checkpoint::write_atomically;
+use crate::atomic_files::write_atomically;
 use crate::images::read_photo_file;
 
 /// One label of one photo.

@@ -2,42 +2,19 @@
 //! predicts and how to preprocess images; `model.bpk` holds the parameters. A run directory
 //! keeps its best model under `best/`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 use querylabel::exported::{load_exported_model, parse_manifest};
 use querylabel::model::Classifier;
 
-use crate::checkpoint::{
-    ModelFiles, load_module, read_json, replace_directory, save_module, write_json,
-};
-use crate::model_source::{ModelKind, ModelSource};
+use crate::atomic_files::replace_directory;
+use crate::checkpoint::{ModelFiles, load_module, read_json, save_module, write_json};
+use crate::model_dir::{ModelKind, ModelSource};
 
 /// Everything about a model but its parameters (shared with the browser's loader).
 pub use querylabel::exported::ModelDescription;
-
-/// Where the model of `path` lives: a model directory, a run directory (its `best/`), or the
-/// `model.json` / `model.bpk` file itself.
-pub fn resolve_model_dir(path: &Path) -> Result<PathBuf> {
-    let candidates = [path.to_path_buf(), path.join("best")];
-    if path.is_file() {
-        return path
-            .parent()
-            .map(Path::to_path_buf)
-            .context("a model file needs its directory");
-    }
-    candidates
-        .into_iter()
-        .find(|dir| ModelFiles::in_dir(dir).config.is_file())
-        .with_context(|| {
-            format!(
-                "{}: no model here (expected model.json and model.bpk, or a training run \
-                 directory with best/); train one with `trainer train`",
-                path.display()
-            )
-        })
-}
 
 /// Saves a model with its description into `dir`, which is replaced as a whole: a kill leaves
 /// the old model or the new one, never the parameters of one with the description of another.

@@ -24,10 +24,10 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use crate::checkpoint::{
-    load_module, read_json, recover_directory, remove_stale_temporaries, replace_directory,
-    save_module, write_json,
+use crate::atomic_files::{
+    recover_directory, remove_stale_temporaries, replace_directory, write_atomically,
 };
+use crate::checkpoint::{load_module, read_json, save_module, write_json};
 use crate::data_parallel::DeviceSet;
 use crate::dataset::{Dataset, Split, open_dataset};
 use crate::ema::update_average;
@@ -36,6 +36,7 @@ use crate::fault_points::pause_if_asked;
 use crate::feature_cache::FeatureCache;
 use crate::flip_tta::{score_cached_features_flip_averaged, score_dataset_flip_averaged};
 use crate::images::{ImageLoader, ImageRequest, MIRRORED_VIEW, PLAIN_VIEW, Prefetched, prefetch};
+use crate::model_dir::OPTIONS_FILE;
 use crate::plots::plot_history;
 use crate::resume::{GivenFlag, refuse_changed_flags, resumed_epochs};
 pub use crate::run_state::{EpochProgress, EpochRecord, TrainingState};
@@ -61,7 +62,7 @@ struct RunFiles {
 
 impl RunFiles {
     fn options(&self) -> PathBuf {
-        self.dir.join("options.json")
+        self.dir.join(OPTIONS_FILE)
     }
     fn checkpoint(&self) -> PathBuf {
         self.dir.join("checkpoint")
@@ -717,7 +718,7 @@ fn write_history(files: &RunFiles, state: &TrainingState) -> Result<()> {
         .iter()
         .map(|record| serde_json::to_string(record).map(|line| line + "\n"))
         .collect::<Result<_, _>>()?;
-    crate::checkpoint::write_atomically(&files.metrics(), history.as_bytes())?;
+    write_atomically(&files.metrics(), history.as_bytes())?;
     plot_history(&files.dir, &state.history)
 }
 
@@ -1269,7 +1270,7 @@ fn save_optimizer(optimizer: &ModuleOptimizer, path: &Path) -> Result<()> {
     let bytes = optimizer
         .into_bytes()
         .map_err(|e| anyhow::anyhow!("cannot serialise the optimiser state: {e:?}"))?;
-    crate::checkpoint::write_atomically(path, &bytes)
+    write_atomically(path, &bytes)
 }
 
 fn load_optimizer(optimizer: ModuleOptimizer, path: &Path) -> Result<ModuleOptimizer> {

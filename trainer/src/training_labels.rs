@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use safetensors::tensor::{Dtype, TensorView};
 
-use crate::checkpoint::write_atomically;
+use crate::atomic_files::write_atomically;
 
 /// The tensor's name inside the file.
 const TENSOR: &str = "labels";

