@@ -192,6 +192,9 @@ describe('the demo on WebGPU', () => {
       await cpuDemo.page.screenshot({ path: join(SHOTS, 'demo-cpu.png'), fullPage: true });
       await cpuDemo.page.setViewportSize({ width: 390, height: 844 });
       await cpuDemo.page.screenshot({ path: join(SHOTS, 'demo-mobile.png'), fullPage: true });
+      // Nothing on a phone may make the whole page scroll sideways.
+      const widest = await cpuDemo.page.evaluate(() => document.documentElement.scrollWidth);
+      assert.ok(widest <= 390, `the page is ${widest} px wide in a 390 px phone viewport`);
       await cpuDemo.page.setViewportSize({ width: 1280, height: 900 });
     });
 
