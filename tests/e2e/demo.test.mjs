@@ -162,6 +162,25 @@ describe('the demo on WebGPU', () => {
     assert.equal(await message.isHidden(), true, 'a good photo clears the message');
   });
 
+  test('queues a photo given during a prediction, and the latest one given runs next', async () => {
+    const { page } = demo;
+    const [first, replaced, latest] = CHECKED.map((sample) => sample.file);
+    const before = await page.evaluate(() => window.demo.predictions);
+    await page.click(`.sample[data-file="${first}"]`);
+    await page.waitForFunction(() => /^Looking at the photo/.test(window.demo.status), null, { polling: 20 });
+    assert.equal(await page.isVisible('#status'), true, 'the page shows that it is working');
+    for (const file of [replaced, latest]) {
+      await page.click(`.sample[data-file="${file}"]`);
+      await page.waitForFunction((f) => window.demo.pendingSample === f, file, { polling: 20 });
+    }
+    assert.match(await page.textContent('#status'), /yours is next/);
+    await page.waitForFunction((n) => window.demo.predictions >= n + 2 && !window.demo.status, before,
+      { timeout: 300_000, polling: 100 });
+    assert.equal(await page.evaluate(() => window.demo.predictions), before + 2, 'a replaced photo never runs');
+    assert.equal(await page.evaluate(() => window.demo.lastSample), latest);
+    assert.equal(await page.isHidden('#status'), true);
+  });
+
   test('makes no request outside its own origin', () => {
     const foreign = demo.requests.filter((url) => !url.startsWith(origin) && !url.startsWith('blob:') && !url.startsWith('data:'));
     assert.deepEqual(foreign, []);
@@ -196,6 +215,27 @@ describe('the demo on WebGPU', () => {
       const widest = await cpuDemo.page.evaluate(() => document.documentElement.scrollWidth);
       assert.ok(widest <= 390, `the page is ${widest} px wide in a 390 px phone viewport`);
       await cpuDemo.page.setViewportSize({ width: 1280, height: 900 });
+    });
+
+    test('a photo given before the models are ready waits for them, then runs', async () => {
+      const page = await cpu.context.newPage();
+      // Hold the models back, so that the photo is surely given before they are ready.
+      let release;
+      const held = new Promise((resolve) => { release = resolve; });
+      await page.route('**/models/model.json', async (route) => { await held; await route.continue(); });
+      await page.goto(`${origin}/index.html`);
+      const file = CHECKED[0].file;
+      await page.waitForSelector(`.sample[data-file="${file}"] img`);
+      await page.click(`.sample[data-file="${file}"]`);
+      await page.waitForFunction((f) => window.demo.pendingSample === f, file, { polling: 50 });
+      assert.equal(await page.evaluate(() => window.demo.ready), false);
+      assert.match(await page.textContent('#status'), /still loading: your photo runs as soon/);
+      release();
+      await page.waitForFunction(() => window.demo.predictions > 0, null, { timeout: 600_000, polling: 250 });
+      const seen = await page.evaluate(() => ({ last: window.demo.lastSample, messages: window.demo.messages }));
+      assert.equal(seen.last, file);
+      assert.deepEqual(seen.messages, [], 'no "try again": the photo waited');
+      await page.close();
     });
 
     // On SwiftShader WebGPU is emulated on the CPU and trains slower than the CPU backend, so

@@ -21,11 +21,14 @@ const demo = (window.demo = {
   ready: false, error: null, engine: null, fallbackReason: '', warmUpMs: null, loadedAt: null,
   heads: [], predictions: 0, last: null, lastMilliseconds: null, messages: [],
   firstPredictionAt: null, lesson: null, thresholds: {},
+  status: '', statusLog: [], pendingSample: null, lastSample: null,
 });
 
 const state = {
   wasm: null, engine: null, model: null, heads: [], labelNames: [], photo: null, result: null,
   shown: {}, busy: false,
+  /** The photo to run next: given while the models loaded or another photo ran (the latest wins). */
+  pending: null,
   // Per head: the threshold its column marks predictions with. It starts at the head's own
   // value, exactly (the slider's 0.01 steps would round it), until the visitor moves that
   // column's slider.
@@ -40,11 +43,30 @@ function wasmBindings() {
     () => resolve(window.wasmBindings), { once: true }));
 }
 
+/** Shows `text` where the visitor is looking (or hides the message when empty). */
 function showMessage(text) {
   const box = $('#message');
   box.textContent = text;
   box.hidden = !text;
-  if (text) demo.messages.push(text);
+  if (!text) return;
+  demo.messages.push(text);
+  // The results below belong to an earlier photo: they would read as this file's.
+  $('#results').hidden = true;
+  scrollIntoViewIfHidden(box);
+}
+
+/** What the page is doing for the visitor's photo, beside the photo inputs (empty: nothing). */
+function showStatus(text) {
+  const status = $('#status');
+  status.textContent = text;
+  status.hidden = !text;
+  demo.status = text;
+  if (text) demo.statusLog.push(text);
+}
+
+function scrollIntoViewIfHidden(element) {
+  const { top, bottom } = element.getBoundingClientRect();
+  if (top < 0 || bottom > innerHeight) element.scrollIntoView({ block: 'nearest', behavior: 'smooth' });
 }
 
 function megabytes(bytes) { return `${(bytes / 1e6).toFixed(1)} MB`; }
@@ -156,44 +178,76 @@ async function start() {
   demo.heads = state.heads;
   demo.loadedAt = performance.now();
   demo.ready = true;
+  // A photo given while the models loaded runs now.
+  await runPending();
 }
 
-/** Runs the backbone and every head on `bytes`; shows the photo (`blob`) and results, or says what is wrong. */
+/**
+ * Runs the backbone and every head on `bytes` and shows the photo (`blob`) and results, or says
+ * what is wrong. A photo given while the models load, or while another photo runs, waits and
+ * then runs; of several given meanwhile, the latest does.
+ */
 async function predictPhoto(bytes, blob, trueLabels = null, sampleName = null) {
-  if (!demo.ready) { showMessage('The models are still loading; try again in a moment.'); return; }
-  if (state.busy) return;
   if (bytes.length > MAX_FILE_BYTES) {
     showMessage(`That file is ${megabytes(bytes.length)}: too large. Photos up to ${megabytes(MAX_FILE_BYTES)} are accepted.`);
     return;
   }
-  state.busy = true;
-  try {
-    const result = await state.model.predict(bytes);
-    const bitmap = await createImageBitmap(blob);
-    showMessage('');
-    state.photo = { bitmap, trueLabels, sampleName };
-    // The previous photo's results live in wasm memory until freed.
-    state.result?.free();
-    state.result = result;
-    state.shown = {};
-    render();
-    demo.predictions += 1;
-    demo.firstPredictionAt ??= performance.now();
-    demo.lastMilliseconds = result.milliseconds;
-    demo.last = Object.fromEntries(state.heads.map((name, head) => {
-      const probabilities = result.probabilities(head);
-      return [name, {
-        ranking: ranking(probabilities).map((i) => state.labelNames[i]),
-        probabilities: Array.from(probabilities),
-        threshold: threshold(name),
-      }];
-    }));
-    document.dispatchEvent(new CustomEvent('photo-predicted', { detail: { sampleName, trueLabels } }));
-  } catch (error) {
-    showMessage(`This file cannot be used: ${error.message ?? error}. Try a JPEG or PNG photo.`);
-  } finally {
-    state.busy = false;
+  state.pending = { bytes, blob, trueLabels, sampleName };
+  demo.pendingSample = sampleName;
+  if (!demo.ready) {
+    showStatus('The models are still loading: your photo runs as soon as they are ready.');
+  } else if (state.busy) {
+    showStatus('Still looking at the previous photo: yours is next.');
+  } else {
+    await runPending();
   }
+}
+
+/** Runs the pending photo, and any given while it ran, one after another. */
+async function runPending() {
+  while (state.pending && demo.ready) {
+    const { bytes, blob, trueLabels, sampleName } = state.pending;
+    state.pending = null;
+    state.busy = true;
+    showStatus(`Looking at the photo on ${state.engine.name}…`);
+    try {
+      await showPrediction(await state.model.predict(bytes), blob, trueLabels, sampleName);
+    } catch (error) {
+      showMessage(`This file cannot be used: ${error.message ?? error}. Try a JPEG or PNG photo.`);
+    } finally {
+      state.busy = false;
+    }
+  }
+  showStatus('');
+}
+
+async function showPrediction(result, blob, trueLabels, sampleName) {
+  const bitmap = await createImageBitmap(blob);
+  showMessage('');
+  state.photo = { bitmap, trueLabels, sampleName };
+  // The previous photo's results live in wasm memory until freed.
+  state.result?.free();
+  state.result = result;
+  state.shown = {};
+  render();
+  // On a phone the results start far below the inputs: bring them into view.
+  const results = $('#results');
+  if (results.getBoundingClientRect().top > innerHeight - 80) {
+    results.scrollIntoView({ block: 'start', behavior: 'smooth' });
+  }
+  demo.predictions += 1;
+  demo.lastSample = sampleName;
+  demo.firstPredictionAt ??= performance.now();
+  demo.lastMilliseconds = result.milliseconds;
+  demo.last = Object.fromEntries(state.heads.map((name, head) => {
+    const probabilities = result.probabilities(head);
+    return [name, {
+      ranking: ranking(probabilities).map((i) => state.labelNames[i]),
+      probabilities: Array.from(probabilities),
+      threshold: threshold(name),
+    }];
+  }));
+  document.dispatchEvent(new CustomEvent('photo-predicted', { detail: { sampleName, trueLabels } }));
 }
 
 /** The probability at or above which `name`'s column marks a label as predicted. */
