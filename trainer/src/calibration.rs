@@ -54,6 +54,18 @@ pub fn threshold_in_use(flag: Option<f32>, recorded: &DecisionThreshold) -> Deci
     }
 }
 
+/// Where the threshold in use came from, for people: the command line, or the model, with the
+/// rule it was recorded by (a value fixed at export reads as such, not as this command's flag).
+pub fn threshold_origin(flag: Option<f32>, in_use: &DecisionThreshold) -> String {
+    match flag {
+        Some(_) => "given with --threshold".into(),
+        None if in_use.rule == FIXED_RULE => {
+            "the model's own, fixed with --threshold when it was exported".into()
+        }
+        None => format!("the model's own: {}", in_use.rule),
+    }
+}
+
 fn fixed(value: f32) -> DecisionThreshold {
     DecisionThreshold {
         value,
@@ -173,5 +185,28 @@ mod tests {
         assert_eq!(threshold_in_use(None, &recorded), recorded);
         let fixed = threshold_in_use(Some(0.3), &recorded);
         assert_eq!((fixed.value, fixed.rule.as_str()), (0.3, FIXED_RULE));
+    }
+
+    #[test]
+    fn the_origin_tells_this_command_line_from_what_the_model_records() {
+        let exported = fixed(0.6);
+        assert_eq!(
+            threshold_origin(None, &exported),
+            "the model's own, fixed with --threshold when it was exported"
+        );
+        let chosen = DecisionThreshold {
+            value: 0.4,
+            rule: "highest OF1".into(),
+            validation: None,
+        };
+        assert_eq!(
+            threshold_origin(None, &chosen),
+            "the model's own: highest OF1"
+        );
+        let given = threshold_in_use(Some(0.3), &chosen);
+        assert_eq!(
+            threshold_origin(Some(0.3), &given),
+            "given with --threshold"
+        );
     }
 }

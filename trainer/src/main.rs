@@ -11,7 +11,7 @@ use querylabel::bundle::TrainingLabels;
 use querylabel::loss::SinglePositiveLoss;
 use querylabel_trainer::backend::{BackendChoice, DeviceOptions};
 use querylabel_trainer::bench::{BenchSize, BenchWork, bench_backend};
-use querylabel_trainer::calibration::threshold_in_use;
+use querylabel_trainer::calibration::{threshold_in_use, threshold_origin};
 use querylabel_trainer::dataset::{DatasetFormat, Split, open_dataset, sample_dir};
 use querylabel_trainer::evaluate::{Evaluation, evaluate_at, score_dataset};
 use querylabel_trainer::export::{ModelToExport, export_bundle};
@@ -496,7 +496,7 @@ fn run_eval(args: EvalArgs) -> Result<()> {
             "threshold {:.3} ({}): per image {:.2} wrong and {:.2} true labels at or above it; \
              CF1 {:.2}, OF1 {:.2}",
             threshold.value,
-            threshold.rule,
+            threshold_origin(args.threshold, &threshold),
             evaluation.false_positives_per_image,
             evaluation.true_positives_per_image,
             evaluation.cf1,
@@ -521,7 +521,9 @@ fn run_predict(args: PredictArgs) -> Result<()> {
         let threshold = threshold_in_use(args.threshold, &head.decision_threshold);
         println!(
             "head {}: threshold {:.3} ({}): labels at or above it are predicted, marked *",
-            head.name, threshold.value, threshold.rule
+            head.name,
+            threshold.value,
+            threshold_origin(args.threshold, &threshold)
         );
         heads.push(HeadChoice {
             index,

@@ -142,7 +142,9 @@ fn check_decision_thresholds(run: &Path, export: &Path, evaluation: &Value, scra
     );
     let stdout = predict_sample_photo(export, &[]);
     assert!(
-        stdout.starts_with(&format!("head full: threshold {value:.3} (max overall F1")),
+        stdout.starts_with(&format!(
+            "head full: threshold {value:.3} (the model's own: max overall F1"
+        )),
         "{stdout}"
     );
 
