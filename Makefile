@@ -18,7 +18,7 @@ LITE_VARIANTS := 0 1 2
 LITE_WEIGHTS := $(foreach v,$(LITE_VARIANTS),$(QUERYLABEL_WEIGHTS_DIR)/efficientnet-lite$(v).safetensors)
 
 .PHONY: test demo test-deps weights lint web web-tools e2e-deps test-web bench-web \
-	bench-pytorch
+	bench-pytorch fuzz
 
 ## Every test: unit, reference (PyTorch / scikit-learn vectors), integration, and the browser
 ## demo end to end in headless Chromium. The summary line counts the tests of every crate
@@ -121,6 +121,16 @@ test-web: web e2e-deps
 ## Sizes, time to first prediction and per-photo latency of the demo on each backend.
 bench-web: web e2e-deps
 	cd $(E2E_DIR) && node bench.mjs "$(CURDIR)/$(DIST)"
+
+## Fuzzing on stable Rust: random and mutated bytes to every parser (trainer/tests/fuzz.rs).
+## `make test` runs 48 seeded inputs per parser; this runs FUZZ_CASES (default 20000) per
+## parser with a fresh seed (FUZZ_SEED to repeat one), and prints how many ran.
+FUZZ_CASES ?= 20000
+FUZZ_SEED ?= $(shell date +%s)
+fuzz: test-deps
+	QUERYLABEL_FUZZ_CASES=$(FUZZ_CASES) QUERYLABEL_FUZZ_SEED=$(FUZZ_SEED) \
+		cargo test --release -p querylabel-trainer --test fuzz -- --nocapture --test-threads 1
+	@echo "fuzz seed $(FUZZ_SEED), $(FUZZ_CASES) inputs per parser"
 
 ## The trainer's CPU backend (flex) against PyTorch eager on the same work, in alternating
 ## rounds: Lite0 feature extraction, the Lite0 + Query2Label train step, and head-only training
