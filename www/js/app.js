@@ -122,7 +122,9 @@ function resetThreshold(name) {
   const reset = $('[data-role="threshold-reset"]', root);
   reset.textContent = `back to ${own.toFixed(2)}`;
   reset.hidden = true;
-  const rule = state.model.thresholdRule(head);
+  // A value fixed with the exporter's --threshold flag: the flag means nothing to a visitor.
+  const recorded = state.model.thresholdRule(head);
+  const rule = recorded === 'fixed with --threshold' ? 'set when the model was exported' : recorded;
   const wrong = state.model.thresholdWrongLabelsPerPhoto(head);
   $('[data-role="threshold-note"]', root).textContent = rule === 'default'
     ? `This model records no calibrated threshold; ${own.toFixed(2)} is the default.`
