@@ -8,7 +8,7 @@ export const LOSS_COLOURS = {
 export function drawChart(canvas, series, maxEpochs) {
   const context = canvas.getContext('2d');
   const { width, height } = canvas;
-  const left = 44, right = 12, top = 12, bottom = 30;
+  const left = 44, right = 12, top = 12, bottom = 38;
   const all = series.flatMap((s) => s.points.map(([, y]) => y));
   const yMin = Math.max(0, Math.floor((Math.min(...all, 100) - 2) / 5) * 5);
   const yMax = Math.min(100, Math.ceil((Math.max(...all, 0) + 2) / 5) * 5);
@@ -23,9 +23,14 @@ export function drawChart(canvas, series, maxEpochs) {
     context.beginPath(); context.moveTo(left, py(y)); context.lineTo(width - right, py(y)); context.stroke();
     context.fillText(String(y), 8, py(y) + 4);
   }
+  // Tick numbers centred under their epochs, and the axis's name on a line of its own below
+  // them, so that no label runs into the next.
+  context.textAlign = 'center';
   for (let x = 0; x <= xMax; x += Math.max(1, Math.round(xMax / 10))) {
-    context.fillText(x === 0 ? '0 epochs' : String(x), px(x) - 4, height - 10);
+    context.fillText(String(x), px(x), height - 20);
   }
+  context.fillText('epochs', px(xMax / 2), height - 4);
+  context.textAlign = 'start';
   for (const { colour, points } of series) {
     context.strokeStyle = colour;
     context.lineWidth = 2;
