@@ -161,9 +161,9 @@ impl LabelSpace {
         self.class_names.get(index).map(String::as_str)
     }
 
-    /// The name of class `index` for people: `_` shown as a space (`"traffic light"`).
+    /// The name of class `index` for people (see [`display_label`]).
     pub fn display_name(&self, index: usize) -> Option<String> {
-        self.class_name(index).map(|name| name.replace('_', " "))
+        self.class_name(index).map(display_label)
     }
 
     /// The index of a class, accepting `_` or spaces between words and any ASCII case.
@@ -193,6 +193,11 @@ impl LabelSpace {
 /// The form in which names are compared: lower-case ASCII, words joined by `_`.
 fn normalise(class_name: &str) -> String {
     class_name.replace(' ', "_").to_ascii_lowercase()
+}
+
+/// A class name for people: `_` shown as a space (`"traffic_light"` → `"traffic light"`).
+pub fn display_label(name: &str) -> String {
+    name.replace('_', " ")
 }
 
 #[cfg(test)]

@@ -11,13 +11,13 @@ use burn::tensor::wgpu::WgpuInitError;
 use js_sys::Promise;
 use querylabel::bundle::HeadDescription;
 use querylabel::head::AttentionSelection;
-use querylabel::loss::{DEFAULT_EXPECTED_POSITIVES, SinglePositiveLoss};
+use querylabel::labels::display_label;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 use crate::lesson::features::LessonData;
 use crate::lesson::linear_run::{LESSON_EPOCHS, RunSettings};
-use crate::lesson::targets::{logits_of, loss_targets, role_estimate};
+use crate::lesson::photo_targets::{PhotoTargets, TARGET_LOSSES, photo_targets};
 use crate::lesson::{LESSON_LOSSES, Lesson, validation_maps};
 use crate::prediction::{PhotoPredictions, Prediction};
 use crate::predictor::Predictor;
@@ -142,6 +142,13 @@ impl Model {
         (0..space.n_classes())
             .map(|i| space.display_name(i).unwrap_or_default())
             .collect()
+    }
+
+    /// The output index of the class named `name` (words joined by `_` or spaces, any case),
+    /// or `undefined` when the model has no such class.
+    #[wasm_bindgen(js_name = labelIndex)]
+    pub fn label_index(&self, name: &str) -> Option<usize> {
+        self.predictor.description().label_space.index_of(name)
     }
 
     /// The heads' names, in the order the page shows them (`full`, `wan`).
@@ -293,7 +300,6 @@ impl PhotoPrediction {
     }
 }
 
-/// The losses the lesson's targets table shows, by name, in its column order.
 /// How many epochs the lesson's live runs last: the length of the schedules of the losses that
 /// follow one, such as GR's.
 #[wasm_bindgen(js_name = lessonEpochs)]
@@ -301,75 +307,47 @@ pub fn lesson_epochs() -> usize {
     LESSON_EPOCHS
 }
 
+/// A class name as people read it (`dining_table` → `dining table`), as the models show it.
+#[wasm_bindgen(js_name = displayLabel)]
+pub fn display_label_for_people(name: &str) -> String {
+    display_label(name)
+}
+
+/// The losses the lesson's targets table shows, by name, in its column order.
 #[wasm_bindgen(js_name = targetLosses)]
 pub fn target_losses() -> Vec<String> {
     TARGET_LOSSES.iter().map(|l| l.name().to_string()).collect()
 }
 
-const TARGET_LOSSES: [SinglePositiveLoss; 12] = [
-    SinglePositiveLoss::Bce,
-    SinglePositiveLoss::An,
-    SinglePositiveLoss::AnLs,
-    SinglePositiveLoss::Wan,
-    SinglePositiveLoss::Epr,
-    SinglePositiveLoss::Role,
-    SinglePositiveLoss::Hill,
-    SinglePositiveLoss::Splc,
-    SinglePositiveLoss::LlR,
-    SinglePositiveLoss::LlCt,
-    SinglePositiveLoss::Em,
-    SinglePositiveLoss::Gr,
-];
+/// Every loss's target and weight for each label of one photo (see [`photo_targets`]).
+#[wasm_bindgen]
+pub struct LossTargets(PhotoTargets);
 
-/// For one photo with full labels `labels` (0/1 per class) of which only `kept` stays
-/// observed: each loss's target and weight per label, as a flat array
-/// `[loss][label][target, weight]` in [`target_losses`] order, a target of −1 meaning "ignored".
-/// Every loss is read at `classifier_probabilities`, the single-positive head's prediction for
-/// the photo: it decides what LL rejects or corrects, what SPLC corrects and GR's weights, and
-/// ROLE's label estimator is fitted against it. EPR and ROLE expect the trainer's default
-/// number of positives per photo.
+#[wasm_bindgen]
+impl LossTargets {
+    /// The probability loss `loss` (its [`target_losses`] index) pulls label `label` towards;
+    /// `undefined` where the loss ignores it.
+    pub fn target(&self, loss: usize, label: usize) -> Option<f32> {
+        self.0.entry(loss, label).and_then(|entry| entry.target)
+    }
+
+    /// How strongly, relative to a plain cross-entropy term (1).
+    pub fn weight(&self, loss: usize, label: usize) -> f32 {
+        self.0.entry(loss, label).map_or(0.0, |entry| entry.weight)
+    }
+}
+
+/// The targets for a photo with full labels `labels` (0/1 per class) of which only `kept`
+/// stays observed, read at `classifier_probabilities`, the single-positive head's prediction.
 #[wasm_bindgen(js_name = lossTargets)]
 pub fn loss_targets_for_photo(
     labels: Vec<f32>,
     kept: usize,
     classifier_probabilities: Vec<f32>,
-) -> Result<Vec<f32>, JsError> {
-    let expected_positives = DEFAULT_EXPECTED_POSITIVES;
-    let classes = labels.len();
-    if kept >= classes || classifier_probabilities.len() != classes {
-        return Err(JsError::new(
-            "labels, kept positive and prediction disagree",
-        ));
-    }
-    let mut observed = vec![0.0; classes];
-    observed[kept] = 1.0;
-    let estimate = role_estimate(
-        &observed,
-        &classifier_probabilities,
-        expected_positives,
-        200,
-    );
-    let logits = logits_of(&classifier_probabilities, 1e-6);
-    let mut flat = Vec::with_capacity(TARGET_LOSSES.len() * classes * 2);
-    for loss in TARGET_LOSSES {
-        let training_labels = if loss.needs_full_labels() {
-            &labels
-        } else {
-            &observed
-        };
-        let estimated = loss.needs_label_estimator().then_some(estimate.as_slice());
-        for entry in loss_targets(
-            loss,
-            expected_positives,
-            training_labels,
-            &logits,
-            estimated,
-        ) {
-            flat.push(entry.target.unwrap_or(-1.0));
-            flat.push(entry.weight);
-        }
-    }
-    Ok(flat)
+) -> Result<LossTargets, JsError> {
+    photo_targets(&labels, kept, &classifier_probabilities)
+        .map(LossTargets)
+        .map_err(|why| JsError::new(&why))
 }
 
 /// The lesson's runs, trained a few steps at a time between frames.

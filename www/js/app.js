@@ -268,7 +268,8 @@ function selection() {
 function render() {
   $('#results').hidden = false;
   const truth = state.photo.trueLabels;
-  $('#true-labels').textContent = truth ? `True labels of this COCO photo: ${truth.join(', ')}` : '';
+  const shown = truth?.map((label) => state.wasm.displayLabel(label)).join(', ');
+  $('#true-labels').textContent = truth ? `True labels of this COCO photo: ${shown}` : '';
   $('#timing').textContent = `${state.result.milliseconds.toFixed(0)} ms on ${state.engine.name} ` +
     `for the backbone and all ${state.heads.length} heads`;
   for (const name of state.heads) renderColumn(name);
@@ -293,14 +294,14 @@ function renderBars(name, order, probabilities) {
   const root = column(name);
   const list = $('[data-role="bars"]', root);
   const cutoff = threshold(name);
-  const truth = new Set((state.photo.trueLabels ?? []).map((l) => l.replaceAll('_', ' ')));
+  const truth = new Set((state.photo.trueLabels ?? []).map((l) => state.model.labelIndex(l)));
   list.replaceChildren(...order.map((label) => {
     const item = document.createElement('li');
     const p = probabilities[label];
     const labelName = state.labelNames[label];
     item.dataset.label = String(label);
     item.classList.toggle('predicted', p >= cutoff);
-    item.classList.toggle('true', truth.has(labelName));
+    item.classList.toggle('true', truth.has(label));
     item.classList.toggle('shown', state.shown[name] === label);
     item.innerHTML = `<span class="name"></span><span class="bar"><span></span></span><span class="value"></span>`;
     $('.name', item).textContent = labelName;
@@ -363,6 +364,7 @@ function markSample(name) {
 }
 
 async function setupSamples() {
+  const wasm = await wasmBindings();
   const response = await fetch('samples/samples.json');
   const samples = await response.json();
   const container = $('#samples');
@@ -373,8 +375,8 @@ async function setupSamples() {
     button.dataset.file = sample.file;
     button.innerHTML = '<img alt=""><span></span>';
     $('img', button).src = `samples/${sample.file}`;
-    $('img', button).alt = sample.labels.join(', ');
-    $('span', button).textContent = sample.labels.join(', ').replaceAll('_', ' ');
+    $('img', button).alt = sample.labels.map((l) => wasm.displayLabel(l)).join(', ');
+    $('span', button).textContent = sample.labels.map((l) => wasm.displayLabel(l)).join(', ');
     button.addEventListener('click', async () => {
       const blob = await (await fetch(`samples/${sample.file}`)).blob();
       markSample(sample.file);

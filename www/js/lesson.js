@@ -32,7 +32,7 @@ const LOSS_NOTES = {
 const $ = (selector, root = document) => root.querySelector(selector);
 
 function formatTarget(target, weight) {
-  if (target < 0) return { text: 'ignored', ignored: true };
+  if (target === undefined) return { text: 'ignored', ignored: true };
   const value = Math.abs(target - Math.round(target)) < 0.005 ? String(Math.round(target)) : target.toFixed(2);
   const shownWeight = Math.abs(weight - 1) > 0.005 ? ` ×${weight.toFixed(weight < 0.1 ? 3 : 2)}` : '';
   return { text: value, weight: shownWeight, ignored: false };
@@ -40,14 +40,13 @@ function formatTarget(target, weight) {
 
 function renderTargets(state, demo, trueLabels, kept) {
   const names = state.labelNames;
-  const index = (label) => names.indexOf(label.replaceAll('_', ' '));
-  const truth = trueLabels.map(index).filter((i) => i >= 0);
+  const truth = trueLabels.map((label) => state.model.labelIndex(label)).filter((i) => i !== undefined);
   const multiHot = new Float32Array(names.length);
   truth.forEach((i) => { multiHot[i] = 1; });
   // The head trained from one positive label per image: every loss is read at its prediction
   // (what LL rejects, SPLC corrects, GR weighs), and ROLE's estimate is fitted to it.
   const single = state.result.probabilities(state.singlePositiveHead);
-  const flat = state.wasm.lossTargets(multiHot, kept, single);
+  const targets = state.wasm.lossTargets(multiHot, kept, single);
   const losses = state.wasm.targetLosses();
   const others = Array.from(single.keys()).filter((i) => !truth.includes(i))
     .sort((a, b) => single[b] - single[a]);
@@ -64,9 +63,8 @@ function renderTargets(state, demo, trueLabels, kept) {
       row.innerHTML = `<td></td><td class="muted">${status}</td>`;
       $('td', row).textContent = names[label];
       columns.forEach((l) => {
-        const offset = (l * names.length + label) * 2;
         const cell = document.createElement('td');
-        const { text, weight, ignored } = formatTarget(flat[offset], flat[offset + 1]);
+        const { text, weight, ignored } = formatTarget(targets.target(l, label), targets.weight(l, label));
         cell.textContent = text;
         cell.classList.toggle('ignored', ignored);
         if (weight) {
@@ -83,6 +81,7 @@ function renderTargets(state, demo, trueLabels, kept) {
   const columns = losses.map((_, l) => l);
   fillTable($('#targets'), columns.filter((l) => !LATER_LOSSES.has(losses[l])));
   fillTable($('#targets-later'), columns.filter((l) => LATER_LOSSES.has(losses[l])));
+  targets.free();
   const notes = $('#target-notes');
   notes.replaceChildren(...losses.flatMap((l) => {
     const term = document.createElement('dt');
@@ -98,7 +97,7 @@ function renderTargets(state, demo, trueLabels, kept) {
 function renderKeptChoices(state, demo, trueLabels) {
   const choices = $('#kept-choices');
   const names = state.labelNames;
-  const present = trueLabels.map((l) => names.indexOf(l.replaceAll('_', ' '))).filter((i) => i >= 0);
+  const present = trueLabels.map((l) => state.model.labelIndex(l)).filter((i) => i !== undefined);
   choices.replaceChildren(...present.map((label, n) => {
     const wrap = document.createElement('label');
     const input = document.createElement('input');

@@ -3,6 +3,7 @@
 
 pub mod features;
 pub mod linear_run;
+pub mod photo_targets;
 pub mod targets;
 
 use burn::tensor::{Device, Tensor, TensorData};
