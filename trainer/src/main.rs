@@ -135,6 +135,7 @@ struct BenchArgs {
     /// resnet101 (random weights: the time does not depend on them).
     #[arg(long, default_value = "efficientnet-lite0")]
     backbone: BackboneKind,
+    /// Input size in pixels (square).
     #[arg(long, default_value_t = 224, value_parser = flag_values::image_size)]
     image_size: usize,
     /// Images per batch for extraction and end-to-end training.
@@ -294,12 +295,14 @@ struct EvalArgs {
     /// with this seed and --val-fraction (as `trainer train` made it).
     #[arg(long)]
     run_split_seed: Option<u64>,
+    /// With --run-split-seed: the run's --val-fraction.
     #[arg(long, default_value_t = 0.2, value_parser = flag_values::fraction)]
     val_fraction: f64,
     /// Predict the labels with a probability at or above this (default: each head's own
     /// decision threshold, 0.5 for a model that records none).
     #[arg(long, value_parser = flag_values::threshold)]
     threshold: Option<f32>,
+    /// Photos per forward pass.
     #[arg(long, default_value_t = 32, value_parser = flag_values::count)]
     batch_size: usize,
     /// Average the probabilities of each photo and its mirror image (test-time augmentation).
