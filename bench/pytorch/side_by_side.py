@@ -114,19 +114,6 @@ def run_measurement(command, work, timeout):
         sys.exit(f"{' '.join(command)}: {error}")
 
 
-def trainer_has_flag(trainer: str, flag: str) -> bool:
-    try:
-        done = subprocess.run(
-            [trainer, "bench", "--help"], capture_output=True, text=True, timeout=60
-        )
-    except (OSError, subprocess.TimeoutExpired) as error:
-        sys.exit(f"cannot run {trainer}: {error}")
-    if done.returncode != 0:
-        sys.stderr.write(done.stderr[-4000:])
-        sys.exit(f"{trainer} bench --help failed (exit status {done.returncode})")
-    return flag in done.stdout
-
-
 def spread(values):
     return statistics.median(values), min(values), max(values)
 
@@ -180,7 +167,6 @@ def main():
         sys.exit(f"{args.trainer} does not exist: build it (cargo build --release) or pass --trainer")
     # `--head-batch-size` is the trainer's flag for the head works; a trainer without it takes
     # every batch size from --batch-size.
-    head_flag = trainer_has_flag(args.trainer, "--head-batch-size")
     bench_torch = str(HERE / "bench_torch.py")
 
     def settings(work):
@@ -191,9 +177,9 @@ def main():
 
     def querylabel_command(work):
         batch, warmup, steps = settings(work)
-        sizes = ["--batch-size", str(batch)]
-        if head_flag and work.startswith("head"):
-            sizes += ["--head-batch-size", str(batch)]
+        # trainer bench takes the head works' batch as --head-batch-size.
+        size_flag = "--head-batch-size" if work.startswith("head") else "--batch-size"
+        sizes = [size_flag, str(batch)]
         return [
             args.trainer, "bench", "--backends", args.backend, "--work", work, *sizes,
             "--image-size", str(args.image_size), "--warmup", str(warmup), "--steps", str(steps),
