@@ -11,7 +11,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::train;
+use common::{assert_same_history, metrics_history, train};
 use querylabel_trainer::fault_points::{PAUSE_AT, PAUSED};
 use serde_json::Value;
 
@@ -98,14 +98,6 @@ fn assert_whole_or_absent(run: &Path, moment: &str) {
     }
 }
 
-fn history(run: &Path) -> Vec<Value> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 /// Scratch files of the atomic writes and directory swaps.
 fn leftovers(run: &Path) -> Vec<String> {
     std::fs::read_dir(run)
@@ -120,7 +112,7 @@ fn a_run_killed_at_any_moment_resumes_to_the_uninterrupted_result() {
     let dir = tempfile::tempdir().unwrap();
     let straight_dir = dir.path().join("straight");
     let straight = train(&straight_dir, RUN);
-    let expected = history(&straight_dir);
+    let expected = metrics_history(&straight_dir);
     assert_eq!(expected.len(), 2);
 
     // With a checkpoint every 2 steps: at step 2 (inside epoch 1), at the end of epoch 1 (step
@@ -154,17 +146,8 @@ fn a_run_killed_at_any_moment_resumes_to_the_uninterrupted_result() {
             "{moment}: {:?}",
             leftovers(&run)
         );
-        let got = history(&run);
-        assert_eq!(got.len(), expected.len(), "{moment}");
-        for (x, y) in expected.iter().zip(&got) {
-            for key in ["train_loss", "val_mAP", "val_EMA_mAP"] {
-                let (x, y) = (x[key].as_f64().unwrap(), y[key].as_f64().unwrap());
-                assert!(
-                    (x - y).abs() <= 1e-6 * x.abs().max(1.0),
-                    "{moment}: {key} {y} after the kill, {x} uninterrupted"
-                );
-            }
-        }
+        let context = format!("{moment}: after the kill against uninterrupted");
+        assert_same_history(&expected, &metrics_history(&run), 1e-6, &context);
         assert_eq!(resumed["best_epoch"], straight["best_epoch"], "{moment}");
     }
 }

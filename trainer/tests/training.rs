@@ -7,7 +7,9 @@ mod common;
 
 use std::path::Path;
 
-use common::{eval_on_sample_validation_split, train, trainer};
+use common::{
+    assert_same_history, eval_on_sample_validation_split, metrics_history, train, trainer,
+};
 use serde_json::Value;
 
 #[test]
@@ -326,25 +328,12 @@ fn a_resumed_run_ends_where_an_uninterrupted_one_does() {
     again.push("--resume");
     let resumed = train(&interrupted, &again);
 
-    let history = |run: &Path| -> Vec<Value> {
-        std::fs::read_to_string(run.join("metrics.jsonl"))
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    };
-    let (a, b) = (history(&dir.path().join("straight")), history(&interrupted));
+    let (a, b) = (
+        metrics_history(&dir.path().join("straight")),
+        metrics_history(&interrupted),
+    );
     assert_eq!(a.len(), 2);
-    assert_eq!(b.len(), 2);
-    for (x, y) in a.iter().zip(&b) {
-        for key in ["train_loss", "val_mAP", "val_EMA_mAP"] {
-            let (x, y) = (x[key].as_f64().unwrap(), y[key].as_f64().unwrap());
-            assert!(
-                (x - y).abs() <= 1e-4 * x.abs().max(1.0),
-                "{key}: {x} vs {y}"
-            );
-        }
-    }
+    assert_same_history(&a, &b, 1e-4, "resumed against uninterrupted");
     assert!(
         (straight["best_map"].as_f64().unwrap() - resumed["best_map"].as_f64().unwrap()).abs()
             < 1e-4

@@ -63,3 +63,27 @@ pub fn eval_with(model: &Path, data: &Path, extra: &[&str]) -> Value {
     assert!(ok, "trainer eval of {} failed:\n{stderr}", model.display());
     last_json_line(&stdout)
 }
+
+/// The epoch records of a run's `metrics.jsonl`.
+pub fn metrics_history(run: &Path) -> Vec<Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Asserts that two runs' epoch records have the same losses, mAP and EMA mAP, to `tolerance`
+/// relative (absolute below 1); `context` says which comparison failed.
+pub fn assert_same_history(expected: &[Value], got: &[Value], tolerance: f64, context: &str) {
+    assert_eq!(got.len(), expected.len(), "{context}");
+    for (x, y) in expected.iter().zip(got) {
+        for key in ["train_loss", "val_mAP", "val_EMA_mAP"] {
+            let (x, y) = (x[key].as_f64().unwrap(), y[key].as_f64().unwrap());
+            assert!(
+                (x - y).abs() <= tolerance * x.abs().max(1.0),
+                "{context}: {key} {y}, expected {x}"
+            );
+        }
+    }
+}
