@@ -8,6 +8,7 @@
 
 pub mod backbone;
 pub mod bundle;
+pub mod damaged_jpeg;
 pub mod exported;
 pub mod head;
 pub mod labels;
@@ -19,5 +20,4 @@ pub mod optim;
 pub mod pooling;
 pub mod preprocess;
 pub mod single_positive;
-pub mod truncated_jpeg;
 pub mod weight_values;

@@ -9,7 +9,7 @@ use image::imageops::FilterType;
 use image::{DynamicImage, ImageDecoder, ImageReader, Limits};
 use serde::{Deserialize, Serialize};
 
-use crate::truncated_jpeg::is_truncated_jpeg;
+use crate::damaged_jpeg::find_damage;
 
 /// ImageNet channel means (RGB), the normalisation of the pretrained backbones.
 pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
@@ -88,20 +88,12 @@ impl std::fmt::Display for ImageError {
 
 impl std::error::Error for ImageError {}
 
-/// Decodes JPEG or PNG bytes, refusing images beyond the size limits and JPEG files cut short
-/// (which the decoder would accept, filling the rest with grey). The photo comes out turned as
+/// Decodes JPEG or PNG bytes, refusing images beyond the size limits and damaged JPEG files
+/// (which the decoder would accept, filling what is missing with flat blocks). The photo comes out turned as
 /// its EXIF orientation says.
 pub fn decode_image(bytes: &[u8]) -> Result<DynamicImage, ImageError> {
-    if is_truncated_jpeg(bytes) {
-        // A file that still ends with its end-of-image marker is damaged inside (stray markers
-        // in the scan data), not cut short.
-        let why = if bytes.ends_with(&[0xFF, 0xD9]) {
-            "corrupt JPEG: its marker structure breaks inside the data, though the file ends \
-             with its end-of-image marker (damaged, not cut short)"
-        } else {
-            "truncated JPEG: the data ends before the end-of-image marker"
-        };
-        return Err(ImageError::Decode(why.into()));
+    if let Some(damage) = find_damage(bytes) {
+        return Err(ImageError::Decode(damage.to_string()));
     }
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()

@@ -130,13 +130,16 @@ fn names_file<T>(file: &Path) -> impl Fn(&anyhow::Result<T>) -> Result<(), Strin
 
 #[test]
 fn the_image_decoder_refuses_damaged_photos_without_a_panic() {
-    let jpeg = std::fs::read(fixture("exif/upright.jpg")).unwrap();
-    fuzz(
-        "JPEG decoder",
-        jpeg,
-        |bytes| decode_image(bytes).is_ok(),
-        |_| Ok(()),
-    );
+    // A camera photo, and restart markers, which the damage walk handles apart.
+    for photo in ["exif/upright.jpg", "jpeg-codings/restart-markers.jpg"] {
+        let jpeg = std::fs::read(fixture(photo)).unwrap();
+        fuzz(
+            "JPEG decoder",
+            jpeg,
+            |bytes| decode_image(bytes).is_ok(),
+            |_| Ok(()),
+        );
+    }
     let mut png = Vec::new();
     image::DynamicImage::new_rgb8(19, 11)
         .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)

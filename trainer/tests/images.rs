@@ -5,14 +5,15 @@ use std::path::{Path, PathBuf};
 
 use image::imageops::FilterType;
 use image::{DynamicImage, ImageFormat, Rgb, RgbImage, imageops};
+use querylabel::damaged_jpeg::{JpegDamage, find_damage};
 use querylabel::preprocess::Preprocessing;
-use querylabel::truncated_jpeg::is_truncated_jpeg;
 use querylabel_trainer::images::augment::{cutout, random_resized_crop_region};
 use querylabel_trainer::images::{
     AugmentationConfig, CutoutConfig, CutoutFill, ImageLoader, ImageRequest, MIRRORED_VIEW,
     PLAIN_VIEW, PhotoViews, RandAugmentConfig, RandAugmentOp, RandomResizedCropConfig, SkipReason,
     augment, augmentation_rng, prefetch, read_image,
 };
+use rand::{RngExt, SeedableRng};
 
 /// A deterministic image with plenty of structure (no two neighbours alike) and no magenta.
 fn test_image(width: u32, height: u32, salt: u32) -> RgbImage {
@@ -377,10 +378,14 @@ fn loader_skips_unusable_files_naming_each_and_keeps_the_good_ones_in_order() {
     );
 }
 
+fn is_cut_short(bytes: &[u8]) -> bool {
+    find_damage(bytes) == Some(JpegDamage::CutShort)
+}
+
 #[test]
 fn a_jpeg_cut_anywhere_before_its_end_marker_is_truncated() {
     let jpeg = encode(&test_image(48, 40, 9), ImageFormat::Jpeg);
-    assert!(!is_truncated_jpeg(&jpeg));
+    assert_eq!(find_damage(&jpeg), None);
     for cut in [
         3,
         20,
@@ -389,35 +394,114 @@ fn a_jpeg_cut_anywhere_before_its_end_marker_is_truncated() {
         jpeg.len() - 2,
         jpeg.len() - 1,
     ] {
-        assert!(
-            is_truncated_jpeg(&jpeg[..cut]),
-            "cut at {cut} of {}",
-            jpeg.len()
-        );
+        assert!(is_cut_short(&jpeg[..cut]), "cut at {cut} of {}", jpeg.len());
     }
-    // Bytes after the end marker (as some cameras append) are no truncation.
+    // Bytes after the end marker (as some cameras append) are no damage.
     let mut padded = jpeg.clone();
     padded.extend_from_slice(b"trailing data");
-    assert!(!is_truncated_jpeg(&padded));
+    assert_eq!(find_damage(&padded), None);
     // Other formats are left to the decoder.
-    assert!(!is_truncated_jpeg(&encode(
-        &test_image(4, 4, 0),
-        ImageFormat::Png
-    )));
-    assert!(!is_truncated_jpeg(b"plain text"));
+    assert_eq!(
+        find_damage(&encode(&test_image(4, 4, 0), ImageFormat::Png)),
+        None
+    );
+    assert_eq!(find_damage(b"plain text"), None);
 
-    let photos = Path::new("/work/shared/data/coco2014-mini/train/images");
-    if let Ok(entries) = std::fs::read_dir(photos) {
-        for path in entries.take(20).map(|e| e.unwrap().path()) {
-            let bytes = std::fs::read(&path).unwrap();
-            assert!(!is_truncated_jpeg(&bytes), "{}", path.display());
+    for path in real_photos() {
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(find_damage(&bytes), None, "{}", path.display());
+        assert!(
+            is_cut_short(&bytes[..bytes.len() * 9 / 10]),
+            "{}",
+            path.display()
+        );
+    }
+}
+
+/// The photos of the repository's fixtures and samples: real camera and COCO JPEG files.
+fn real_photos() -> Vec<PathBuf> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut photos = vec![root.join("trainer/tests/fixtures/exif/upright.jpg")];
+    let samples = std::fs::read_dir(root.join("www/samples")).unwrap();
+    photos.extend(
+        samples
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.extension().is_some_and(|e| e == "jpg")),
+    );
+    assert!(photos.len() > 4, "{photos:?}");
+    photos
+}
+
+/// `bytes` with the scan data from `from` of the way to `to` taken out: the file still ends
+/// with its end-of-image marker.
+fn without_part_of_the_scan(bytes: &[u8], from: f64, to: f64) -> Vec<u8> {
+    let scan = bytes
+        .windows(2)
+        .position(|w| w == [0xFF, 0xDA])
+        .expect("a start-of-scan marker");
+    let data_start = scan + 2 + u16::from_be_bytes([bytes[scan + 2], bytes[scan + 3]]) as usize;
+    let data_end = bytes.len() - 2;
+    let at = |share: f64| data_start + ((data_end - data_start) as f64 * share) as usize;
+    let mut damaged = bytes[..at(from)].to_vec();
+    damaged.extend_from_slice(&bytes[at(to)..]);
+    damaged
+}
+
+#[test]
+fn a_jpeg_whose_scan_lost_bytes_is_refused_though_it_ends_with_its_end_marker() {
+    for path in real_photos() {
+        let bytes = std::fs::read(&path).unwrap();
+        // The image crate's decoder takes each of these without a word.
+        for (from, to) in [(0.3, 1.0), (0.5, 0.6), (0.9, 1.0)] {
+            let damaged = without_part_of_the_scan(&bytes, from, to);
+            assert!(image::load_from_memory(&damaged).is_ok());
+            let error = querylabel::preprocess::decode_image(&damaged)
+                .unwrap_err()
+                .to_string();
             assert!(
-                is_truncated_jpeg(&bytes[..bytes.len() * 9 / 10]),
-                "{}",
+                error.contains("corrupt JPEG") && !error.contains("truncated"),
+                "{}, {from}..{to}: {error}",
                 path.display()
             );
         }
+        // Cut at the end of the scan, the missing share is stated.
+        let damaged = without_part_of_the_scan(&bytes, 0.5, 1.0);
+        match find_damage(&damaged) {
+            Some(JpegDamage::ScanEndsEarly {
+                blocks_read,
+                blocks_expected,
+            }) => {
+                let read = blocks_read as f64 / blocks_expected as f64;
+                assert!((0.3..0.8).contains(&read), "{}: {read}", path.display());
+            }
+            other => panic!("{}: {other:?}", path.display()),
+        }
     }
+}
+
+#[test]
+fn random_bytes_inside_a_jpeg_scan_are_found() {
+    let mut found = 0;
+    let mut tried = 0;
+    for (index, path) in real_photos().into_iter().enumerate() {
+        let bytes = std::fs::read(&path).unwrap();
+        let mut random = rand_chacha::ChaCha8Rng::seed_from_u64(index as u64);
+        for _ in 0..8 {
+            let mut damaged = bytes.clone();
+            let scan = damaged.windows(2).position(|w| w == [0xFF, 0xDA]).unwrap();
+            let at = random.random_range(scan + 200..damaged.len() - 600);
+            // No FF: the marker structure stays whole, so only the scan walk can see this.
+            for byte in &mut damaged[at..at + 400] {
+                *byte = random.random_range(0..0xFF);
+            }
+            tried += 1;
+            if querylabel::preprocess::decode_image(&damaged).is_err() {
+                found += 1;
+            }
+        }
+    }
+    // Random data can happen to code valid blocks; nearly all of it does not.
+    assert!(found * 10 >= tried * 9, "{found} of {tried} found");
 }
 
 #[test]
@@ -571,4 +655,32 @@ fn damage_inside_a_jpeg_is_not_called_truncation() {
         .unwrap_err()
         .to_string();
     assert!(error.contains("truncated JPEG"), "{error}");
+}
+
+#[test]
+fn every_jpeg_coding_decodes_and_shows_its_damage() {
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/jpeg-codings");
+    for name in [
+        "cmyk.jpg",
+        "grayscale.jpg",
+        "optimized-420.jpg",
+        "progressive.jpg",
+        "restart-markers.jpg",
+        "subsampling-422.jpg",
+        "subsampling-444.jpg",
+    ] {
+        let bytes = std::fs::read(fixtures.join(name)).unwrap();
+        let photo =
+            querylabel::preprocess::decode_image(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!((photo.width(), photo.height()), (123, 91), "{name}");
+        assert!(is_cut_short(&bytes[..bytes.len() / 2]), "{name}");
+        // The scan walk covers sequential frames; a progressive one has the marker walk only.
+        let damaged = without_part_of_the_scan(&bytes, 0.4, 0.6);
+        let found = find_damage(&damaged);
+        if name == "progressive.jpg" {
+            assert_eq!(found, None, "{name}");
+        } else {
+            assert!(found.is_some(), "{name}");
+        }
+    }
 }
