@@ -24,8 +24,12 @@ use crate::train_options::{DEFAULT_LEARNING_RATE, DEFAULT_WEIGHT_DECAY};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum BenchWork {
-    /// Backbone forward passes in inference mode (`trainer extract`).
+    /// Backbone forward passes in inference mode, batch norms folded into the convolutions
+    /// (`trainer extract`, `eval`, `predict` and the page).
     Extract,
+    /// The same passes with the batch norms run as stored, unfolded: the comparison for
+    /// `extract`.
+    ExtractUnfolded,
     /// Forward, loss, backward and optimiser step of backbone + Query2Label (`--finetune`).
     Train,
     /// The same step for a linear head alone on a cached feature map (`--features`).
@@ -81,13 +85,17 @@ pub fn bench_backend(
         steps,
     } = size;
     let mut seconds = 0.0;
-    if work == BenchWork::Extract {
-        let model = config.init(&device).valid();
+    if matches!(work, BenchWork::Extract | BenchWork::ExtractUnfolded) {
+        let stored = config.init(&device).valid().backbone;
+        let backbone = match work {
+            BenchWork::Extract => stored.fold_batch_norms(),
+            _ => stored,
+        };
         let input_shape = [batch_size, 3, image_size, image_size];
         for step in 0..warmup + steps {
             let batch = Tensor::<4>::random(input_shape, Distribution::Default, &device);
             let elapsed = timed(&device, || {
-                let _ = model.backbone.forward_features(batch).into_data();
+                let _ = backbone.forward_features(batch).into_data();
             })?;
             if step >= warmup {
                 seconds += elapsed;

@@ -59,7 +59,8 @@ pub fn extract_features(options: &ExtractOptions, out: &Path) -> Result<FeatureC
         options.backbone_weights.as_deref(),
         &device,
     )?
-    .valid();
+    .valid()
+    .fold_batch_norms();
     let preprocessing = Preprocessing::imagenet(options.image_size);
     let views = PhotoViews::new(options.views, options.view_seed);
     let n_views = views.count;

@@ -396,7 +396,9 @@ fn run_bench(args: BenchArgs) -> Result<()> {
     for backend in backends {
         for &work in &works {
             let batch_size = match work {
-                BenchWork::Extract | BenchWork::Train => args.batch_size,
+                BenchWork::Extract | BenchWork::ExtractUnfolded | BenchWork::Train => {
+                    args.batch_size
+                }
                 BenchWork::HeadLinear | BenchWork::HeadQ2l => args.head_batch_size,
             };
             let size = BenchSize {
@@ -454,6 +456,7 @@ struct HeadEvaluation<'a> {
 fn run_eval(args: EvalArgs) -> Result<()> {
     let device = args.device.single()?;
     let (bundle, description) = load_heads(&args.model, &device)?;
+    let bundle = bundle.fold_batch_norms();
     let mut dataset = open_dataset(&args.data, args.format, args.split)?;
     if let Some(seed) = args.run_split_seed {
         let split = querylabel::single_positive::train_validation_split(
@@ -517,7 +520,7 @@ fn run_eval(args: EvalArgs) -> Result<()> {
 fn run_predict(args: PredictArgs) -> Result<()> {
     let device = args.device.single()?;
     let (bundle, description) = load_heads(&args.model, &device)?;
-    let bundle = bundle.valid();
+    let bundle = bundle.valid().fold_batch_norms();
     let mut heads = Vec::new();
     for index in selected_heads(&description, args.head.as_deref())? {
         let head = &description.heads[index];

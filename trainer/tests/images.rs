@@ -15,6 +15,8 @@ use querylabel_trainer::images::{
 };
 use rand::{RngExt, SeedableRng};
 
+mod common;
+
 /// A deterministic image with plenty of structure (no two neighbours alike) and no magenta.
 fn test_image(width: u32, height: u32, salt: u32) -> RgbImage {
     RgbImage::from_fn(width, height, |x, y| {
@@ -477,6 +479,23 @@ fn a_jpeg_whose_scan_lost_bytes_is_refused_though_it_ends_with_its_end_marker() 
             other => panic!("{}: {other:?}", path.display()),
         }
     }
+}
+
+/// The damage walk must never refuse a good photo: every real COCO photo of coco2014-mini
+/// (5,030 squashed by their source, 12 at full size) passes it.
+#[test]
+fn no_real_coco_photo_is_taken_for_damaged() {
+    let mini = common::coco2014_mini();
+    let mut walked = 0;
+    for folder in ["train/images", "demo/images"] {
+        for entry in std::fs::read_dir(mini.join(folder)).unwrap() {
+            let path = entry.unwrap().path();
+            let bytes = std::fs::read(&path).unwrap();
+            assert_eq!(find_damage(&bytes), None, "{}", path.display());
+            walked += 1;
+        }
+    }
+    assert!(walked > 5000, "{walked} photos");
 }
 
 #[test]

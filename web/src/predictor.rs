@@ -29,7 +29,8 @@ impl Predictor {
         device: &Device,
     ) -> Result<Self, BundleError> {
         let manifest = parse_bundle_manifest(manifest_json)?;
-        let bundle = load_bundle(&manifest.model, weights, device)?;
+        // Never saved again, so the backbone's batch norms fold into its convolutions.
+        let bundle = load_bundle(&manifest.model, weights, device)?.fold_batch_norms();
         Ok(Predictor {
             bundle,
             description: manifest.model,

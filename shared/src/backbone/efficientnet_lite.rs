@@ -26,6 +26,7 @@ use burn::tensor::{Device, Tensor};
 
 use serde::{Deserialize, Serialize};
 
+use super::batch_norm_folding::{conv_then_norm, fold_pair};
 use crate::pooling::global_average_pool;
 
 /// Batch-norm epsilon of the Lite models (TensorFlow's `batch_norm_epsilon = 1e-3`).
@@ -187,16 +188,16 @@ pub struct EfficientNetLiteConfig {
 pub struct MbConvBlock {
     /// 1×1 expansion (absent when the expansion ratio is 1, i.e. in block 0).
     pub expand_conv: Option<Conv2d>,
-    /// Batch norm after the expansion (absent with it).
+    /// Batch norm after the expansion (absent with it, or folded into it).
     pub bn0: Option<BatchNorm>,
     /// Depthwise k×k convolution, possibly strided.
     pub depthwise_conv: Conv2d,
-    /// Batch norm after the depthwise convolution.
-    pub bn1: BatchNorm,
+    /// Batch norm after the depthwise convolution (`None` once folded into it).
+    pub bn1: Option<BatchNorm>,
     /// 1×1 projection (linear bottleneck, no activation).
     pub project_conv: Conv2d,
-    /// Batch norm after the projection.
-    pub bn2: BatchNorm,
+    /// Batch norm after the projection (`None` once folded into it).
+    pub bn2: Option<BatchNorm>,
     /// Whether the block adds its input (stride 1 and equal channels).
     pub skip: bool,
 }
@@ -226,9 +227,9 @@ impl MbConvBlock {
             expand_conv,
             bn0,
             depthwise_conv: conv(hidden, hidden, kernel, stride, hidden, size, device),
-            bn1: bn(hidden, device),
+            bn1: Some(bn(hidden, device)),
             project_conv: conv(hidden, output, 1, 1, 1, size, device),
-            bn2: bn(output, device),
+            bn2: Some(bn(output, device)),
             skip: stride == 1 && input == output,
         }
     }
@@ -237,12 +238,35 @@ impl MbConvBlock {
     /// and is not applied here; in inference it is the identity).
     pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
         let mut x = input.clone();
-        if let (Some(expand), Some(bn0)) = (&self.expand_conv, &self.bn0) {
-            x = relu6(bn0.forward(expand.forward(x)));
+        if let Some(expand) = &self.expand_conv {
+            x = relu6(conv_then_norm(expand, self.bn0.as_ref(), x));
         }
-        x = relu6(self.bn1.forward(self.depthwise_conv.forward(x)));
-        x = self.bn2.forward(self.project_conv.forward(x));
+        x = relu6(conv_then_norm(&self.depthwise_conv, self.bn1.as_ref(), x));
+        x = conv_then_norm(&self.project_conv, self.bn2.as_ref(), x);
         if self.skip { x + input } else { x }
+    }
+
+    /// The same block with each batch norm folded into its convolution (see
+    /// [`batch_norm_folding`](super::batch_norm_folding)).
+    fn fold_batch_norms(self) -> Self {
+        let (expand_conv, bn0) = match self.expand_conv {
+            Some(conv) => {
+                let (conv, bn0) = fold_pair(conv, self.bn0);
+                (Some(conv), bn0)
+            }
+            None => (None, self.bn0),
+        };
+        let (depthwise_conv, bn1) = fold_pair(self.depthwise_conv, self.bn1);
+        let (project_conv, bn2) = fold_pair(self.project_conv, self.bn2);
+        Self {
+            expand_conv,
+            bn0,
+            depthwise_conv,
+            bn1,
+            project_conv,
+            bn2,
+            skip: self.skip,
+        }
     }
 }
 
@@ -251,14 +275,14 @@ impl MbConvBlock {
 pub struct EfficientNetLite {
     /// 3×3 stride-2 stem, 3→32.
     pub conv_stem: Conv2d,
-    /// Stem batch norm.
-    pub bn0: BatchNorm,
+    /// Stem batch norm (`None` once folded into the stem).
+    pub bn0: Option<BatchNorm>,
     /// The MBConv blocks (16 in Lite0, 21 in Lite1 and Lite2).
     pub blocks: Vec<MbConvBlock>,
     /// 1×1 head, last stage (320 or 352 channels) →1280.
     pub conv_head: Conv2d,
-    /// Head batch norm.
-    pub bn1: BatchNorm,
+    /// Head batch norm (`None` once folded into the head).
+    pub bn1: Option<BatchNorm>,
     /// ImageNet classifier 1280→1000 (optional).
     pub fc: Option<Linear>,
 }
@@ -336,10 +360,10 @@ impl EfficientNetLiteConfig {
         let last = stages[stages.len() - 1].output;
         let model = EfficientNetLite {
             conv_stem: conv(3, LITE_STEM_CHANNELS, 3, 2, 1, native, device),
-            bn0: bn(LITE_STEM_CHANNELS, device),
+            bn0: Some(bn(LITE_STEM_CHANNELS, device)),
             blocks,
             conv_head: conv(last, LITE_FEATURE_CHANNELS, 1, 1, 1, size, device),
-            bn1: bn(LITE_FEATURE_CHANNELS, device),
+            bn1: Some(bn(LITE_FEATURE_CHANNELS, device)),
             fc: self
                 .with_classifier
                 .then(|| LinearConfig::new(LITE_FEATURE_CHANNELS, self.num_classes).init(device)),
@@ -367,11 +391,11 @@ impl EfficientNetLite {
     /// batch norm and ReLU6) of a normalised `[B, 3, H, W]` image batch; the PyTorch
     /// `extract_features`.
     pub fn forward_features(&self, images: Tensor<4>) -> Tensor<4> {
-        let mut x = relu6(self.bn0.forward(self.conv_stem.forward(images)));
+        let mut x = relu6(conv_then_norm(&self.conv_stem, self.bn0.as_ref(), images));
         for block in &self.blocks {
             x = block.forward(x);
         }
-        relu6(self.bn1.forward(self.conv_head.forward(x)))
+        relu6(conv_then_norm(&self.conv_head, self.bn1.as_ref(), x))
     }
 
     /// ImageNet logits `[B, num_classes]`: global average pooling of the features, then `fc`
@@ -391,19 +415,39 @@ impl EfficientNetLite {
     pub fn freeze_batch_norms(self) -> Self {
         Self {
             conv_stem: self.conv_stem,
-            bn0: freeze_batch_norm(self.bn0),
+            bn0: self.bn0.map(freeze_batch_norm),
             blocks: self
                 .blocks
                 .into_iter()
                 .map(|b| MbConvBlock {
                     bn0: b.bn0.map(freeze_batch_norm),
-                    bn1: freeze_batch_norm(b.bn1),
-                    bn2: freeze_batch_norm(b.bn2),
+                    bn1: b.bn1.map(freeze_batch_norm),
+                    bn2: b.bn2.map(freeze_batch_norm),
                     ..b
                 })
                 .collect(),
             conv_head: self.conv_head,
-            bn1: freeze_batch_norm(self.bn1),
+            bn1: self.bn1.map(freeze_batch_norm),
+            fc: self.fc,
+        }
+    }
+
+    /// The same network for inference, with every batch norm folded into the convolution
+    /// before it (see [`batch_norm_folding`](super::batch_norm_folding)): the same features
+    /// to rounding, in less time. Only for a model that is neither trained nor saved after.
+    pub fn fold_batch_norms(self) -> Self {
+        let (conv_stem, bn0) = fold_pair(self.conv_stem, self.bn0);
+        let (conv_head, bn1) = fold_pair(self.conv_head, self.bn1);
+        Self {
+            conv_stem,
+            bn0,
+            blocks: self
+                .blocks
+                .into_iter()
+                .map(MbConvBlock::fold_batch_norms)
+                .collect(),
+            conv_head,
+            bn1,
             fc: self.fc,
         }
     }

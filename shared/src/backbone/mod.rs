@@ -6,6 +6,7 @@
 //! paths (`backbone.EfficientNetLite.conv_stem.weight`) unless a store is built with
 //! `skip_enum_variants(true)` (the default of `PytorchStore`, not of `SafetensorsStore`).
 
+pub mod batch_norm_folding;
 pub mod efficientnet_lite;
 pub mod resnet;
 
@@ -175,6 +176,17 @@ impl Backbone {
     /// Total stride of the feature map: 32.
     pub fn feature_stride(&self) -> usize {
         32
+    }
+
+    /// The same backbone for inference, with its batch norms folded into the convolutions
+    /// before them (see [`batch_norm_folding`]): an EfficientNet-Lite's; a ResNet, which no
+    /// shipped model uses, keeps its own. Only for a backbone that is neither trained nor saved
+    /// after.
+    pub fn fold_batch_norms(self) -> Self {
+        match self {
+            Self::EfficientNetLite(net) => Self::EfficientNetLite(net.fold_batch_norms()),
+            Self::ResNet(net) => Self::ResNet(net),
+        }
     }
 
     /// The same backbone with every batch norm frozen.

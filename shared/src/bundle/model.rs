@@ -26,6 +26,15 @@ impl Bundle {
             .collect()
     }
 
+    /// The same bundle for inference, with the backbone's batch norms folded into its
+    /// convolutions ([`Backbone::fold_batch_norms`]); never for a bundle that is saved after.
+    pub fn fold_batch_norms(self) -> Self {
+        Self {
+            backbone: self.backbone.fold_batch_norms(),
+            heads: self.heads,
+        }
+    }
+
     /// Head `index` on the backbone as one model (sharing the parameters, not copying them).
     pub fn classifier(&self, index: usize) -> Classifier {
         Classifier {
