@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+mod common;
+
 use querylabel::labels::LabelSpace;
 use querylabel_trainer::dataset::{
     Dataset, DatasetFormat, Split, detect_format, open_dataset, sample_dir,
@@ -557,26 +559,9 @@ fn fixture_images_are_real_jpegs() {
 
 // ---------------------------------------------------------------- real data
 
-const COCO2014_MINI: &str = "/work/shared/data/coco2014-mini";
-
-/// The real coco2014-mini set, if this machine has it (it is not part of the repository).
-fn coco2014_mini() -> Option<PathBuf> {
-    let dir = std::env::var_os("QUERYLABEL_COCO2014_MINI")
-        .map_or_else(|| PathBuf::from(COCO2014_MINI), PathBuf::from);
-    if dir.join("train/labels.csv").is_file() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "skipped: no coco2014-mini at {} (set QUERYLABEL_COCO2014_MINI)",
-            dir.display()
-        );
-        None
-    }
-}
-
 #[test]
 fn real_coco2014_mini_train() {
-    let Some(mini) = coco2014_mini() else { return };
+    let mini = common::coco2014_mini();
     // The parent holds train/ (and demo/): the split picks the subfolder.
     let dataset = open_dataset(&mini, None, Split::Train).unwrap();
     assert_eq!(dataset.format, DatasetFormat::Csv);
@@ -678,19 +663,17 @@ fn select_sample(mini: &Dataset, sources_csv: &Path) -> Vec<usize> {
     (0..mini.len()).filter(|&index| chosen[index]).collect()
 }
 
-fn mini_train() -> Option<(Dataset, PathBuf)> {
-    let train = coco2014_mini()?.join("train");
-    Some((
+fn mini_train() -> (Dataset, PathBuf) {
+    let train = common::coco2014_mini().join("train");
+    (
         open_dataset(&train, Some(DatasetFormat::Csv), Split::Train).unwrap(),
         train,
-    ))
+    )
 }
 
 #[test]
 fn shipped_sample_is_what_the_documented_rule_selects() {
-    let Some((mini, train)) = mini_train() else {
-        return;
-    };
+    let (mini, train) = mini_train();
     let selection = select_sample(&mini, &train.join("sources.csv"));
     let sample = open_dataset(&sample_dir(), None, Split::Train).unwrap();
     assert_eq!(
@@ -710,7 +693,7 @@ fn shipped_sample_is_what_the_documented_rule_selects() {
 #[test]
 #[ignore = "rewrites trainer/sample; run by hand after changing the selection rule"]
 fn regenerate_shipped_sample() {
-    let (mini, train) = mini_train().expect("coco2014-mini is needed to build the sample");
+    let (mini, train) = mini_train();
     let selection = select_sample(&mini, &train.join("sources.csv"));
     let sample = sample_dir();
     let images = sample.join("images");

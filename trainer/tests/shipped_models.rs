@@ -161,15 +161,6 @@ fn the_em_apl_model_names_what_is_in_the_sample_photos() {
     );
 }
 
-/// The photos beside the project (or `QUERYLABEL_COCO_MINI_DIR`): the 5,030 real COCO photos
-/// the shipped heads were trained on, all but the 2% (101 photos) of their seed-1 hold-out.
-fn coco_mini() -> PathBuf {
-    match std::env::var_os("QUERYLABEL_COCO_MINI_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/coco2014-mini/train"),
-    }
-}
-
 /// The shipped training runs' own hold-out: `--val-fraction 0.02` with seed 1.
 const SHIPPED_HOLD_OUT: &str = "0.02";
 
@@ -188,12 +179,8 @@ struct Documented {
 /// top label is right to half a point, the wrong labels per photo to 0.01 and the attention
 /// focus to 0.05.
 fn check_documented(model: &str, documented: Documented) {
-    let data = coco_mini();
-    assert!(
-        data.join("labels.csv").is_file(),
-        "{} is missing: point QUERYLABEL_COCO_MINI_DIR at the coco2014-mini train folder",
-        data.display()
-    );
+    // The 5,030 photos the shipped heads were trained on, all but their 101-photo hold-out.
+    let data = common::coco2014_mini().join("train");
     let evaluation = common::eval_with(
         &bundle(),
         &data,

@@ -2,10 +2,27 @@
 
 #![allow(dead_code)] // each test crate uses its own part of this module
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
+
+/// The real coco2014-mini photos (the folder holding `train/` and `demo/`): beside the checkout
+/// in `../shared`, as every developer's machine and CI have them, or where
+/// `QUERYLABEL_COCO2014_MINI` points. A test that needs them fails where they are missing,
+/// rather than passing without looking.
+pub fn coco2014_mini() -> PathBuf {
+    let dir = std::env::var_os("QUERYLABEL_COCO2014_MINI").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/coco2014-mini"),
+        PathBuf::from,
+    );
+    assert!(
+        dir.join("train/labels.csv").is_file(),
+        "{} holds no train/labels.csv: point QUERYLABEL_COCO2014_MINI at the coco2014-mini folder",
+        dir.display()
+    );
+    dir
+}
 
 pub fn trainer(args: &[&str]) -> (bool, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_trainer"))
