@@ -9,7 +9,7 @@
 #   3. print the table (trainer report);
 #   4. train the shipped heads (Query2Label: Full/ASL, WAN and EM+APL) on 98% of the photos (a 2% hold-out
 #      checks the export), with the decision thresholds chosen on the seed-1 runs' 1,006
-#      validation photos, and export them as one bundle into www/models.
+#      validation photos, and export them as one bundle into www/models, its weights in int8.
 # Usage: scripts/reproduce-results.sh [runs-dir]   (environment: DATA, TRAINER, BACKEND, SEEDS)
 # The Lite0 224 px rows of docs/RESULTS.md come from the same script with BACKBONE=lite0.
 set -euo pipefail
@@ -138,5 +138,5 @@ $TRAINER export \
   --threshold "$(threshold wan)" \
   --model "$RUNS/shipped-em-apl-last" --name em-apl --labels single-positive --loss em-apl \
   --description "Trained from one positive label per image, EM+APL loss" \
-  --threshold "$(threshold em-apl)" --out www/models
+  --threshold "$(threshold em-apl)" --weights int8 --out www/models
 echo "finished $(date -u +%FT%TZ)" >>"$LOG"

@@ -11,6 +11,7 @@ pub mod bundle;
 pub mod damaged_jpeg;
 pub mod exported;
 pub mod head;
+pub mod int8_weights;
 pub mod labels;
 pub mod load_problems;
 pub mod loss;

@@ -1,5 +1,5 @@
 //! Exporting models for the browser as one bundle: the frozen backbone they share once, and each
-//! model's head under its own name, in half precision (safetensors), with a `model.json`
+//! model's head under its own name, in half precision or int8 (safetensors), with a `model.json`
 //! manifest (classes, input size, normalisation, the networks, and each head's decision
 //! threshold). Reading a bundle back is [`crate::model_source`]'s.
 
@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Result, bail};
 use burn::tensor::Device;
 use querylabel::bundle::{BundleManifest, BundlePart, assemble, bundle_weights, load_bundle};
+use querylabel::int8_weights::quantize_int8;
 
 use crate::atomic_files::write_atomically;
 use crate::calibration::{ThresholdChoice, decision_threshold};
@@ -17,6 +18,17 @@ use crate::model_source::{HeadNaming, load_bundle_dir, single_model_part};
 
 /// The weights file of a bundle, beside its `model.json`.
 pub const WEIGHTS_FILE: &str = "model.safetensors";
+
+/// How an export stores its large weight tensors.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum WeightStorage {
+    /// Half precision: as trained, to f16's rounding.
+    #[default]
+    F16,
+    /// 8-bit integers with a scale per slice (`querylabel::int8_weights`): half the size of
+    /// f16, for the page's download.
+    Int8,
+}
 
 /// One model to put into a bundle: a training run or model directory, or a single-model export
 /// (format 1), with how to name its head and set its threshold.
@@ -61,7 +73,11 @@ fn bundle_parts(dir: &Path, device: &Device) -> Result<Vec<BundlePart>> {
 /// Exports `models`, which must share one backbone bit for bit, as one bundle in `out`
 /// (created if needed); returns the manifest's path. Nothing is written until every threshold
 /// is known, so a failure leaves no half export; each file is replaced atomically.
-pub fn export_bundle(models: &[ModelToExport], out: &Path) -> Result<PathBuf> {
+pub fn export_bundle(
+    models: &[ModelToExport],
+    storage: WeightStorage,
+    out: &Path,
+) -> Result<PathBuf> {
     let device = Device::flex();
     let mut parts = Vec::with_capacity(models.len());
     // Per head of the new bundle: the model it comes from and that model's kind.
@@ -94,9 +110,13 @@ pub fn export_bundle(models: &[ModelToExport], out: &Path) -> Result<PathBuf> {
         }
     }
     let (bundle, mut description) = assemble(parts)?;
-    let bytes = bundle_weights(&bundle, &description)
+    let mut bytes = bundle_weights(&bundle, &description)
         .map_err(|e| anyhow::anyhow!("cannot serialise the bundle: {e}"))?;
-    // Thresholds are chosen for the half-precision weights the bundle ships.
+    if storage == WeightStorage::Int8 {
+        bytes = quantize_int8(&bytes)
+            .map_err(|e| anyhow::anyhow!("cannot store the bundle's weights as int8: {e}"))?;
+    }
+    // Thresholds are chosen for the weights the bundle ships, as they load.
     let exported = load_bundle(&description, bytes.clone(), &device)
         .map_err(|e| anyhow::anyhow!("the bundle does not load back: {e}"))?;
     for (index, (model, kind)) in origins.into_iter().enumerate() {

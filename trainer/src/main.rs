@@ -14,7 +14,7 @@ use querylabel_trainer::bench::{BenchSize, BenchWork, bench_backend};
 use querylabel_trainer::calibration::{threshold_in_use, threshold_origin};
 use querylabel_trainer::dataset::{DatasetFormat, Split, open_dataset, sample_dir};
 use querylabel_trainer::evaluate::{Evaluation, evaluate_at, score_dataset};
-use querylabel_trainer::export::{ModelToExport, export_bundle};
+use querylabel_trainer::export::{ModelToExport, WeightStorage, export_bundle};
 use querylabel_trainer::extract::{
     DEFAULT_VIEW_SEED, DEFAULT_VIEWS, ExtractOptions, extract_features,
 };
@@ -270,6 +270,10 @@ struct ExportArgs {
     /// own).
     #[arg(long, value_parser = flag_values::threshold)]
     threshold: Vec<f32>,
+    /// How to store the large weight tensors: f16, or int8 with a scale per slice (half the
+    /// size, for the page; an accuracy cost to measure with `trainer eval`).
+    #[arg(long, value_enum, default_value_t)]
+    weights: WeightStorage,
     /// Directory to write model.json and model.safetensors into.
     #[arg(long)]
     out: PathBuf,
@@ -607,7 +611,7 @@ fn run_export(args: ExportArgs, matches: &ArgMatches) -> Result<()> {
             threshold: thresholds[i],
         })
         .collect();
-    let manifest = export_bundle(&models, &args.out)?;
+    let manifest = export_bundle(&models, args.weights, &args.out)?;
     eprintln!("wrote {}", manifest.display());
     Ok(())
 }

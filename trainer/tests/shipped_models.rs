@@ -1,5 +1,5 @@
 //! The demo's three shipped heads (the bundle in `www/models/`, made by
-//! `scripts/reproduce-results.sh`) load from their half-precision export, name what is in the
+//! `scripts/reproduce-results.sh`) load from their int8 export, name what is in the
 //! demo's sample photos (real COCO val2014 photos, none of them seen in training, with their
 //! official labels), and reproduce docs/RESULTS.md's numbers on the 2% of the photos they were
 //! not trained on.
@@ -119,6 +119,25 @@ fn check_samples(model: &str, bar: SampleBar) {
 /// eight photos say little next to those, so each bar allows that one miss, and asks 75% (22
 /// of 29 for both heads) of the true labels in the top 10, where the Lite0 head had 90%.
 #[test]
+fn the_shipped_bundle_stores_its_large_weights_as_int8() {
+    use querylabel::int8_weights::{MIN_QUANTIZED_VALUES, SCALE_SUFFIX};
+    let bytes = std::fs::read(bundle().join("model.safetensors")).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut quantized = 0;
+    for (name, tensor) in file.tensors() {
+        let values: usize = tensor.shape().iter().product();
+        let large = tensor.shape().len() >= 2 && values >= MIN_QUANTIZED_VALUES;
+        if name.ends_with(SCALE_SUFFIX) || !large {
+            continue;
+        }
+        assert_eq!(tensor.dtype(), safetensors::Dtype::I8, "{name}");
+        quantized += values;
+    }
+    // Nearly all of the backbone's and the heads' 7.7 million parameters.
+    assert!(quantized > 7_000_000, "{quantized} int8 values");
+}
+
+#[test]
 fn the_full_label_model_names_what_is_in_the_sample_photos() {
     check_samples(
         "full",
@@ -211,27 +230,27 @@ fn the_shipped_models_reproduce_the_documented_hold_out_numbers() {
     check_documented(
         "full",
         Documented {
-            map: 66.51,
-            top1_precision: 85.1,
-            false_positives_per_image: 0.77,
+            map: 66.36,
+            top1_precision: 86.1,
+            false_positives_per_image: 0.75,
             attention_focus: 4.51,
         },
     );
     check_documented(
         "wan",
         Documented {
-            map: 58.95,
+            map: 59.17,
             top1_precision: 76.2,
-            false_positives_per_image: 1.36,
-            attention_focus: 1.34,
+            false_positives_per_image: 1.38,
+            attention_focus: 1.35,
         },
     );
     check_documented(
         "em-apl",
         Documented {
-            map: 60.44,
+            map: 60.72,
             top1_precision: 80.2,
-            false_positives_per_image: 1.33,
+            false_positives_per_image: 1.35,
             attention_focus: 1.02,
         },
     );

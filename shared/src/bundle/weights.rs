@@ -11,6 +11,7 @@ use super::error::BundleError;
 use super::format_version::BUNDLE_FORMAT_VERSION;
 use super::model::Bundle;
 use crate::exported::{half_precision, to_full_precision};
+use crate::int8_weights::dequantize_int8;
 use crate::load_problems::LoadProblems;
 use crate::weight_values::check_finite_weights;
 
@@ -67,7 +68,8 @@ pub fn bundle_weights(
 }
 
 /// Builds the network `description` describes on `device` and fills it with `weights` (the
-/// export's safetensors bytes, widened to f32 whatever float type each is stored in). Strict: a
+/// export's safetensors bytes, widened to f32 whatever float type each is stored in, int8
+/// tensors with their scales included: see [`crate::int8_weights`]). Strict: a
 /// missing, unexpected or misshapen tensor, or one that is not finite, is an error that names it.
 pub fn load_bundle(
     description: &BundleDescription,
@@ -75,6 +77,7 @@ pub fn load_bundle(
     device: &Device,
 ) -> Result<Bundle, BundleError> {
     let mut bundle = description.init(device)?;
+    let weights = dequantize_int8(weights).map_err(BundleError::Weights)?;
     check_finite_weights(&weights).map_err(BundleError::Weights)?;
     let mut store = SafetensorsStore::from_bytes(Some(weights))
         .skip_enum_variants(true)
@@ -101,7 +104,32 @@ mod tests {
     use super::*;
     use crate::bundle::fixtures::{linear_head, q2l_head, two_heads, with_heads};
     use burn::store::ModuleStore;
+    use burn::tensor::activation::sigmoid;
     use burn::tensor::{Tensor, Tolerance};
+
+    #[test]
+    fn an_int8_bundle_loads_close_to_its_half_precision_one() {
+        let device = Device::flex();
+        let description = two_heads();
+        let bundle = description.init(&device).unwrap();
+        let half = bundle_weights(&bundle, &description).unwrap();
+        let int8 = crate::int8_weights::quantize_int8(&half).unwrap();
+        assert!(
+            int8.len() < half.len() * 6 / 10,
+            "{} of {}",
+            int8.len(),
+            half.len()
+        );
+        let input = Tensor::<4>::ones([1, 3, 32, 32], &device);
+        let from_half = load_bundle(&description, half, &device).unwrap();
+        let from_int8 = load_bundle(&description, int8, &device).unwrap();
+        let outputs = from_half.forward(input.clone()).into_iter();
+        for (a, b) in outputs.zip(from_int8.forward(input)) {
+            let (a, b) = (sigmoid(a.logits), sigmoid(b.logits));
+            a.into_data()
+                .assert_approx_eq::<f32>(&b.into_data(), Tolerance::absolute(2e-2));
+        }
+    }
 
     #[test]
     fn a_bundle_round_trips_through_its_export_bytes() {
