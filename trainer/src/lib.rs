@@ -23,6 +23,7 @@ pub mod model_dir;
 pub mod model_source;
 pub mod optimizer;
 pub mod per_model_flags;
+pub mod pipeline_bench;
 pub mod plots;
 pub mod predict;
 pub mod report;

@@ -26,6 +26,7 @@ use querylabel_trainer::lesson_features::export_lesson_features;
 use querylabel_trainer::loss_settings::LossSettings;
 use querylabel_trainer::model_source::{HeadNaming, load_heads, selected_heads};
 use querylabel_trainer::per_model_flags::per_model as flags_per_model;
+use querylabel_trainer::pipeline_bench::bench_pipeline;
 use querylabel_trainer::predict::{HeadChoice, predict_image};
 use querylabel_trainer::resume::GivenFlag;
 use querylabel_trainer::train::{SessionOptions, train};
@@ -148,9 +149,14 @@ struct BenchArgs {
     /// Untimed batches first, in which GPU kernels are compiled and autotuned.
     #[arg(long, default_value_t = 2)]
     warmup: usize,
-    /// Timed batches per measurement.
+    /// Timed batches per measurement (with --pipeline: timed passes over the photos).
     #[arg(long, default_value_t = 3, value_parser = flag_values::count)]
     steps: usize,
+    /// Time the training data pipeline instead, on every core: read, decode, augment, resize
+    /// and normalise each photo of this data set (at --image-size), as training loads its
+    /// batches. No backend runs.
+    #[arg(long, conflicts_with_all = ["backends", "work"])]
+    pipeline: Option<PathBuf>,
 }
 
 /// `trainer train`: what the run computes ([`TrainOptions`], saved with it) and how this
@@ -388,6 +394,11 @@ fn run_train(args: TrainArgs, given: &[GivenFlag]) -> Result<()> {
 
 /// `trainer bench`: every backend and work asked for (all by default), one JSON line each.
 fn run_bench(args: BenchArgs) -> Result<()> {
+    if let Some(data) = &args.pipeline {
+        let result = bench_pipeline(data, args.image_size, args.steps)?;
+        println!("{}", serde_json::to_string(&result)?);
+        return Ok(());
+    }
     fn or_all<T: Clone>(chosen: Vec<T>, all: &[T]) -> Vec<T> {
         if chosen.is_empty() {
             all.to_vec()

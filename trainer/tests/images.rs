@@ -703,3 +703,12 @@ fn every_jpeg_coding_decodes_and_shows_its_damage() {
         }
     }
 }
+
+#[test]
+fn the_pipeline_benchmark_loads_every_photo_of_each_pass() {
+    let sample = querylabel_trainer::dataset::sample_dir();
+    let result = querylabel_trainer::pipeline_bench::bench_pipeline(&sample, 64, 2).unwrap();
+    let photos = std::fs::read_dir(sample.join("images")).unwrap().count();
+    assert_eq!((result.images, result.skipped), (2 * photos, 0));
+    assert!(result.images_per_second > 0.0 && result.threads >= 1);
+}
