@@ -101,11 +101,14 @@ $(WASM_BINDGEN):
 	$(TOOL_BUILD) cargo install --root "$(TOOLS_DIR)/wasm-bindgen-$(WASM_BINDGEN_VERSION)" \
 		wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION)
 
-## The demo's files in www/dist (wasm built in release, beside the native build's host crates).
+## The demo's files in www/dist (wasm built in release, beside the native build's host crates),
+## and beside each compressible one its brotli at quality 11 (web/precompress.mjs), which the
+## demo's server sends.
 web: test-deps web-tools
 	@for f in $(SHIPPED_DATA); do [ -f "$$f" ] || { echo "$$f is missing: the demo ships" \
 		"the models and lesson features made by trainer export / trainer extract" >&2; exit 1; }; done
 	PATH="$(dir $(WASM_BINDGEN)):$$PATH" $(TRUNK) build
+	node web/precompress.mjs $(DIST) "$(CACHE_DIR)/brotli"
 
 ## Headless Chromium and the test driver (playwright-core, pinned in package-lock.json).
 e2e-deps:

@@ -1,9 +1,11 @@
 // Serves the built demo (trunk's dist/) on 127.0.0.1, compressed: every compressible file is
 // brotli- and gzip-compressed once at start and sent in the encoding the browser accepts, with
-// its decoded size in X-Decoded-Length so that the page can show download progress.
+// its decoded size in X-Decoded-Length so that the page can show download progress. Brotli
+// comes from FILE.br where `make web` wrote one (web/precompress.mjs, at brotli's best),
+// else it is made at start, quickly.
 // Node's standard library only. Usage: node web/serve.mjs DIST_DIR [PORT]
 import { createServer } from 'node:http';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, extname, resolve } from 'node:path';
 import { brotliCompressSync, gzipSync, constants } from 'node:zlib';
 import { createHash } from 'node:crypto';
@@ -15,7 +17,18 @@ const TYPES = {
   '.svg': 'image/svg+xml', '.txt': 'text/plain; charset=utf-8',
 };
 // JPEG and PNG are compressed already.
-const COMPRESSIBLE = new Set(['.html', '.js', '.css', '.json', '.wasm', '.safetensors', '.svg', '.txt']);
+export const COMPRESSIBLE = new Set(['.html', '.js', '.css', '.json', '.wasm', '.safetensors', '.svg', '.txt']);
+// Smaller files go as they are.
+export const MIN_COMPRESSED_BYTES = 1024;
+// The suffix of a file's precompressed brotli, beside it; never served at its own URL.
+export const PRECOMPRESSED = '.br';
+
+// The brotli of `path` written by web/precompress.mjs, if it is there and not older.
+function precompressed(path) {
+  const stored = path + PRECOMPRESSED;
+  return existsSync(stored) && statSync(stored).mtimeMs >= statSync(path).mtimeMs
+    ? readFileSync(stored) : null;
+}
 
 export function loadSite(root) {
   const files = new Map();
@@ -23,14 +36,15 @@ export function loadSite(root) {
     for (const entry of readdirSync(dir, { withFileTypes: true })) {
       const path = join(dir, entry.name);
       if (entry.isDirectory()) { walk(path); continue; }
+      if (entry.name.endsWith(PRECOMPRESSED)) continue;
       const body = readFileSync(path);
       const ext = extname(entry.name);
       const file = {
         body, type: TYPES[ext] ?? 'application/octet-stream',
         etag: '"' + createHash('sha256').update(body).digest('hex').slice(0, 20) + '"',
       };
-      if (COMPRESSIBLE.has(ext) && body.length > 1024) {
-        file.br = brotliCompressSync(body, { params: {
+      if (COMPRESSIBLE.has(ext) && body.length > MIN_COMPRESSED_BYTES) {
+        file.br = precompressed(path) ?? brotliCompressSync(body, { params: {
           [constants.BROTLI_PARAM_QUALITY]: 5, [constants.BROTLI_PARAM_SIZE_HINT]: body.length } });
         file.gzip = gzipSync(body, { level: 6 });
       }

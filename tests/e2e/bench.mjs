@@ -18,6 +18,11 @@ for (const [name, file] of files) {
   }
 }
 
+// A first visit downloads everything but the lesson's features, which wait for the lesson.
+const firstVisit = [...files.entries()].filter(([name]) => !name.startsWith('/lesson/'))
+  .reduce((sum, [, file]) => sum + (file.br ?? file.body).length, 0);
+console.log(`first visit: ${(firstVisit / 1e6).toFixed(2)} MB transferred (brotli where compressible), lesson features aside`);
+
 const samples = [...files.keys()].filter((n) => n.startsWith('/samples/') && n.endsWith('.jpg'))
   .map((n) => n.slice('/samples/'.length));
 const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
