@@ -210,11 +210,22 @@ describe('the demo on WebGPU', () => {
       }
       await cpuDemo.page.screenshot({ path: join(SHOTS, 'demo-cpu.png'), fullPage: true });
       await cpuDemo.page.setViewportSize({ width: 390, height: 844 });
+      // A phone shows one model at a time; its tabs pick which.
+      const shown = () => cpuDemo.page.$$eval('.model-column',
+        (columns) => columns.filter((c) => c.offsetParent !== null).map((c) => c.dataset.model));
+      const tabs = await cpuDemo.page.$$eval('#head-tabs [role="tab"]', (t) => t.map((b) => b.dataset.model));
+      assert.equal(tabs.length, Object.keys(gpuRankings[CHECKED[0].file]).length);
+      assert.deepEqual(await shown(), [tabs[0]]);
+      await cpuDemo.page.click(`#head-tabs [data-model="${tabs[1]}"]`);
+      assert.deepEqual(await shown(), [tabs[1]]);
       await cpuDemo.page.screenshot({ path: join(SHOTS, 'demo-mobile.png'), fullPage: true });
       // Nothing on a phone may make the whole page scroll sideways.
       const widest = await cpuDemo.page.evaluate(() => document.documentElement.scrollWidth);
       assert.ok(widest <= 390, `the page is ${widest} px wide in a 390 px phone viewport`);
       await cpuDemo.page.setViewportSize({ width: 1280, height: 900 });
+      // Wider, every model shows again, side by side, and the tabs are gone.
+      assert.deepEqual(await shown(), tabs);
+      assert.equal(await cpuDemo.page.isVisible('#head-tabs'), false);
     });
 
     test('a photo given before the models are ready waits for them, then runs', async () => {

@@ -91,8 +91,18 @@ async function loadModels() {
   return model;
 }
 
-/** One column per head, in the bundle's order. */
+/** One column per head, in the bundle's order, and a tab per head for phones. */
 function buildColumns() {
+  $('#head-tabs').replaceChildren(...state.heads.map((name, head) => {
+    const tab = document.createElement('button');
+    tab.type = 'button';
+    tab.setAttribute('role', 'tab');
+    tab.dataset.model = name;
+    tab.textContent = name;
+    tab.title = state.model.headDescription(head) || name;
+    tab.addEventListener('click', () => chooseColumn(name));
+    return tab;
+  }));
   const template = $('#column-template');
   $('#columns').replaceChildren(...state.heads.map((name, head) => {
     const root = template.content.firstElementChild.cloneNode(true);
@@ -108,6 +118,15 @@ function buildColumns() {
     });
     return root;
   }));
+  chooseColumn(state.heads[0]);
+}
+
+/** The column a phone shows: the others are hidden there, and side by side elsewhere. */
+function chooseColumn(name) {
+  for (const tab of $('#head-tabs').children) {
+    tab.setAttribute('aria-selected', String(tab.dataset.model === name));
+  }
+  for (const root of $('#columns').children) root.classList.toggle('chosen', root.dataset.model === name);
 }
 
 /** Sets `name`'s slider to its head's own threshold and says where that value comes from. */
