@@ -1,7 +1,7 @@
 //! Fuzzing on stable Rust: property-based tests feed random bytes and mutations of real files
 //! to every parser a user's file reaches: the image decoder; CSV, COCO JSON and VOC XML
-//! annotations; `model.json` of a bundle or an old single-model export, and the finite-weights
-//! check; the feature-cache file; a run's `options.json` and `state.json`. Each must answer with
+//! annotations; `model.json` of a bundle or an old single-model export, the finite-weights
+//! check and the whole bundle loader; the feature-cache file; a run's `options.json` and `state.json`. Each must answer with
 //! a value or an error, never a panic; an error from a file names that file.
 //!
 //! `make test` runs a short seeded pass (`QUERYLABEL_FUZZ_CASES`, default 48 inputs per parser).
@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
-use querylabel::bundle::parse_bundle_manifest;
+use querylabel::bundle::{load_bundle, parse_bundle_manifest};
 use querylabel::exported::parse_manifest;
 use querylabel::int8_weights::dequantize_int8;
 use querylabel::preprocess::decode_image;
@@ -233,6 +233,36 @@ fn broken_model_manifests_and_weights_are_errors() {
                 .is_ok()
         },
         |_| Ok(()),
+    );
+}
+
+/// The whole weights file through the loader the page and the trainer use (int8 widening,
+/// finite check, Burn's store, the strict tensor check), with the damage in its header and
+/// first tensors, where a wrong or damaged file shows; the rest of the file stays as it is.
+#[test]
+fn a_damaged_bundle_loads_or_fails_without_a_panic() {
+    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../www/models");
+    let manifest = std::fs::read_to_string(models.join("model.json")).unwrap();
+    let description = parse_bundle_manifest(&manifest).unwrap().model;
+    let weights = std::fs::read(models.join("model.safetensors")).unwrap();
+    let split = weights.len().min(64 * 1024);
+    let device = burn::tensor::Device::flex();
+    let loaded = std::cell::Cell::new(0);
+    fuzz(
+        "bundle weights, loaded whole",
+        weights[..split].to_vec(),
+        |head| {
+            let mut whole = head.to_vec();
+            whole.extend_from_slice(&weights[split..]);
+            let ok = load_bundle(&description, whole, &device).is_ok();
+            loaded.set(loaded.get() + usize::from(ok));
+            ok
+        },
+        |_| Ok(()),
+    );
+    eprintln!(
+        "bundle weights: {} of the damaged files loaded",
+        loaded.get()
     );
 }
 
