@@ -18,12 +18,17 @@ use crate::evaluate::{ScoredImages, attention_focus, score_dataset_with};
 use crate::feature_cache::FeatureCache;
 use crate::images::{ImageLoader, MIRRORED_VIEW, PLAIN_VIEW};
 
-/// The mean of two probability tensors, as plain values.
-fn averaged(first: Tensor<2>, second: Tensor<2>) -> Vec<f32> {
-    ((first + second) * 0.5)
+/// A probability tensor's values.
+pub fn probabilities_of(probabilities: Tensor<2>) -> Vec<f32> {
+    probabilities
         .into_data()
         .try_into_vec_as::<f32>()
         .expect("float probabilities")
+}
+
+/// The mean of two probability tensors, as plain values.
+pub fn averaged(first: Tensor<2>, second: Tensor<2>) -> Vec<f32> {
+    probabilities_of((first + second) * 0.5)
 }
 
 /// Runs `model`'s head (in inference mode) over the plain and the mirrored view of `rows` and

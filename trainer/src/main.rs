@@ -27,7 +27,7 @@ use querylabel_trainer::loss_settings::LossSettings;
 use querylabel_trainer::model_source::{HeadNaming, load_heads, selected_heads};
 use querylabel_trainer::per_model_flags::per_model as flags_per_model;
 use querylabel_trainer::pipeline_bench::bench_pipeline;
-use querylabel_trainer::predict::{HeadChoice, predict_image};
+use querylabel_trainer::predict::{HeadChoice, PredictOptions, predict_image};
 use querylabel_trainer::resume::GivenFlag;
 use querylabel_trainer::train::{SessionOptions, train};
 use querylabel_trainer::train_options::TrainOptions;
@@ -343,6 +343,11 @@ struct PredictArgs {
     /// Write a PNG per photo and shown label with that label's attention over the photo.
     #[arg(long)]
     attention: Option<PathBuf>,
+    /// Average each head's probabilities over the photo and its mirror image (test-time flip
+    /// averaging: +0.8 mAP for the full-label head in docs/RESULTS.md, for twice the backbone's
+    /// time); the attention drawn stays the photo's own.
+    #[arg(long)]
+    tta_flip: bool,
     #[command(flatten)]
     device: DeviceOptions,
 }
@@ -551,19 +556,20 @@ fn run_predict(args: PredictArgs) -> Result<()> {
             threshold: threshold.value,
         });
     }
+    if args.tta_flip {
+        println!("probabilities are the mean over each photo and its mirror image (--tta-flip)");
+    }
     // A photo that cannot be read is reported and skipped; the others are still labelled, and
     // the command fails at the end.
     let mut failed = 0;
     for image in &args.images {
-        let prediction = match predict_image(
-            &bundle,
-            &description,
-            &heads,
-            image,
-            args.top,
-            args.attention.as_deref(),
-            &device,
-        ) {
+        let options = PredictOptions {
+            top: args.top,
+            attention_dir: args.attention.as_deref(),
+            flip_averaged: args.tta_flip,
+        };
+        let prediction = match predict_image(&bundle, &description, &heads, image, options, &device)
+        {
             Ok(prediction) => prediction,
             Err(error) => {
                 eprintln!("error: {error:#}");

@@ -14,6 +14,7 @@ use querylabel::model::ClassifierOutput;
 use querylabel::preprocess::decode_image;
 
 use crate::atomic_files::write_atomically;
+use crate::flip_tta::{averaged, probabilities_of};
 use crate::images::read_photo_file;
 
 /// One label of one photo.
@@ -55,36 +56,62 @@ pub struct HeadChoice {
     pub threshold: f32,
 }
 
-/// Predicts one photo with the chosen heads of `bundle`, running its backbone once. With
-/// `attention_dir`, writes `<photo stem>_<head>_<label>.png` for each head's `top` labels
-/// (Query2Label heads only).
+/// What to predict and write for each photo.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PredictOptions<'a> {
+    /// How many of each head's most probable labels to report.
+    pub top: usize,
+    /// Where to write attention overlays, if anywhere.
+    pub attention_dir: Option<&'a Path>,
+    /// Average each head's probabilities over the photo and its mirror image
+    /// ([`crate::flip_tta`]); the attention drawn stays the photo's own.
+    pub flip_averaged: bool,
+}
+
+/// Predicts one photo with the chosen heads of `bundle`, running its backbone once (twice when
+/// flip-averaged). With an attention directory, writes `<photo stem>_<head>_<label>.png` for each
+/// head's `top` labels (Query2Label heads only).
 pub fn predict_image(
     bundle: &Bundle,
     description: &BundleDescription,
     heads: &[HeadChoice],
     path: &Path,
-    top: usize,
-    attention_dir: Option<&Path>,
+    options: PredictOptions,
     device: &Device,
 ) -> Result<Prediction> {
     let bytes =
         read_photo_file(path).map_err(|reason| anyhow::anyhow!("{}: {reason}", path.display()))?;
     let photo = decode_image(&bytes).with_context(|| format!("{}", path.display()))?;
     let input = description.preprocessing.image_to_chw(&photo);
-    let features = bundle
-        .backbone
-        .forward_features(description.preprocessing.batch(&[input], device));
+    let input = description.preprocessing.batch(&[input], device);
+    let mirrored = options
+        .flip_averaged
+        .then(|| bundle.backbone.forward_features(input.clone().flip([3])));
+    let features = bundle.backbone.forward_features(input);
     let heads = heads
         .iter()
         .map(|choice| {
-            let output = bundle.heads[choice.index].forward(features.clone());
-            let head = &description.heads[choice.index].name;
+            let head = &bundle.heads[choice.index];
+            let output = head.forward(features.clone());
+            let probabilities = match &mirrored {
+                Some(mirrored) => averaged(
+                    sigmoid(output.logits.clone()),
+                    sigmoid(head.forward(mirrored.clone()).logits),
+                ),
+                None => probabilities_of(sigmoid(output.logits.clone())),
+            };
+            let name = &description.heads[choice.index].name;
             let files = Overlays {
                 photo: &photo,
                 path,
-                dir: attention_dir,
+                dir: options.attention_dir,
             };
-            head_prediction(&output, description, head, choice.threshold, top, files)
+            let scores = HeadScores {
+                output: &output,
+                probabilities,
+                threshold: choice.threshold,
+            };
+            head_prediction(scores, description, name, options.top, files)
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(Prediction {
@@ -100,18 +127,25 @@ struct Overlays<'a> {
     dir: Option<&'a Path>,
 }
 
+/// One head's output for a photo, the probabilities it predicts with, and its threshold.
+struct HeadScores<'a> {
+    output: &'a ClassifierOutput,
+    probabilities: Vec<f32>,
+    threshold: f32,
+}
+
 fn head_prediction(
-    output: &ClassifierOutput,
+    scores: HeadScores,
     description: &BundleDescription,
     head: &str,
-    threshold: f32,
     top: usize,
     overlays: Overlays,
 ) -> Result<HeadPrediction> {
-    let probabilities = sigmoid(output.logits.clone())
-        .into_data()
-        .try_into_vec_as::<f32>()
-        .expect("float probabilities");
+    let HeadScores {
+        output,
+        probabilities,
+        threshold,
+    } = scores;
     let mut ranked: Vec<usize> = (0..probabilities.len()).collect();
     ranked.sort_by(|&a, &b| probabilities[b].total_cmp(&probabilities[a]));
     let name = |k: usize| description.label_space.display_name(k).unwrap_or_default();
