@@ -12,10 +12,10 @@
 //! Everything here works on the safetensors bytes: [`dequantize_int8`] turns them back into
 //! float tensors before a network is built from them, so the loaders stay as they are.
 
-use half::{bf16, f16};
-use safetensors::tensor::TensorView;
 use std::collections::HashMap;
 
+use half::{bf16, f16};
+use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensorError, SafeTensors};
 
 /// A safetensors file's free-form metadata.
@@ -75,7 +75,9 @@ fn slice_count(shape: &[usize]) -> usize {
     shape.iter().copied().find(|&d| d > 1).unwrap_or(1)
 }
 
-fn is_quantized(dtype: Dtype, shape: &[usize]) -> bool {
+/// Whether a tensor is stored as int8: a float tensor of two or more dimensions and at least
+/// [`MIN_QUANTIZED_VALUES`] values.
+fn worth_quantizing(dtype: Dtype, shape: &[usize]) -> bool {
     let values: usize = shape.iter().product();
     float_values(dtype, &[]).is_some() && shape.len() >= 2 && values >= MIN_QUANTIZED_VALUES
 }
@@ -106,7 +108,7 @@ pub fn quantize_int8(bytes: &[u8]) -> Result<Vec<u8>, String> {
             return Err(format!("'{name}' is already quantized"));
         }
         let shape = tensor.shape().to_vec();
-        if !is_quantized(tensor.dtype(), &shape) {
+        if !worth_quantizing(tensor.dtype(), &shape) {
             stored.push(Stored {
                 name,
                 dtype: tensor.dtype(),
