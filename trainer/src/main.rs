@@ -476,7 +476,6 @@ struct HeadEvaluation<'a> {
 fn run_eval(args: EvalArgs) -> Result<()> {
     let device = args.device.single()?;
     let (bundle, description) = load_heads(&args.model, &device)?;
-    let bundle = bundle.fold_batch_norms();
     let mut dataset = open_dataset(&args.data, args.format, args.split)?;
     if let Some(seed) = args.run_split_seed {
         let split = querylabel::single_positive::train_validation_split(
@@ -498,7 +497,7 @@ fn run_eval(args: EvalArgs) -> Result<()> {
         preprocessing: description.preprocessing.clone(),
         augmentation: None,
     };
-    let bundle = bundle.valid();
+    let bundle = bundle.valid().fold_batch_norms();
     for index in selected_heads(&description, args.head.as_deref())? {
         let head = &description.heads[index];
         // The backbone runs again for each head: the scorers take one model.

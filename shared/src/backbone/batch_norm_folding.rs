@@ -34,11 +34,12 @@ pub fn fold_batch_norm(conv: Conv2d, norm: &BatchNorm) -> Conv2d {
     }
 }
 
-/// A convolution and the batch norm after it: `(conv, None)` once the norm is folded in.
-pub fn fold_pair(conv: Conv2d, norm: Option<BatchNorm>) -> (Conv2d, Option<BatchNorm>) {
+/// `conv` with the batch norm after it folded in, if it has one (a folded network has none
+/// left to fold).
+pub fn folded(conv: Conv2d, norm: Option<BatchNorm>) -> Conv2d {
     match norm {
-        Some(norm) => (fold_batch_norm(conv, &norm), None),
-        None => (conv, None),
+        Some(norm) => fold_batch_norm(conv, &norm),
+        None => conv,
     }
 }
 
@@ -102,9 +103,7 @@ mod tests {
                 &device,
             );
             let expected = conv_then_norm(&conv, Some(&norm), input.clone());
-            let (folded, left) = fold_pair(conv, Some(norm));
-            assert!(left.is_none());
-            let actual = conv_then_norm(&folded, None, input);
+            let actual = conv_then_norm(&folded(conv, Some(norm)), None, input);
             let error = max_abs_difference(actual, expected.clone());
             let scale = expected.abs().max().into_scalar::<f32>().max(1.0);
             assert!(

@@ -26,7 +26,7 @@ use burn::tensor::{Device, Tensor};
 
 use serde::{Deserialize, Serialize};
 
-use super::batch_norm_folding::{conv_then_norm, fold_pair};
+use super::batch_norm_folding::{conv_then_norm, folded};
 use crate::pooling::global_average_pool;
 
 /// Batch-norm epsilon of the Lite models (TensorFlow's `batch_norm_epsilon = 1e-3`).
@@ -249,22 +249,13 @@ impl MbConvBlock {
     /// The same block with each batch norm folded into its convolution (see
     /// [`batch_norm_folding`](super::batch_norm_folding)).
     fn fold_batch_norms(self) -> Self {
-        let (expand_conv, bn0) = match self.expand_conv {
-            Some(conv) => {
-                let (conv, bn0) = fold_pair(conv, self.bn0);
-                (Some(conv), bn0)
-            }
-            None => (None, self.bn0),
-        };
-        let (depthwise_conv, bn1) = fold_pair(self.depthwise_conv, self.bn1);
-        let (project_conv, bn2) = fold_pair(self.project_conv, self.bn2);
         Self {
-            expand_conv,
-            bn0,
-            depthwise_conv,
-            bn1,
-            project_conv,
-            bn2,
+            expand_conv: self.expand_conv.map(|conv| folded(conv, self.bn0)),
+            bn0: None,
+            depthwise_conv: folded(self.depthwise_conv, self.bn1),
+            bn1: None,
+            project_conv: folded(self.project_conv, self.bn2),
+            bn2: None,
             skip: self.skip,
         }
     }
@@ -436,18 +427,16 @@ impl EfficientNetLite {
     /// before it (see [`batch_norm_folding`](super::batch_norm_folding)): the same features
     /// to rounding, in less time. Only for a model that is neither trained nor saved after.
     pub fn fold_batch_norms(self) -> Self {
-        let (conv_stem, bn0) = fold_pair(self.conv_stem, self.bn0);
-        let (conv_head, bn1) = fold_pair(self.conv_head, self.bn1);
         Self {
-            conv_stem,
-            bn0,
+            conv_stem: folded(self.conv_stem, self.bn0),
+            bn0: None,
             blocks: self
                 .blocks
                 .into_iter()
                 .map(MbConvBlock::fold_batch_norms)
                 .collect(),
-            conv_head,
-            bn1,
+            conv_head: folded(self.conv_head, self.bn1),
+            bn1: None,
             fc: self.fc,
         }
     }
