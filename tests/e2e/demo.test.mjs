@@ -218,6 +218,15 @@ describe('the demo on WebGPU', () => {
       assert.deepEqual(await shown(), [tabs[0]]);
       await cpuDemo.page.click(`#head-tabs [data-model="${tabs[1]}"]`);
       assert.deepEqual(await shown(), [tabs[1]]);
+      // A photo chosen at the top of the page brings the shown model's column into view, its
+      // title just below the tabs.
+      await cpuDemo.page.evaluate(() => window.scrollTo(0, 0));
+      await predictSample(cpuDemo.page, CHECKED[0].file);
+      await cpuDemo.page.waitForFunction(() => {
+        const tabs = document.querySelector('#head-tabs').getBoundingClientRect();
+        const column = document.querySelector('.model-column.chosen').getBoundingClientRect();
+        return tabs.top >= 0 && column.top >= tabs.bottom && column.top < 200;
+      }, null, { timeout: 10_000 });
       await cpuDemo.page.screenshot({ path: join(SHOTS, 'demo-mobile.png'), fullPage: true });
       // Nothing on a phone may make the whole page scroll sideways.
       const widest = await cpuDemo.page.evaluate(() => document.documentElement.scrollWidth);

@@ -251,10 +251,14 @@ async function showPrediction(result, blob, trueLabels, sampleName) {
   state.result = result;
   state.shown = {};
   render();
-  // On a phone the results start far below the inputs: bring them into view.
-  const results = $('#results');
+  // On a phone the results start far below the inputs: bring them into view, from the shown
+  // model's column where the tabs pick one (else the visitor lands on explanations, the
+  // predictions further down; the column's scroll margin keeps its title clear of the tabs).
+  // At once, not smoothly: a smooth scroll past the sticky tabs overshot the title.
+  const phone = $('#head-tabs').offsetParent !== null;
+  const results = phone ? $('.model-column.chosen') : $('#results');
   if (results.getBoundingClientRect().top > innerHeight - 80) {
-    results.scrollIntoView({ block: 'start', behavior: 'smooth' });
+    results.scrollIntoView({ block: 'start' });
   }
   demo.predictions += 1;
   demo.lastSample = sampleName;
