@@ -11,12 +11,13 @@ use burn::module::Module;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressStyle};
+use querylabel::head::normalized_attention_entropy;
 use querylabel::labels::LabelSpace;
 use querylabel::loss::{
     LabelEstimator, LabelEstimatorConfig, LossProgress, MultiLabelLoss, PseudoLabeler,
     write_back_corrections,
 };
-use querylabel::model::Classifier;
+use querylabel::model::{Classifier, ClassifierOutput};
 use querylabel::preprocess::Preprocessing;
 use querylabel::single_positive::{single_positive_labels, train_validation_split};
 use rand::seq::SliceRandom;
@@ -232,33 +233,45 @@ impl BatchInput {
         }
     }
 
-    /// The model's logits for this input. With a frozen backbone only the head's graph is
+    /// The model's output for this input. With a frozen backbone only the head's graph is
     /// recorded: the backbone runs on the inference device, without autodiff.
-    fn logits(
+    fn output(
         &self,
         model: &Classifier,
         backbone_trains: bool,
         preprocessing: &Preprocessing,
         (device, train_device): &(Device, Device),
-    ) -> Tensor<2> {
+    ) -> ClassifierOutput {
         match self {
             BatchInput::Images(images) if backbone_trains => {
-                model
-                    .forward(preprocessing.batch(images, train_device))
-                    .logits
+                model.forward(preprocessing.batch(images, train_device))
             }
             BatchInput::Images(images) => {
                 let images = preprocessing.batch(images, device);
                 let features = model.backbone.valid().forward_features(images).autodiff();
-                model.head.forward(features).logits
+                model.head.forward(features)
             }
             BatchInput::Features(values, shape) => {
                 let features =
                     Tensor::<4>::from_data(TensorData::new(values.clone(), *shape), train_device);
-                model.head.forward(features).logits
+                model.head.forward(features)
             }
         }
     }
+}
+
+/// The loss to minimise: the labels' loss, plus the attention's entropy weighted by
+/// `--attention-entropy` when the head has attention and the weight is not 0.
+fn with_attention_penalty(
+    labels_loss: Tensor<1>,
+    output: &ClassifierOutput,
+    attention_entropy_weight: f64,
+) -> Tensor<1> {
+    if attention_entropy_weight == 0.0 || output.cross_attention.is_empty() {
+        return labels_loss;
+    }
+    let entropy = normalized_attention_entropy(&output.cross_attention, output.feature_size);
+    labels_loss + entropy.mul_scalar(attention_entropy_weight)
 }
 
 /// The training targets of `rows`, `[rows, classes]`.
@@ -539,7 +552,7 @@ impl Trainee {
     ) -> StepGradients {
         let (devices, rows) = (setup.devices, &batch.rows);
         let train_device = &devices.main().1;
-        let logits = (batch.input).logits(
+        let output = (batch.input).output(
             &self.model,
             backbone_trains,
             setup.preprocessing,
@@ -553,8 +566,9 @@ impl Trainee {
             ))
         });
         let targets = targets_of(&self.training_labels, rows, setup.n_classes, train_device);
-        let output = (setup.loss_function).forward(logits, targets, estimated, progress);
-        let loss = output.total;
+        let losses =
+            (setup.loss_function).forward(output.logits.clone(), targets, estimated, progress);
+        let loss = with_attention_penalty(losses.total, &output, setup.options.attention_entropy);
         let loss_value = loss.clone().into_scalar::<f32>() as f64;
         let mut gradients = loss.backward();
         StepGradients {
@@ -562,7 +576,7 @@ impl Trainee {
             model: GradientsParams::from_module(&mut gradients, &self.model),
             estimator: (self.estimator.as_ref())
                 .map(|estimator| GradientsParams::from_module(&mut gradients, estimator)),
-            corrections: output.corrections,
+            corrections: losses.corrections,
         }
     }
 
@@ -581,7 +595,7 @@ impl Trainee {
             rows.len(),
             setup.options.loss().sums_over_images(),
             |replica, share, share_devices| {
-                let logits = batch.input.slice(share.clone()).logits(
+                let output = batch.input.slice(share.clone()).output(
                     replica,
                     backbone_trains,
                     setup.preprocessing,
@@ -593,9 +607,9 @@ impl Trainee {
                     setup.n_classes,
                     &share_devices.1,
                 );
-                (setup.loss_function)
-                    .forward(logits, targets, None, progress)
-                    .total
+                let losses =
+                    (setup.loss_function).forward(output.logits.clone(), targets, None, progress);
+                with_attention_penalty(losses.total, &output, setup.options.attention_entropy)
             },
         );
         StepGradients {

@@ -182,6 +182,12 @@ pub struct TrainOptions {
     #[arg(long, default_value_t = q2l_defaults().dropout, value_parser = flag_values::fraction)]
     #[serde(default = "default_q2l_dropout")]
     pub q2l_dropout: f64,
+    /// Weight of the Query2Label attention's entropy in the loss (0: off). Above 0 every label
+    /// query is pushed to look at a few positions rather than the whole map, which the
+    /// single-positive losses otherwise flatten (docs/RESULTS.md). Missing in older runs: 0.
+    #[arg(long, default_value_t = 0.0, value_parser = flag_values::non_negative)]
+    #[serde(default)]
+    pub attention_entropy: f64,
     #[command(flatten)]
     #[serde(flatten)]
     pub device: DeviceOptions,
@@ -219,6 +225,12 @@ impl TrainOptions {
                  multiple of the number of heads",
                 self.q2l_hidden_dim,
                 self.q2l_heads
+            );
+        }
+        if self.attention_entropy > 0.0 && self.head != HeadKind::Q2l {
+            bail!(
+                "--attention-entropy {} needs --head q2l: the linear head has no attention",
+                self.attention_entropy
             );
         }
         if self.linear_init_epochs > 0 && !self.finetune {

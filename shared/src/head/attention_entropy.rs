@@ -1,0 +1,71 @@
+//! How spread out the label queries' attention is, as a training penalty that keeps it
+//! focused. Trained from one positive label per photo, a Query2Label head can rank labels from
+//! the average of the whole map, which every query reads alike: its attention flattens to an
+//! even wash (docs/RESULTS.md measures it), and the maps stop saying where a label is. Adding
+//! this entropy to the loss makes every query commit to a few positions; the classification
+//! loss then decides which ones.
+
+use burn::tensor::Tensor;
+
+use super::attention_map::{AttentionSelection, attention_maps};
+
+/// Guards the logarithm of positions with zero weight (0 · ln 0 counts as 0).
+const LOG_FLOOR: f64 = 1e-12;
+
+/// The mean entropy of the label maps the page draws (the mean over decoder layers and heads),
+/// over photos and labels, divided by the entropy of an even map: 1 for an even wash, 0 when
+/// every query looks at a single position. `cross_attention` is one `[batch, heads, labels,
+/// positions]` tensor per decoder layer; `feature_size` is the map's `[height, width]`.
+///
+/// # Panics
+/// If there are no layers, or the positions do not match `feature_size`.
+pub fn normalized_attention_entropy(
+    cross_attention: &[Tensor<4>],
+    feature_size: [usize; 2],
+) -> Tensor<1> {
+    let maps = attention_maps(cross_attention, feature_size, AttentionSelection::default());
+    let [batch, labels, height, width] = maps.dims();
+    let positions = height * width;
+    let maps = maps.reshape([batch, labels, positions]);
+    let entropy = -(maps.clone() * maps.clamp_min(LOG_FLOOR).log()).sum_dim(2);
+    // A 1×1 map has no choice to make: its entropy is 0, and so is the penalty.
+    let even = (positions as f64).ln().max(f64::MIN_POSITIVE);
+    entropy.mean().div_scalar(even)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Device, TensorData};
+
+    fn entropy_of(weights: Vec<f32>, shape: [usize; 4], size: [usize; 2]) -> f32 {
+        let device = Device::flex();
+        let attention = Tensor::<4>::from_data(TensorData::new(weights, shape), &device);
+        normalized_attention_entropy(&[attention], size).into_scalar::<f32>()
+    }
+
+    #[test]
+    fn an_even_map_scores_one_and_a_single_position_zero() {
+        let even = entropy_of(vec![0.25; 4], [1, 1, 1, 4], [2, 2]);
+        assert!((even - 1.0).abs() < 1e-6, "{even}");
+        let single = entropy_of(vec![0.0, 1.0, 0.0, 0.0], [1, 1, 1, 4], [2, 2]);
+        assert!(single.abs() < 1e-6, "{single}");
+    }
+
+    #[test]
+    fn averages_the_heads_first_then_takes_each_labels_entropy() {
+        // Two heads that each look at one position, different ones: the drawn map is half and
+        // half, entropy ln 2 of ln 4. A second label looks evenly: 1. The mean is 0.75.
+        let weights = vec![
+            1.0, 0.0, 0.0, 0.0, /* head 0, label 0 */ 0.25, 0.25, 0.25,
+            0.25, /* label 1 */
+            0.0, 1.0, 0.0, 0.0, /* head 1, label 0 */ 0.25, 0.25, 0.25, 0.25,
+        ];
+        let entropy = entropy_of(weights, [1, 2, 2, 4], [2, 2]);
+        let expected = (2f32.ln() / 4f32.ln() + 1.0) / 2.0;
+        assert!(
+            (entropy - expected).abs() < 1e-6,
+            "{entropy} against {expected}"
+        );
+    }
+}
