@@ -113,7 +113,7 @@ fn single_positive_losses_match_reference() {
         // Values without autodiff.
         let device = Device::flex();
         let estimated = config
-            .loss
+            .init()
             .needs_label_estimator()
             .then(|| reference_estimator(case, &device).1);
         let output = config.init().forward(
@@ -128,7 +128,7 @@ fn single_positive_losses_match_reference() {
         let device = Device::flex().autodiff();
         let logits = matrix(case, "logits", &device).require_grad();
         let estimator = config
-            .loss
+            .init()
             .needs_label_estimator()
             .then(|| reference_estimator(case, &device));
         let output = config.init().forward(

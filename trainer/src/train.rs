@@ -496,13 +496,17 @@ impl Trainee {
     fn new(options: &TrainOptions, data: &RunData, train_device: &Device) -> Result<Self> {
         let n_classes = data.n_classes();
         let model = initial_model(options, n_classes, train_device)?;
-        let estimator = options.loss().needs_label_estimator().then(|| {
-            let targets = Tensor::<2>::from_data(
-                TensorData::new(data.targets.clone(), [data.train_len, n_classes]),
-                train_device,
-            );
-            LabelEstimatorConfig::new().init(targets, options.seed, train_device)
-        });
+        let estimator = options
+            .loss_config()
+            .init()
+            .needs_label_estimator()
+            .then(|| {
+                let targets = Tensor::<2>::from_data(
+                    TensorData::new(data.targets.clone(), [data.train_len, n_classes]),
+                    train_device,
+                );
+                LabelEstimatorConfig::new().init(targets, options.seed, train_device)
+            });
         Ok(Trainee {
             average: options.ema_decay().map(|_| model.valid()),
             model,
@@ -593,7 +597,7 @@ impl Trainee {
         let (gradients, loss_value) = setup.devices.gradients(
             &self.model,
             rows.len(),
-            setup.options.loss().sums_over_images(),
+            setup.loss_function.sums_over_images(),
             |replica, share, share_devices| {
                 let output = batch.input.slice(share.clone()).output(
                     replica,

@@ -237,7 +237,15 @@ impl TrainOptions {
             bail!("--linear-init-epochs needs --finetune: without it the backbone never trains");
         }
         let loss = self.loss();
-        if self.device.devices.len() > 1 && loss.needs_label_estimator() {
+        let problem = self.loss_config().check().err().or_else(|| {
+            (loss == SinglePositiveLoss::EmApl)
+                .then(|| self.loss_settings.pseudo_labeler().check(self.epochs).err())
+                .flatten()
+        });
+        if let Some(problem) = problem {
+            bail!("--loss {loss}: {problem}");
+        }
+        if self.device.devices.len() > 1 && self.loss_config().init().needs_label_estimator() {
             bail!(
                 "{} keeps a label estimator per training image, which lives on one device; train \
                  it with a single --device",
@@ -250,15 +258,7 @@ impl TrainOptions {
                  --device"
             );
         }
-        let problem = self.loss_config().check().err().or_else(|| {
-            (loss == SinglePositiveLoss::EmApl)
-                .then(|| self.loss_settings.pseudo_labeler().check(self.epochs).err())
-                .flatten()
-        });
-        match problem {
-            Some(problem) => bail!("--loss {loss}: {problem}"),
-            None => Ok(()),
-        }
+        Ok(())
     }
 
     pub fn classifier_config(&self, num_classes: usize) -> ClassifierConfig {

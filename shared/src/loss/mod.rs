@@ -190,11 +190,6 @@ impl SinglePositiveLoss {
         }
     }
 
-    /// Whether training with this loss needs a [`LabelEstimator`].
-    pub fn needs_label_estimator(self) -> bool {
-        self == Self::Role
-    }
-
     /// Whether what the loss asks changes from epoch to epoch (a schedule, or labels that
     /// training changes), so that a rising training loss says nothing about divergence.
     pub fn changes_over_epochs(self) -> bool {
@@ -208,13 +203,6 @@ impl SinglePositiveLoss {
     /// pseudo-negatives), so that they are part of a checkpoint.
     pub fn updates_labels(self) -> bool {
         matches!(self, Self::LlCp | Self::EmApl)
-    }
-
-    /// Whether the total is a plain sum over images (the official asymmetric, Hill and SPLC
-    /// losses), rather than a mean: then a batch's loss is the sum of its parts' losses, not
-    /// their weighted mean.
-    pub fn sums_over_images(self) -> bool {
-        matches!(self, Self::Asl | Self::Hill | Self::Splc)
     }
 
     /// Whether this loss expects fully observed labels rather than single positives.
@@ -382,6 +370,22 @@ pub enum MultiLabelLoss {
 }
 
 impl MultiLabelLoss {
+    /// Whether training with this loss needs a [`LabelEstimator`] (ROLE's), whose output
+    /// [`forward`](Self::forward) then takes.
+    pub fn needs_label_estimator(&self) -> bool {
+        matches!(self, Self::Role(_))
+    }
+
+    /// Whether the total is a plain sum over images (the official asymmetric, Hill and SPLC
+    /// losses), rather than a mean: then a batch's loss is the sum of its parts' losses, not
+    /// their weighted mean.
+    pub fn sums_over_images(&self) -> bool {
+        matches!(
+            self,
+            Self::Asl(_) | Self::Hill(_) | Self::SelfPacedCorrection(_)
+        )
+    }
+
     /// Computes the loss. `labels`: `[batch, classes]`, full labels for `bce`/`bce-ls`, the
     /// training labels otherwise (observed positives, and what LL-Cp and APL made of them).
     /// `estimated_labels`: the label estimator's probabilities for the batch, required by

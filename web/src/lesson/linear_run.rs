@@ -86,7 +86,10 @@ impl LinearRun {
     ) -> Self {
         let [images, channels] = data.train_features.dims();
         let classes = data.classes;
-        let estimator = loss.needs_label_estimator().then(|| {
+        let loss_function = MultiLabelLossConfig::new(loss)
+            .with_expected_num_pos(settings.expected_positives)
+            .init();
+        let estimator = loss_function.needs_label_estimator().then(|| {
             (
                 initial_estimator(&training_labels, classes, settings.seed, device),
                 adam().init(),
@@ -101,9 +104,7 @@ impl LinearRun {
         order.shuffle(&mut rng);
         LinearRun {
             loss_kind: loss,
-            loss: MultiLabelLossConfig::new(loss)
-                .with_expected_num_pos(settings.expected_positives)
-                .init(),
+            loss: loss_function,
             settings,
             head,
             optimizer: adam().init(),

@@ -2,7 +2,7 @@
 //! when the photo keeps one of its true labels. Each loss is read at the single-positive head's
 //! prediction for the photo (see [`super::targets`]).
 
-use querylabel::loss::{DEFAULT_EXPECTED_POSITIVES, SinglePositiveLoss};
+use querylabel::loss::{DEFAULT_EXPECTED_POSITIVES, MultiLabelLossConfig, SinglePositiveLoss};
 
 use super::targets::{EntryTarget, logits_of, loss_targets, role_estimate};
 
@@ -79,7 +79,9 @@ pub fn photo_targets(
             } else {
                 &observed
             };
-            let estimated = loss.needs_label_estimator().then_some(estimate.as_slice());
+            let estimated = (MultiLabelLossConfig::new(loss).init())
+                .needs_label_estimator()
+                .then_some(estimate.as_slice());
             loss_targets(
                 loss,
                 expected_positives,
