@@ -50,3 +50,44 @@ fn query2label_gives_the_same_logits_and_attention_on_wgpu_as_on_the_cpu() {
         assert!(error < 1e-5, "attention differs by {error}");
     }
 }
+
+/// Why `trainer train --device 0,1` sums its replicas' gradients itself
+/// (trainer/src/data_parallel.rs) instead of through Burn's `all_reduce`: in Burn 0.22.1 the
+/// collective reaches cubecl's compute client, and only CUDA has a transport between devices
+/// there; wgpu refuses it, on a thread of Burn's own, while the caller gets a tensor back as if
+/// it had worked. When this test fails, Burn can reduce across wgpu devices, and the trainer
+/// should use it.
+#[test]
+fn burn_all_reduce_has_no_transport_between_wgpu_devices() {
+    use burn::tensor::distributed::{ReduceOperation, all_reduce};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    // The refusal is a panic on the thread that runs the collective, not on this one: collect
+    // every thread's panic messages while the reduction runs.
+    let panics = Arc::new(Mutex::new(Vec::<String>::new()));
+    let previous_hook = std::panic::take_hook();
+    let seen = panics.clone();
+    std::panic::set_hook(Box::new(move |info| {
+        seen.lock().unwrap().push(info.to_string())
+    }));
+    let gpu = Device::wgpu(DeviceKind::DefaultDevice);
+    let gradient = Tensor::<1>::ones([4], &gpu);
+    let _unreduced = all_reduce(gradient, ReduceOperation::Sum, vec![gpu.clone()]).resolve();
+    let start = Instant::now();
+    let refusal = loop {
+        let found = (panics.lock().unwrap().iter())
+            .find(|m| m.contains("all_reduce"))
+            .cloned();
+        if found.is_some() || start.elapsed() > Duration::from_secs(20) {
+            break found;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    std::panic::set_hook(previous_hook);
+    let refusal = refusal.expect("Burn reduced across wgpu devices: the replica path can go");
+    assert!(
+        refusal.contains("no transport between its devices"),
+        "refused for another reason: {refusal}"
+    );
+}

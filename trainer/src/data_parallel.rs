@@ -5,6 +5,11 @@
 //! on the whole batch; losses
 //! with a batch-level term (EPR's and ROLE's expected-positive regulariser) see each share as a
 //! batch of its own, as PyTorch's DistributedDataParallel does.
+//!
+//! Burn 0.22.1 has a collective `all_reduce` (`burn::tensor::distributed`), but only CUDA has a
+//! transport between devices behind it: wgpu refuses the collective, and flex has none
+//! (`tests/tests/wgpu_backend.rs` checks the refusal). The gradients therefore come back through
+//! the host here, for every backend the trainer runs on.
 
 use std::ops::Range;
 
