@@ -19,7 +19,9 @@ use querylabel::loss::{
 };
 use querylabel::model::{Classifier, ClassifierOutput};
 use querylabel::preprocess::Preprocessing;
-use querylabel::single_positive::{single_positive_labels, train_validation_split};
+use querylabel::single_positive::{
+    TrainValidationSplit, single_positive_labels, train_validation_split,
+};
 use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -122,7 +124,7 @@ fn prepare_data(options: &mut TrainOptions) -> Result<RunData> {
             (dataset.len(), Ok(dataset))
         }
     };
-    let split = train_validation_split(total, options.val_fraction, options.seed);
+    let split = training_split(total, options);
     let mut train_indices = split.train;
     if let Some(limit) = options.max_train_images {
         train_indices.truncate(limit);
@@ -159,6 +161,27 @@ fn prepare_data(options: &mut TrainOptions) -> Result<RunData> {
         label_space,
         train_len: train_indices.len(),
     })
+}
+
+/// Share of the photos that validation scores when `--val-fraction 0` holds none out.
+const TRAINING_PHOTOS_SCORED: f64 = 0.2;
+
+/// Which photos train and which validate. `--val-fraction 0` trains on every photo (as the
+/// shipped models are); validation then scores a seeded fifth of the training photos, so the
+/// epochs' numbers say how well the head fits them, not how it does on unseen photos.
+fn training_split(total: usize, options: &TrainOptions) -> TrainValidationSplit {
+    if options.val_fraction > 0.0 {
+        return train_validation_split(total, options.val_fraction, options.seed);
+    }
+    eprintln!(
+        "--val-fraction 0: every photo trains, and validation scores {:.0}% of them (its numbers \
+         are not those of unseen photos)",
+        TRAINING_PHOTOS_SCORED * 100.0
+    );
+    TrainValidationSplit {
+        train: (0..total).collect(),
+        validation: train_validation_split(total, TRAINING_PHOTOS_SCORED, options.seed).validation,
+    }
 }
 
 /// The labels training sees: every positive, or one per image (saying how many images have

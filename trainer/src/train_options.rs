@@ -76,7 +76,8 @@ pub struct TrainOptions {
     /// Seed of the validation split, the single positives, shuffling, augmentation and dropout.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Fraction of the training set held out for validation (with clean labels).
+    /// Fraction of the training set held out for validation (with clean labels). 0 trains on
+    /// every photo and validates on a fifth of them.
     #[arg(long, default_value_t = 0.2, value_parser = flag_values::fraction)]
     pub val_fraction: f64,
     /// Train on at most this many images, after the split (for quick runs).

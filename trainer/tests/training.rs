@@ -473,3 +473,40 @@ fn single_positive_training_says_how_many_images_have_no_positive() {
         "{stderr}"
     );
 }
+
+#[test]
+fn val_fraction_zero_trains_on_every_photo_and_says_what_validation_scores() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/csv");
+    let (ok, _, stderr) = trainer(&[
+        "train",
+        "--backend",
+        "flex",
+        "--data",
+        data.to_str().unwrap(),
+        "--head",
+        "linear",
+        "--image-size",
+        "32",
+        "--batch-size",
+        "2",
+        "--epochs",
+        "1",
+        "--labels",
+        "single-positive",
+        "--val-fraction",
+        "0",
+        "--out",
+        dir.path().join("run").to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("every photo trains, and validation scores 20% of them"),
+        "{stderr}"
+    );
+    // All four photos of the fixture train, the one without a label among them.
+    assert!(
+        stderr.contains("1 of 4 training images have no positive label"),
+        "{stderr}"
+    );
+}
