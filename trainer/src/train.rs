@@ -11,7 +11,7 @@ use burn::module::Module;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressStyle};
-use querylabel::head::normalized_attention_entropy;
+use querylabel::head::attention_spread_beyond;
 use querylabel::labels::LabelSpace;
 use querylabel::loss::{
     LabelEstimator, LabelEstimatorConfig, LossProgress, MultiLabelLoss, PseudoLabeler,
@@ -283,18 +283,25 @@ impl BatchInput {
     }
 }
 
-/// The loss to minimise: the labels' loss, plus the attention's entropy weighted by
-/// `--attention-entropy` when the head has attention and the weight is not 0.
+/// The loss to minimise: the labels' loss, plus the spread of the present labels' attention
+/// (those `targets` marks 1) beyond `--attention-spread-ceiling`, weighted by
+/// `--attention-entropy`, when the head has attention and the weight is not 0.
 fn with_attention_penalty(
     labels_loss: Tensor<1>,
     output: &ClassifierOutput,
-    attention_entropy_weight: f64,
+    targets: Tensor<2>,
+    options: &TrainOptions,
 ) -> Tensor<1> {
-    if attention_entropy_weight == 0.0 || output.cross_attention.is_empty() {
+    if options.attention_entropy == 0.0 || output.cross_attention.is_empty() {
         return labels_loss;
     }
-    let entropy = normalized_attention_entropy(&output.cross_attention, output.feature_size);
-    labels_loss + entropy.mul_scalar(attention_entropy_weight)
+    let spread = attention_spread_beyond(
+        &output.cross_attention,
+        output.feature_size,
+        options.attention_spread_ceiling,
+        targets.equal_elem(1.0).float(),
+    );
+    labels_loss + spread.mul_scalar(options.attention_entropy)
 }
 
 /// The training targets of `rows`, `[rows, classes]`.
@@ -593,9 +600,13 @@ impl Trainee {
             ))
         });
         let targets = targets_of(&self.training_labels, rows, setup.n_classes, train_device);
-        let losses =
-            (setup.loss_function).forward(output.logits.clone(), targets, estimated, progress);
-        let loss = with_attention_penalty(losses.total, &output, setup.options.attention_entropy);
+        let losses = (setup.loss_function).forward(
+            output.logits.clone(),
+            targets.clone(),
+            estimated,
+            progress,
+        );
+        let loss = with_attention_penalty(losses.total, &output, targets, setup.options);
         let loss_value = loss.clone().into_scalar::<f32>() as f64;
         let mut gradients = loss.backward();
         StepGradients {
@@ -634,9 +645,13 @@ impl Trainee {
                     setup.n_classes,
                     &share_devices.1,
                 );
-                let losses =
-                    (setup.loss_function).forward(output.logits.clone(), targets, None, progress);
-                with_attention_penalty(losses.total, &output, setup.options.attention_entropy)
+                let losses = (setup.loss_function).forward(
+                    output.logits.clone(),
+                    targets.clone(),
+                    None,
+                    progress,
+                );
+                with_attention_penalty(losses.total, &output, targets, setup.options)
             },
         );
         StepGradients {

@@ -189,6 +189,12 @@ pub struct TrainOptions {
     #[arg(long, default_value_t = 0.0, value_parser = flag_values::non_negative)]
     #[serde(default)]
     pub attention_entropy: f64,
+    /// With --attention-entropy: the spread (entropy over an even map's, from 0 for one
+    /// position to 1 for an even wash) below which a label's map costs nothing, so that queries
+    /// stay focused without collapsing onto one position. 0 penalises every bit of entropy.
+    #[arg(long, default_value_t = 0.0, value_parser = flag_values::fraction)]
+    #[serde(default)]
+    pub attention_spread_ceiling: f64,
     #[command(flatten)]
     #[serde(flatten)]
     pub device: DeviceOptions,

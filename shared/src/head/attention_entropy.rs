@@ -12,16 +12,23 @@ use super::attention_map::{AttentionSelection, attention_maps};
 /// Guards the logarithm of positions with zero weight (0 · ln 0 counts as 0).
 const LOG_FLOOR: f64 = 1e-12;
 
-/// The mean entropy of the label maps the page draws (the mean over decoder layers and heads),
-/// over photos and labels, divided by the entropy of an even map: 1 for an even wash, 0 when
-/// every query looks at a single position. `cross_attention` is one `[batch, heads, labels,
-/// positions]` tensor per decoder layer; `feature_size` is the map's `[height, width]`.
+/// How far the label maps the page draws (the mean over decoder layers and heads) spread beyond
+/// `ceiling`, averaged over the photos' present labels: those `present` (`[batch, labels]`,
+/// 1 or 0) marks. Only they have something to look at; an absent label's query may look
+/// anywhere. Spread is a map's entropy divided by an even
+/// map's: 1 for an even wash, 0 when a query looks at a single position. A map at or below the
+/// ceiling costs nothing, so the penalty keeps queries from flattening without forcing them
+/// onto one position (a ceiling of 0 counts every bit of entropy). `cross_attention` is one
+/// `[batch, heads, labels, positions]` tensor per decoder layer; `feature_size` is the map's
+/// `[height, width]`.
 ///
 /// # Panics
 /// If there are no layers, or the positions do not match `feature_size`.
-pub fn normalized_attention_entropy(
+pub fn attention_spread_beyond(
     cross_attention: &[Tensor<4>],
     feature_size: [usize; 2],
+    ceiling: f64,
+    present: Tensor<2>,
 ) -> Tensor<1> {
     let maps = attention_maps(cross_attention, feature_size, AttentionSelection::default());
     let [batch, labels, height, width] = maps.dims();
@@ -30,7 +37,9 @@ pub fn normalized_attention_entropy(
     let entropy = -(maps.clone() * maps.clamp_min(LOG_FLOOR).log()).sum_dim(2);
     // A 1×1 map has no choice to make: its entropy is 0, and so is the penalty.
     let even = (positions as f64).ln().max(f64::MIN_POSITIVE);
-    entropy.mean().div_scalar(even)
+    let beyond = (entropy.div_scalar(even) - ceiling).clamp_min(0.0);
+    let counted = present.clone().sum().clamp_min(1.0);
+    (beyond.reshape([batch, labels]) * present).sum() / counted
 }
 
 #[cfg(test)]
@@ -41,7 +50,9 @@ mod tests {
     fn entropy_of(weights: Vec<f32>, shape: [usize; 4], size: [usize; 2]) -> f32 {
         let device = Device::flex();
         let attention = Tensor::<4>::from_data(TensorData::new(weights, shape), &device);
-        normalized_attention_entropy(&[attention], size).into_scalar::<f32>()
+        let [batch, _, labels, _] = shape;
+        let present = Tensor::<2>::ones([batch, labels], &device);
+        attention_spread_beyond(&[attention], size, 0.0, present).into_scalar::<f32>()
     }
 
     #[test]
@@ -50,6 +61,46 @@ mod tests {
         assert!((even - 1.0).abs() < 1e-6, "{even}");
         let single = entropy_of(vec![0.0, 1.0, 0.0, 0.0], [1, 1, 1, 4], [2, 2]);
         assert!(single.abs() < 1e-6, "{single}");
+    }
+
+    #[test]
+    fn only_the_spread_beyond_the_ceiling_counts() {
+        let device = Device::flex();
+        // Label 0 looks at two of four positions (spread 0.5), label 1 evenly (spread 1).
+        let attention = Tensor::<4>::from_data(
+            TensorData::new(
+                vec![0.5, 0.5, 0.0, 0.0, 0.25, 0.25, 0.25, 0.25],
+                [1, 1, 2, 4],
+            ),
+            &device,
+        );
+        let present = Tensor::<2>::ones([1, 2], &device);
+        let beyond = |ceiling| {
+            attention_spread_beyond(&[attention.clone()], [2, 2], ceiling, present.clone())
+                .into_scalar::<f32>()
+        };
+        assert!((beyond(0.75) - 0.125).abs() < 1e-6, "{}", beyond(0.75));
+        assert!((beyond(0.4) - 0.35).abs() < 1e-6, "{}", beyond(0.4));
+        assert!(beyond(1.0).abs() < 1e-6, "{}", beyond(1.0));
+    }
+
+    #[test]
+    fn absent_labels_cost_nothing() {
+        let device = Device::flex();
+        // Label 0 spreads evenly but is absent; label 1 looks at two of four positions.
+        let attention = Tensor::<4>::from_data(
+            TensorData::new(
+                vec![0.25, 0.25, 0.25, 0.25, 0.5, 0.5, 0.0, 0.0],
+                [1, 1, 2, 4],
+            ),
+            &device,
+        );
+        let present = Tensor::<2>::from_data(TensorData::new(vec![0.0f32, 1.0], [1, 2]), &device);
+        let spread = attention_spread_beyond(&[attention.clone()], [2, 2], 0.0, present);
+        assert!((spread.into_scalar::<f32>() - 0.5).abs() < 1e-6);
+        let none = Tensor::<2>::zeros([1, 2], &device);
+        let spread = attention_spread_beyond(&[attention], [2, 2], 0.0, none);
+        assert!(spread.into_scalar::<f32>().abs() < 1e-6);
     }
 
     #[test]

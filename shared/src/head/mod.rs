@@ -8,7 +8,7 @@ pub mod position_encoding;
 pub mod query2label;
 pub mod transformer;
 
-pub use attention_entropy::normalized_attention_entropy;
+pub use attention_entropy::attention_spread_beyond;
 pub use attention_map::{AttentionSelection, attention_maps, peak_over_even_share};
 pub use linear::{LinearHead, LinearHeadConfig};
 pub use query2label::{Query2Label, Query2LabelConfig, Query2LabelOutput};
