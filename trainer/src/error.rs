@@ -20,9 +20,13 @@ use std::path::{Path, PathBuf};
 /// The trainer's results.
 pub type Result<T, E = TrainerError> = std::result::Result<T, E>;
 
-/// What failed, where, what to do, and why.
+/// What failed, where, what to do, and why. Boxed, so that a `Result` stays as small as its
+/// value.
 #[derive(Debug)]
-pub struct TrainerError {
+pub struct TrainerError(Box<Details>);
+
+#[derive(Debug)]
+struct Details {
     what: String,
     place: Option<Place>,
     hint: Option<String>,
@@ -106,12 +110,12 @@ impl TrainerError {
     /// An error that says `what` is wrong; give it a place, a hint and a cause with the
     /// builders below.
     pub fn new(what: impl Into<String>) -> Self {
-        Self {
+        Self(Box::new(Details {
             what: what.into(),
             place: None,
             hint: None,
             source: None,
-        }
+        }))
     }
 
     /// A JSON file that does not parse, or not into what it should hold: at serde_json's line
@@ -125,7 +129,7 @@ impl TrainerError {
 
     /// The error is at `place`.
     pub fn at(mut self, place: Place) -> Self {
-        self.place = Some(place);
+        self.0.place = Some(place);
         self
     }
 
@@ -185,39 +189,39 @@ impl TrainerError {
     /// What the user can do about it: the flag to pass, what the file should hold, the
     /// command that makes it.
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
-        self.hint = Some(hint.into());
+        self.0.hint = Some(hint.into());
         self
     }
 
     /// The error this one comes from, told after it.
     pub fn caused_by(mut self, source: impl Into<Box<dyn Error + Send + Sync>>) -> Self {
-        self.source = Some(source.into());
+        self.0.source = Some(source.into());
         self
     }
 
     /// The place and what is wrong, without cause or hint.
     fn headline(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.place {
-            Some(place) => write!(f, "{place}: {}", self.what),
-            None => f.write_str(&self.what),
+        match &self.0.place {
+            Some(place) => write!(f, "{place}: {}", self.0.what),
+            None => f.write_str(&self.0.what),
         }
     }
 }
 
 impl fmt::Display for TrainerError {
-    /// `PLACE: WHAT: CAUSE: ITS CAUSE`, then `hint: …` lines, this error's first: the causes in
-    /// one line as anyhow's `{:#}` wrote them, and a cause that is a `TrainerError` with its
-    /// place (its hints joining this one's).
+    /// `PLACE: WHAT: CAUSE: ITS CAUSE`, then `hint: …` lines, this error's first: the causes
+    /// follow on the one line, each after a colon, and a cause that is a `TrainerError` with
+    /// its place (its hints joining this one's).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.headline(f)?;
-        let mut hints: Vec<&str> = self.hint.iter().map(String::as_str).collect();
+        let mut hints: Vec<&str> = self.0.hint.iter().map(String::as_str).collect();
         let mut cause = self.source();
         while let Some(error) = cause {
             f.write_str(": ")?;
             match error.downcast_ref::<TrainerError>() {
                 Some(inner) => {
                     inner.headline(f)?;
-                    hints.extend(inner.hint.as_deref());
+                    hints.extend(inner.0.hint.as_deref());
                 }
                 None => write!(f, "{error}")?,
             }
@@ -232,7 +236,8 @@ impl fmt::Display for TrainerError {
 
 impl Error for TrainerError {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
-        self.source
+        self.0
+            .source
             .as_deref()
             .map(|source| source as &(dyn Error + 'static))
     }
