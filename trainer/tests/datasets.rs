@@ -12,6 +12,7 @@ use querylabel::labels::LabelSpace;
 use querylabel_trainer::dataset::{
     Dataset, DatasetFormat, Split, detect_format, open_dataset, sample_dir,
 };
+use querylabel_trainer::error::Result;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -74,7 +75,7 @@ fn expected(rows: &[(&str, &[&str])]) -> Vec<(String, Vec<String>)> {
 }
 
 /// The error's full chain as one string.
-fn error_text(result: anyhow::Result<Dataset>) -> String {
+fn error_text(result: Result<Dataset>) -> String {
     match result {
         Ok(dataset) => panic!("expected an error, read {dataset}"),
         Err(error) => format!("{error:#}"),
