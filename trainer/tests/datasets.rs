@@ -378,6 +378,33 @@ fn csv_unknown_label_names_file_line_and_label() {
 }
 
 #[test]
+fn the_trainer_names_the_file_and_line_of_a_bad_label_and_says_what_to_do() {
+    let (temp, dir) = csv_with_labels("filename,labels\na.jpg,dog\nb.jpg,cat dgo\n");
+    let cache = temp.path().join("features.safetensors");
+    let (ok, _, stderr) = common::trainer(&[
+        "extract",
+        "--backend",
+        "flex",
+        "--data",
+        dir.to_str().unwrap(),
+        "--out",
+        cache.to_str().unwrap(),
+    ]);
+    assert!(!ok && !cache.exists(), "{stderr}");
+    let error = format!(
+        "error: {} line 3: unknown label 'dgo' (not in classes.txt)\n",
+        dir.join("labels.csv").display()
+    );
+    let (_, after) = stderr
+        .split_once(&error)
+        .unwrap_or_else(|| panic!("{error:?} missing from:\n{stderr}"));
+    assert!(
+        after.starts_with("hint: labels are class names of classes.txt"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn csv_header_problems_are_reported_on_line_one() {
     let (_temp, dir) = csv_with_labels("filename,tags\na.jpg,dog\n");
     let message = error_text(open_dataset(&dir, None, Split::Train));
