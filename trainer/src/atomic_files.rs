@@ -9,7 +9,7 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use crate::error::{Context, Result, TrainerError};
 
 use crate::fault_points::pause_if_asked;
 
@@ -27,7 +27,7 @@ pub fn parent_dir(path: &Path) -> &Path {
 pub fn scratch_path(path: &Path) -> Result<PathBuf> {
     let name = path
         .file_name()
-        .with_context(|| format!("{} is not a file path", path.display()))?;
+        .ok_or_else(|| TrainerError::new("not a file path").in_file(path))?;
     Ok(parent_dir(path).join(format!(
         ".{}{SCRATCH_TAG}{}",
         name.to_string_lossy(),
@@ -38,15 +38,12 @@ pub fn scratch_path(path: &Path) -> Result<PathBuf> {
 /// Writes `bytes` to `path` atomically (temporary file in the same directory, fsync, rename).
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = parent_dir(path);
-    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    fs::create_dir_all(dir).context_in(dir, "cannot create")?;
     let temporary = scratch_path(path)?;
     let written = fs::File::create(&temporary)
         .and_then(|mut file| file.write_all(bytes).and_then(|()| file.sync_all()))
-        .with_context(|| format!("cannot write {}", temporary.display()))
-        .and_then(|()| {
-            fs::rename(&temporary, path)
-                .with_context(|| format!("cannot move {} into place", path.display()))
-        });
+        .context_in(&temporary, "cannot write")
+        .and_then(|()| fs::rename(&temporary, path).context_in(path, "cannot move into place"));
     if written.is_err() {
         // Leave no half-written scratch file behind.
         let _ = fs::remove_file(&temporary);
@@ -59,7 +56,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 fn swap_names(dir: &Path) -> Result<(PathBuf, PathBuf)> {
     let name = dir
         .file_name()
-        .with_context(|| format!("{} is not a directory path", dir.display()))?
+        .ok_or_else(|| TrainerError::new("not a directory path").in_file(dir))?
         .to_string_lossy()
         .into_owned();
     let parent = parent_dir(dir);
@@ -76,23 +73,23 @@ fn swap_names(dir: &Path) -> Result<(PathBuf, PathBuf)> {
 pub fn replace_directory(dir: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let (new, old) = swap_names(dir)?;
     recover_directory(dir)?;
-    fs::create_dir_all(&new).with_context(|| format!("cannot create {}", new.display()))?;
+    fs::create_dir_all(&new).context_in(&new, "cannot create")?;
     if let Err(e) = write(&new) {
         let _ = fs::remove_dir_all(&new);
         return Err(e);
     }
     sync_directory(&new)?;
     if dir.exists() {
-        fs::rename(dir, &old).with_context(|| format!("cannot move {} aside", dir.display()))?;
+        fs::rename(dir, &old).context_in(dir, "cannot move aside")?;
         pause_if_asked(&format!(
             "swap-{}",
             dir.file_name().unwrap_or_default().to_string_lossy()
         ));
     }
-    fs::rename(&new, dir).with_context(|| format!("cannot move {} into place", dir.display()))?;
+    fs::rename(&new, dir).context_in(dir, "cannot move into place")?;
     sync_directory(parent_dir(dir))?;
     if old.exists() {
-        fs::remove_dir_all(&old).with_context(|| format!("cannot remove {}", old.display()))?;
+        fs::remove_dir_all(&old).context_in(&old, "cannot remove")?;
     }
     Ok(())
 }
@@ -102,16 +99,14 @@ pub fn replace_directory(dir: &Path, write: impl FnOnce(&Path) -> Result<()>) ->
 pub fn recover_directory(dir: &Path) -> Result<()> {
     let (new, old) = swap_names(dir)?;
     if new.exists() {
-        fs::remove_dir_all(&new)
-            .with_context(|| format!("cannot remove the unfinished {}", new.display()))?;
+        fs::remove_dir_all(&new).context_in(&new, "cannot remove this unfinished directory")?;
     }
     if old.exists() {
         if dir.exists() {
-            fs::remove_dir_all(&old).with_context(|| format!("cannot remove {}", old.display()))?;
+            fs::remove_dir_all(&old).context_in(&old, "cannot remove")?;
         } else {
-            fs::rename(&old, dir).with_context(|| {
-                format!("cannot restore {} from {}", dir.display(), old.display())
-            })?;
+            fs::rename(&old, dir)
+                .context_in(dir, format!("cannot restore from {}", old.display()))?;
         }
     }
     Ok(())
@@ -127,8 +122,7 @@ pub fn remove_stale_temporaries(dir: &Path) -> Result<usize> {
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.starts_with('.') && name.contains(SCRATCH_TAG) && entry.path().is_file() {
-            fs::remove_file(entry.path())
-                .with_context(|| format!("cannot remove {}", entry.path().display()))?;
+            fs::remove_file(entry.path()).context_in(entry.path(), "cannot remove")?;
             removed += 1;
         }
     }
@@ -139,5 +133,5 @@ pub fn remove_stale_temporaries(dir: &Path) -> Result<usize> {
 fn sync_directory(dir: &Path) -> Result<()> {
     fs::File::open(dir)
         .and_then(|d| d.sync_all())
-        .with_context(|| format!("cannot sync {}", dir.display()))
+        .context_in(dir, "cannot sync")
 }

@@ -3,9 +3,10 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use anyhow::{Result, bail};
 use burn::tensor::{Device, DeviceKind};
 use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, TrainerError};
 
 /// The private runtime directory given to the Vulkan loader when the environment had none.
 static PROVIDED_RUNTIME_DIR: OnceLock<PathBuf> = OnceLock::new();
@@ -118,9 +119,10 @@ impl DeviceOptions {
     pub fn single_index(&self) -> Result<usize> {
         match self.devices.as_slice() {
             [index] => Ok(*index),
-            _ => bail!(
-                "--device {:?}: only `trainer train` runs on several devices; give one",
-                self.devices
+            several => Err(
+                TrainerError::new("only `trainer train` runs on several devices")
+                    .at_flag_value("--device", format!("{several:?}"))
+                    .with_hint("give one --device"),
             ),
         }
     }

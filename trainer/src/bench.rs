@@ -6,7 +6,6 @@
 
 use std::time::Instant;
 
-use anyhow::Result;
 use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Distribution, Tensor};
@@ -17,6 +16,7 @@ use querylabel::model::{ClassifierConfig, HeadConfig};
 use serde::Serialize;
 
 use crate::backend::BackendChoice;
+use crate::error::{Context, Result};
 use crate::optimizer::{OptimizerKind, build_optimizer};
 use crate::train_options::{DEFAULT_LEARNING_RATE, DEFAULT_WEIGHT_DECAY};
 
@@ -147,7 +147,11 @@ pub fn bench_backend(
 
 /// Seconds `work` takes on `device`, queued kernels included.
 fn timed(device: &Device, work: impl FnOnce()) -> Result<f64> {
-    let sync = || device.sync().map_err(|e| anyhow::anyhow!("{e:?}"));
+    let sync = || {
+        device
+            .sync()
+            .context("the device failed to finish its work")
+    };
     sync()?;
     let started = Instant::now();
     work();

@@ -12,7 +12,6 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
 use burn::module::Module;
 use burn::tensor::Device;
 use querylabel::exported::{DecisionThreshold, ModelDescription};
@@ -22,6 +21,7 @@ use querylabel::single_positive::train_validation_split;
 
 use crate::checkpoint::read_json;
 use crate::dataset::{Dataset, Split, open_dataset};
+use crate::error::{Context, Locate, Result, TrainerError};
 use crate::evaluate::score_dataset;
 use crate::feature_cache::FeatureCache;
 use crate::images::ImageLoader;
@@ -101,10 +101,10 @@ fn threshold_from_validation(
     let options_path = run_options(model_path)?;
     let validation = validation_photos(&options_path)?;
     if validation.label_space.class_names() != description.label_space.class_names() {
-        bail!(
-            "{}: the run's data set has other classes than the model predicts",
-            options_path.display()
-        );
+        return Err(TrainerError::new(
+            "the run's data set has other classes than the model predicts",
+        )
+        .in_file(&options_path));
     }
     let loader = ImageLoader {
         preprocessing: description.preprocessing.clone(),
@@ -117,14 +117,15 @@ fn threshold_from_validation(
     );
     let scored = score_dataset(&model.valid(), &validation, &loader, SCORING_BATCH, device);
     let set = LabelledScores::new(&scored.scores, &scored.labels, scored.n_classes)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", options_path.display()))?;
-    let chosen = choose_threshold(&set, MAX_FALSE_POSITIVES_PER_IMAGE).with_context(|| {
-        format!(
-            "{}: no validation photo that loaded ({} skipped) has a label, so no threshold can \
-             be chosen; pass --threshold VALUE",
-            options_path.display(),
+        .in_file(&options_path)?;
+    let chosen = choose_threshold(&set, MAX_FALSE_POSITIVES_PER_IMAGE).ok_or_else(|| {
+        TrainerError::new(format!(
+            "no validation photo that loaded ({} skipped) has a label, so no threshold can be \
+             chosen",
             scored.skipped
-        )
+        ))
+        .in_file(&options_path)
+        .with_hint("pass --threshold VALUE")
     })?;
     Ok(DecisionThreshold::chosen_on_validation(&chosen))
 }
@@ -133,24 +134,28 @@ fn threshold_from_validation(
 fn validation_photos(options_path: &Path) -> Result<Dataset> {
     let options: TrainOptions = read_json(options_path)?;
     if !(0.0..=1.0).contains(&options.val_fraction) {
-        bail!(
-            "{}: val_fraction {} is not within [0, 1]",
-            options_path.display(),
-            options.val_fraction
-        );
+        return Err(TrainerError::new("is not within [0, 1]").at_field_value(
+            options_path,
+            "val_fraction",
+            options.val_fraction,
+        ));
     }
     let Some(cache_path) = &options.features else {
-        let dataset = open_dataset(&options.data, options.format, Split::Train)
-            .with_context(|| format!("the data set of {}", options_path.display()))?;
+        let dataset = open_dataset(&options.data, options.format, Split::Train).or_error(|| {
+            TrainerError::new("cannot open the data set").at_field(options_path, "data")
+        })?;
         let split = train_validation_split(dataset.len(), options.val_fraction, options.seed);
         return Ok(dataset.subset(&split.validation));
     };
-    let cache = FeatureCache::read(cache_path)
-        .with_context(|| format!("the feature cache of {}", options_path.display()))?;
+    let cache = FeatureCache::read(cache_path).or_error(|| {
+        TrainerError::new("cannot read the feature cache").at_field(options_path, "features")
+    })?;
     let split = train_validation_split(cache.len(), options.val_fraction, options.seed);
     let header = &cache.header;
-    let dataset = open_dataset(&header.source, options.format, header.split)
-        .with_context(|| format!("the data set of the feature cache {}", cache_path.display()))?;
+    let dataset = open_dataset(&header.source, options.format, header.split).or_error(|| {
+        TrainerError::new("cannot open the data set the features were extracted from")
+            .at_field(cache_path, "source")
+    })?;
     let position: HashMap<&Path, usize> = dataset
         .examples
         .iter()
@@ -162,13 +167,14 @@ fn validation_photos(options_path: &Path) -> Result<Dataset> {
         .iter()
         .map(|&row| {
             let photo = &header.images[row];
-            position.get(photo.as_path()).copied().with_context(|| {
-                format!(
-                    "{}: validation photo {} is no longer in the data set {}",
-                    cache_path.display(),
+            position.get(photo.as_path()).copied().ok_or_else(|| {
+                TrainerError::new(format!(
+                    "validation photo {} is no longer in the data set {}",
                     photo.display(),
                     header.source.display()
-                )
+                ))
+                .in_file(cache_path)
+                .with_hint("extract the features again, or pass --threshold VALUE")
             })
         })
         .collect::<Result<Vec<usize>>>()?;

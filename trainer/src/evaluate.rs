@@ -1,7 +1,6 @@
 //! Scoring a data set with a model and summarising the scores with the standard multi-label
 //! metrics.
 
-use anyhow::{Result, bail};
 use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor};
 use querylabel::exported::DEFAULT_DECISION_THRESHOLD;
@@ -14,6 +13,7 @@ use querylabel::model::{Classifier, ClassifierOutput};
 use serde::Serialize;
 
 use crate::dataset::Dataset;
+use crate::error::{Result, TrainerError};
 use crate::feature_cache::FeatureCache;
 use crate::images::{ImageLoader, ImageRequest};
 
@@ -206,12 +206,13 @@ pub fn evaluate(scored: &ScoredImages) -> Result<Evaluation> {
 /// Summarises scored images, predicting the labels scored `>= threshold`; fails when no class
 /// has a positive image.
 pub fn evaluate_at(scored: &ScoredImages, threshold: f32) -> Result<Evaluation> {
-    let set = LabelledScores::new(&scored.scores, &scored.labels, scored.n_classes)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let set = LabelledScores::new(&scored.scores, &scored.labels, scored.n_classes)?;
     let per_class_ap = per_class_average_precision(&set, AveragePrecisionKind::NonInterpolated);
     let present: Vec<f64> = per_class_ap.iter().flatten().copied().collect();
     if present.is_empty() {
-        bail!("no class has a positive image in this set, so mAP is undefined");
+        return Err(TrainerError::new(
+            "no class has a positive image in this set, so mAP is undefined",
+        ));
     }
     let thresholded = threshold_metrics(&set, threshold).expect("some class has positives");
     let per_image = labels_per_image(&set, threshold);

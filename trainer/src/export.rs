@@ -5,7 +5,6 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Result, bail};
 use burn::tensor::Device;
 use querylabel::bundle::{BundleManifest, BundlePart, assemble, bundle_weights, load_bundle};
 use querylabel::int8_weights::quantize_int8;
@@ -13,6 +12,7 @@ use querylabel::int8_weights::quantize_int8;
 use crate::atomic_files::write_atomically;
 use crate::calibration::{ThresholdChoice, decision_threshold};
 use crate::checkpoint::{ModelFiles, write_json};
+use crate::error::{Context, Result, TrainerError};
 use crate::model_dir::{ModelKind, ModelSource};
 use crate::model_source::{HeadNaming, load_bundle_dir, single_model_part};
 
@@ -88,11 +88,13 @@ pub fn export_bundle(
             // An earlier bundle contributes every head as it is, threshold included, so that a
             // head can be added to a bundle without its other heads' training runs.
             if model.naming != HeadNaming::default() || model.threshold.is_some() {
-                bail!(
-                    "{} is a bundle: its heads keep their names, descriptions and thresholds, \
-                     so give no --name, --description, --labels, --loss or --threshold after it",
-                    model.path.display()
-                );
+                return Err(TrainerError::new(
+                    "is a bundle: its heads keep their names, descriptions and thresholds",
+                )
+                .in_file(&model.path)
+                .with_hint(
+                    "give no --name, --description, --labels, --loss or --threshold after it",
+                ));
             }
             for part in bundle_parts(&source.dir, &device)? {
                 parts.push(part);
@@ -110,15 +112,18 @@ pub fn export_bundle(
         }
     }
     let (bundle, mut description) = assemble(parts)?;
-    let mut bytes = bundle_weights(&bundle, &description)
-        .map_err(|e| anyhow::anyhow!("cannot serialise the bundle: {e}"))?;
+    let mut bytes =
+        bundle_weights(&bundle, &description).context_in(out, "cannot serialise the bundle")?;
     if storage == WeightStorage::Int8 {
-        bytes = quantize_int8(&bytes)
-            .map_err(|e| anyhow::anyhow!("cannot store the bundle's weights as int8: {e}"))?;
+        bytes = quantize_int8(&bytes).map_err(|why| {
+            TrainerError::new("cannot store the bundle's weights as int8")
+                .in_file(out)
+                .caused_by(why)
+        })?;
     }
     // Thresholds are chosen for the weights the bundle ships, as they load.
     let exported = load_bundle(&description, bytes.clone(), &device)
-        .map_err(|e| anyhow::anyhow!("the bundle does not load back: {e}"))?;
+        .context_in(out, "the bundle does not load back")?;
     for (index, (model, kind)) in origins.into_iter().enumerate() {
         let threshold = decision_threshold(
             model.threshold_choice(kind),

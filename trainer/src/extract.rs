@@ -6,7 +6,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Result, bail};
 use burn::module::Module;
 use burn::tensor::{Tensor, TensorData};
 use half::f16;
@@ -17,6 +16,7 @@ use querylabel::preprocess::Preprocessing;
 
 use crate::backend::BackendChoice;
 use crate::dataset::{Dataset, DatasetFormat, Split, open_dataset};
+use crate::error::{Result, TrainerError};
 use crate::feature_cache::{FEATURE_CACHE_VERSION, FeatureCache, FeatureCacheHeader, ViewCrops};
 use crate::images::{ImageRequest, LoadedBatch, PhotoViews, prefetch};
 use crate::weights::pretrained_backbone;
@@ -128,9 +128,13 @@ pub fn extract_features(options: &ExtractOptions, out: &Path) -> Result<FeatureC
 /// The data set to extract: its first `--max-images` photos, or all.
 fn extraction_dataset(options: &ExtractOptions) -> Result<Dataset> {
     if options.views == 0 {
-        bail!(
-            "--views 0: every photo needs at least its plain view; give --views 1 (the plain \
-             photo), 2 (and its mirror image) or more (and random crops)"
+        return Err(
+            TrainerError::new("every photo needs at least its plain view")
+                .at_flag_value("--views", 0)
+                .with_hint(
+                    "give --views 1 (the plain photo), 2 (and its mirror image) or more (and \
+                     random crops)",
+                ),
         );
     }
     let dataset = open_dataset(&options.data, options.format, options.split)?;
@@ -190,11 +194,12 @@ impl Extracted {
         dataset: &Dataset,
     ) -> Result<FeatureCache> {
         let Some(feature_shape) = self.feature_shape else {
-            bail!(
-                "{}: none of its {} images could be read",
-                options.data.display(),
+            return Err(TrainerError::new(format!(
+                "none of its {} images could be read",
                 dataset.len()
-            );
+            ))
+            .in_file(&dataset.source)
+            .with_hint("the warnings above say why each photo was skipped"));
         };
         let header = FeatureCacheHeader {
             format_version: FEATURE_CACHE_VERSION,

@@ -21,7 +21,6 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
 use burn::tensor::{Device, Tensor, TensorData};
 use half::f16;
 use querylabel::backbone::BackboneKind;
@@ -31,6 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::atomic_files::write_atomically;
 use crate::dataset::Split;
+use crate::error::{Context, Locate, Result, TrainerError};
 use crate::images::{PLAIN_VIEW, RandomResizedCropConfig};
 
 /// Version of the cache layout; readers refuse versions they do not know.
@@ -97,7 +97,7 @@ impl FeatureCache {
             features,
             labels,
         };
-        cache.check_sizes("the new feature cache")?;
+        cache.check_sizes().context("the new feature cache")?;
         Ok(cache)
     }
 
@@ -196,64 +196,62 @@ impl FeatureCache {
             .iter()
             .flat_map(|value| value.to_le_bytes())
             .collect();
-        let tensors = [
-            (
-                FEATURES,
-                TensorView::new(
-                    Dtype::F16,
-                    vec![self.len(), self.views(), c, h, w],
-                    &feature_bytes,
-                )?,
-            ),
-            (
-                LABELS,
-                TensorView::new(Dtype::U8, vec![self.len(), self.n_classes()], &self.labels)?,
-            ),
-        ];
-        let metadata =
-            HashMap::from([(HEADER_KEY.to_string(), serde_json::to_string(&self.header)?)]);
-        let bytes = safetensors::serialize(tensors, Some(metadata))
-            .with_context(|| format!("cannot serialise the feature cache {}", path.display()))?;
+        let serialising = "cannot serialise the feature cache";
+        let features = TensorView::new(
+            Dtype::F16,
+            vec![self.len(), self.views(), c, h, w],
+            &feature_bytes,
+        )
+        .context_in(path, serialising)?;
+        let labels = TensorView::new(Dtype::U8, vec![self.len(), self.n_classes()], &self.labels)
+            .context_in(path, serialising)?;
+        let header = serde_json::to_string(&self.header).context_in(path, serialising)?;
+        let metadata = HashMap::from([(HEADER_KEY.to_string(), header)]);
+        let bytes =
+            safetensors::serialize([(FEATURES, features), (LABELS, labels)], Some(metadata))
+                .context_in(path, serialising)?;
         write_atomically(path, &bytes)
     }
 
     /// Reads a cache written by [`FeatureCache::write`], checking that its parts agree.
     pub fn read(path: &Path) -> Result<Self> {
-        let bytes =
-            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let bytes = std::fs::read(path).context_in(path, "cannot read")?;
         let not_a_cache = || {
-            format!(
-                "{}: not a feature cache of this trainer (make one with `trainer extract`)",
-                path.display()
-            )
+            TrainerError::new("not a feature cache of this trainer")
+                .in_file(path)
+                .with_hint("make one with `trainer extract`")
         };
-        let (_, metadata) = SafeTensors::read_metadata(&bytes).with_context(not_a_cache)?;
+        let extract_again = "extract the features again with `trainer extract`";
+        let (_, metadata) = SafeTensors::read_metadata(&bytes).or_error(not_a_cache)?;
         let header_json = metadata
             .metadata()
             .as_ref()
             .and_then(|entries| entries.get(HEADER_KEY))
-            .with_context(not_a_cache)?;
-        let header: FeatureCacheHeader = serde_json::from_str(header_json)
-            .with_context(|| format!("{}: the cache's header is malformed", path.display()))?;
+            .ok_or_else(not_a_cache)?;
+        let header: FeatureCacheHeader = serde_json::from_str(header_json).or_error(|| {
+            TrainerError::new("the cache's header is malformed")
+                .at_field(path, HEADER_KEY)
+                .with_hint(extract_again)
+        })?;
         if header.format_version != FEATURE_CACHE_VERSION {
-            bail!(
-                "{}: feature cache version {} is not the {FEATURE_CACHE_VERSION} this trainer \
-                 reads; extract the features again",
-                path.display(),
-                header.format_version
-            );
+            return Err(TrainerError::new(format!(
+                "is not the feature cache version {FEATURE_CACHE_VERSION} this trainer reads"
+            ))
+            .at_field_value(path, "format_version", header.format_version)
+            .with_hint(extract_again));
         }
-        let tensors = SafeTensors::deserialize(&bytes).with_context(not_a_cache)?;
+        let tensors = SafeTensors::deserialize(&bytes).or_error(not_a_cache)?;
         let tensor = |name: &str, dtype: Dtype| -> Result<TensorView<'_>> {
+            let at_tensor =
+                |error: TrainerError| error.at_field(path, name).with_hint(extract_again);
             let view = tensors
                 .tensor(name)
-                .with_context(|| format!("{}: tensor `{name}` is missing", path.display()))?;
+                .or_error(|| at_tensor(TrainerError::new("no such tensor")))?;
             if view.dtype() != dtype {
-                bail!(
-                    "{}: tensor `{name}` is {:?}, expected {dtype:?}",
-                    path.display(),
-                    view.dtype()
-                );
+                let found = view.dtype();
+                return Err(at_tensor(TrainerError::new(format!(
+                    "a tensor of {found:?}, expected {dtype:?}"
+                ))));
             }
             Ok(view)
         };
@@ -263,13 +261,14 @@ impl FeatureCache {
         let shape_ok = features.shape() == [n, views, c, h, w]
             || (views == 1 && features.shape() == [n, c, h, w]);
         if !shape_ok {
-            bail!(
-                "{}: tensor `{FEATURES}` has shape {:?}, but the header describes {n} images of \
-                 {views} views of shape {:?}",
-                path.display(),
+            return Err(TrainerError::new(format!(
+                "has shape {:?}, but the header describes {n} images of {views} views of shape \
+                 {:?}",
                 features.shape(),
                 header.feature_shape
-            );
+            ))
+            .at_field(path, FEATURES)
+            .with_hint(extract_again));
         }
         let features = features
             .data()
@@ -282,39 +281,44 @@ impl FeatureCache {
             features,
             labels,
         };
-        cache.check_sizes(&path.display().to_string())?;
+        cache
+            .check_sizes()
+            .in_file(path)
+            .map_err(|error| error.with_hint(extract_again))?;
         Ok(cache)
     }
 
-    fn check_sizes(&self, name: &str) -> Result<()> {
+    /// Whether the header, the features and the labels agree; the error says which does not.
+    fn check_sizes(&self) -> Result<()> {
         let n = self.len();
         let views = self.views();
+        let problem = |what: String| Err(TrainerError::new(what));
         if views == 0 {
-            bail!("{name}: the header says 0 views per photo; extract the features again");
+            return problem("the header says 0 views per photo".into());
         }
         let needed = n * views * self.view_size();
         if self.features.len() != needed {
-            bail!(
-                "{name}: `{FEATURES}` holds {} values, but {n} images of {views} views of shape \
-                 {:?} need {needed}",
+            return problem(format!(
+                "`{FEATURES}` holds {} values, but {n} images of {views} views of shape {:?} \
+                 need {needed}",
                 self.features.len(),
                 self.header.feature_shape,
-            );
+            ));
         }
         if self.labels.len() != n * self.n_classes() {
-            bail!(
-                "{name}: `{LABELS}` holds {} values, but {n} images of {} classes need {}",
+            return problem(format!(
+                "`{LABELS}` holds {} values, but {n} images of {} classes need {}",
                 self.labels.len(),
                 self.n_classes(),
                 n * self.n_classes()
-            );
+            ));
         }
         if let Some(position) = self.labels.iter().position(|&label| label > 1) {
-            bail!(
-                "{name}: `{LABELS}` row {} is not multi-hot (value {})",
+            return problem(format!(
+                "`{LABELS}` row {} is not multi-hot (value {})",
                 position / self.n_classes().max(1),
                 self.labels[position]
-            );
+            ));
         }
         Ok(())
     }

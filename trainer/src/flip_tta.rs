@@ -8,12 +8,12 @@
 //! From a feature cache the mirror is view 1 (see [`crate::images::views`]); from photos it is
 //! the evaluation input flipped along its width, the same pixels view 1 caches.
 
-use anyhow::{Result, bail};
 use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor};
 use querylabel::model::Classifier;
 
 use crate::dataset::Dataset;
+use crate::error::{Result, TrainerError};
 use crate::evaluate::{ScoredImages, attention_focus, score_dataset_with};
 use crate::feature_cache::FeatureCache;
 use crate::images::{ImageLoader, MIRRORED_VIEW, PLAIN_VIEW};
@@ -41,11 +41,13 @@ pub fn score_cached_features_flip_averaged(
     device: &Device,
 ) -> Result<ScoredImages> {
     if cache.views() <= MIRRORED_VIEW {
-        bail!(
+        return Err(TrainerError::new(format!(
             "the feature cache has {} view(s) per photo, and flip averaging needs the mirrored \
-             view 1: extract with --views 2 or more",
+             view 1",
             cache.views()
-        );
+        ))
+        .at_flag("--tta-flip")
+        .with_hint("extract the features with --views 2 or more"));
     }
     let mut scores = Vec::with_capacity(rows.len() * cache.n_classes());
     let mut focus = Vec::new();

@@ -8,7 +8,6 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use anyhow::{Result, bail};
 use half::f16;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -17,6 +16,7 @@ use safetensors::Dtype;
 use safetensors::tensor::TensorView;
 
 use crate::atomic_files::write_atomically;
+use crate::error::{Context, Result, TrainerError};
 use crate::feature_cache::FeatureCache;
 
 /// Draws `validation` held-out and `train` training rows of `cache` (disjoint, shuffled with
@@ -29,11 +29,15 @@ pub fn export_lesson_features(
     seed: u64,
 ) -> Result<()> {
     if train + validation > cache.len() || train == 0 || validation == 0 {
-        bail!(
+        return Err(TrainerError::new(format!(
             "the cache holds {} images; it cannot give {train} training and {validation} \
              held-out ones",
             cache.len()
-        );
+        ))
+        .at_flag_value("--train", train)
+        .with_hint(
+            "give --train and --validation of at least 1, together no more than the cache holds",
+        ));
     }
     let mut rows: Vec<usize> = (0..cache.len()).collect();
     rows.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
@@ -59,22 +63,23 @@ pub fn export_lesson_features(
     let parts = [("train", train_rows), ("validation", validation_rows)]
         .map(|(name, rows)| (name, rows.len(), features_bytes(rows), labels_bytes(rows)));
     let k = cache.n_classes();
+    let serialising = "cannot serialise the lesson's features";
     let mut tensors = Vec::new();
     for (name, n, features, labels) in &parts {
         tensors.push((
             format!("{name}_features"),
-            TensorView::new(Dtype::F16, vec![*n, channels], features)?,
+            TensorView::new(Dtype::F16, vec![*n, channels], features)
+                .context_in(out, serialising)?,
         ));
         tensors.push((
             format!("{name}_labels"),
-            TensorView::new(Dtype::U8, vec![*n, k], labels)?,
+            TensorView::new(Dtype::U8, vec![*n, k], labels).context_in(out, serialising)?,
         ));
     }
+    let classes = serde_json::to_string(cache.header.label_space.class_names())
+        .context_in(out, serialising)?;
     let metadata = HashMap::from([
-        (
-            "classes".to_string(),
-            serde_json::to_string(cache.header.label_space.class_names())?,
-        ),
+        ("classes".to_string(), classes),
         ("backbone".to_string(), cache.header.backbone.to_string()),
         (
             "image_size".to_string(),
@@ -82,5 +87,6 @@ pub fn export_lesson_features(
         ),
         ("seed".to_string(), seed.to_string()),
     ]);
-    write_atomically(out, &safetensors::serialize(tensors, Some(metadata))?)
+    let bytes = safetensors::serialize(tensors, Some(metadata)).context_in(out, serialising)?;
+    write_atomically(out, &bytes)
 }

@@ -9,6 +9,7 @@ pub mod checkpoint;
 pub mod data_parallel;
 pub mod dataset;
 pub mod ema;
+pub mod error;
 pub mod evaluate;
 pub mod export;
 pub mod extract;

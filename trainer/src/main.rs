@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Result;
 use burn::module::Module;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use querylabel::backbone::BackboneKind;
@@ -13,6 +12,7 @@ use querylabel_trainer::backend::{BackendChoice, DeviceOptions};
 use querylabel_trainer::bench::{BenchSize, BenchWork, bench_backend};
 use querylabel_trainer::calibration::{threshold_in_use, threshold_origin};
 use querylabel_trainer::dataset::{DatasetFormat, Split, open_dataset, sample_dir};
+use querylabel_trainer::error::{Context, Result, TrainerError};
 use querylabel_trainer::evaluate::{Evaluation, evaluate_at, score_dataset};
 use querylabel_trainer::export::{ModelToExport, WeightStorage, export_bundle};
 use querylabel_trainer::extract::{
@@ -389,11 +389,18 @@ fn given_train_flags(matches: &ArgMatches) -> Vec<GivenFlag> {
         .collect()
 }
 
+/// Prints a command's result as one JSON line.
+fn print_json(value: &impl Serialize) -> Result<()> {
+    let line = serde_json::to_string(value).context("cannot write the result as JSON")?;
+    println!("{line}");
+    Ok(())
+}
+
 fn run_train(args: TrainArgs, given: &[GivenFlag]) -> Result<()> {
     let (out, resume) = (args.out.clone(), args.resume.then_some(given));
     let (options, session) = args.resolve()?;
     let summary = train(&options, &out, resume, &session)?;
-    println!("{}", serde_json::to_string(&summary)?);
+    print_json(&summary)?;
     Ok(())
 }
 
@@ -401,7 +408,7 @@ fn run_train(args: TrainArgs, given: &[GivenFlag]) -> Result<()> {
 fn run_bench(args: BenchArgs) -> Result<()> {
     if let Some(data) = &args.pipeline {
         let result = bench_pipeline(data, args.image_size, args.steps)?;
-        println!("{}", serde_json::to_string(&result)?);
+        print_json(&result)?;
         return Ok(());
     }
     fn or_all<T: Clone>(chosen: Vec<T>, all: &[T]) -> Vec<T> {
@@ -428,7 +435,7 @@ fn run_bench(args: BenchArgs) -> Result<()> {
                 steps: args.steps,
             };
             let result = bench_backend(backend, args.backbone, work, size)?;
-            println!("{}", serde_json::to_string(&result)?);
+            print_json(&result)?;
         }
     }
     Ok(())
@@ -486,12 +493,13 @@ fn run_eval(args: EvalArgs) -> Result<()> {
         dataset = dataset.subset(&split.validation);
     }
     if dataset.label_space.class_names() != description.label_space.class_names() {
-        anyhow::bail!(
-            "{} has labels {:?}…, but the model predicts {:?}…",
-            args.data.display(),
+        return Err(TrainerError::new(format!(
+            "has labels {:?}…, but the model predicts {:?}…",
             &dataset.label_space.class_names()[..3.min(dataset.n_classes())],
             &description.label_space.class_names()[..3.min(description.label_space.n_classes())]
-        );
+        ))
+        .in_file(&dataset.source)
+        .with_hint("evaluate on a data set of the classes the model was trained on"));
     }
     let loader = ImageLoader {
         preprocessing: description.preprocessing.clone(),
@@ -531,7 +539,7 @@ fn run_eval(args: EvalArgs) -> Result<()> {
             head: &head.name,
             evaluation: &evaluation,
         };
-        println!("{}", serde_json::to_string(&line)?);
+        print_json(&line)?;
     }
     Ok(())
 }
@@ -571,7 +579,7 @@ fn run_predict(args: PredictArgs) -> Result<()> {
         {
             Ok(prediction) => prediction,
             Err(error) => {
-                eprintln!("error: {error:#}");
+                eprintln!("error: {error}");
                 failed += 1;
                 continue;
             }
@@ -597,10 +605,10 @@ fn run_predict(args: PredictArgs) -> Result<()> {
         }
     }
     if failed > 0 {
-        anyhow::bail!(
+        return Err(TrainerError::new(format!(
             "{failed} of {} photos could not be labelled (see above)",
             args.images.len()
-        );
+        )));
     }
     Ok(())
 }
@@ -680,7 +688,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {error}");
             ExitCode::FAILURE
         }
     }

@@ -4,11 +4,11 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
 use querylabel::exported::EXPORT_FORMAT_VERSION;
 use serde_json::Value;
 
 use crate::checkpoint::{ModelFiles, read_json};
+use crate::error::{Result, TrainerError};
 
 /// A training run's options, in its run directory.
 pub const OPTIONS_FILE: &str = "options.json";
@@ -56,17 +56,18 @@ pub fn resolve_model_dir(path: &Path) -> Result<PathBuf> {
         return path
             .parent()
             .map(Path::to_path_buf)
-            .context("a model file needs its directory");
+            .ok_or_else(|| TrainerError::new("a model file needs its directory").in_file(path));
     }
     candidates
         .into_iter()
         .find(|dir| ModelFiles::in_dir(dir).config.is_file())
-        .with_context(|| {
-            format!(
-                "{}: no model here (expected model.json and model.bpk, or a training run \
-                 directory with best/); train one with `trainer train`",
-                path.display()
+        .ok_or_else(|| {
+            TrainerError::new(
+                "no model here (expected model.json and model.bpk, or a training run directory \
+                 with best/)",
             )
+            .in_file(path)
+            .with_hint("train one with `trainer train`")
         })
 }
 
@@ -80,11 +81,12 @@ pub fn run_options(model_path: &Path) -> Result<PathBuf> {
         .flatten()
         .map(|dir| dir.join(OPTIONS_FILE))
         .find(|path| path.is_file())
-        .with_context(|| {
-            format!(
-                "{}: no {OPTIONS_FILE} of a training run here or beside it, so its validation \
-                 split is unknown; export the training run's directory, or pass --threshold VALUE",
-                model_dir.display()
-            )
+        .ok_or_else(|| {
+            TrainerError::new(format!(
+                "no {OPTIONS_FILE} of a training run here or beside it, so its validation split \
+                 is unknown"
+            ))
+            .in_file(&model_dir)
+            .with_hint("export the training run's directory, or pass --threshold VALUE")
         })
 }

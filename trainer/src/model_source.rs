@@ -7,7 +7,6 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 use querylabel::bundle::description::default_head_description;
 use querylabel::bundle::{
@@ -17,6 +16,7 @@ use querylabel::bundle::{
 use querylabel::loss::SinglePositiveLoss;
 
 use crate::checkpoint::{ModelFiles, read_json};
+use crate::error::{Context, Locate, Result, TrainerError};
 use crate::model_dir::{ModelKind, ModelSource, run_options};
 use crate::saved_model::load_model;
 use crate::train_options::{LabelMode, TrainOptions};
@@ -76,10 +76,14 @@ fn agreeing<T: PartialEq + Copy + std::fmt::Display>(
     path: &Path,
 ) -> Result<Option<T>> {
     match (given, recorded) {
-        (Some(given), Some(recorded)) if given != recorded => bail!(
-            "{}: --{flag} {given}, but its training run recorded {recorded}",
+        (Some(given), Some(recorded)) if given != recorded => Err(TrainerError::new(format!(
+            "but the training run of {} recorded {recorded}",
             path.display()
-        ),
+        ))
+        .at_flag_value(format!("--{flag}"), given)
+        .with_hint(format!(
+            "drop --{flag} after this --model: its training run's record is used"
+        ))),
         (given, recorded) => Ok(given.or(recorded)),
     }
 }
@@ -95,10 +99,9 @@ pub fn single_model_part(
     device: &Device,
 ) -> Result<BundlePart> {
     if source.kind == ModelKind::Bundle {
-        bail!(
-            "{} is a bundle of heads, not one model; export its heads' training runs instead",
-            source.dir.display()
-        );
+        return Err(TrainerError::new("a bundle of heads, not one model")
+            .in_file(&source.dir)
+            .with_hint("export its heads' training runs instead"));
     }
     let record = TrainingRecord::of(path)?;
     let labels = agreeing("labels", naming.labels, record.map(|r| r.labels), path)?;
@@ -107,11 +110,14 @@ pub fn single_model_part(
         (Some(name), _, _) => name.clone(),
         (None, Some(record), _) => record.head_name(),
         (None, None, Some(fallback)) => fallback.into(),
-        (None, None, None) => bail!(
-            "{}: no training run records how this model was trained, so its head has no \
-             default name; give one with --name after its --model",
-            path.display()
-        ),
+        (None, None, None) => {
+            return Err(TrainerError::new(
+                "no training run records how this model was trained, so its head has no default \
+                 name",
+            )
+            .in_file(path)
+            .with_hint("give one with --name after its --model"));
+        }
     };
     let (model, model_description) = load_model(path, device)?;
     Ok(BundlePart {
@@ -142,14 +148,14 @@ pub fn load_heads(path: &Path, device: &Device) -> Result<(Bundle, BundleDescrip
         Some(UNNAMED_HEAD),
         device,
     )?;
-    assemble(vec![part]).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    assemble(vec![part]).in_file(path)
 }
 
 /// The heads `name` selects: that one, or every head when `None`.
 pub fn selected_heads(description: &BundleDescription, name: Option<&str>) -> Result<Vec<usize>> {
     match name {
         Some(name) => {
-            let index = description.head_index(name).context("--head")?;
+            let index = description.head_index(name).at_flag("--head")?;
             Ok(vec![index])
         }
         None => Ok((0..description.heads.len()).collect()),
@@ -160,14 +166,10 @@ pub fn selected_heads(description: &BundleDescription, name: Option<&str>) -> Re
 /// uses too.
 pub fn load_bundle_dir(dir: &Path, device: &Device) -> Result<(Bundle, BundleDescription)> {
     let manifest_path = ModelFiles::in_dir(dir).config;
-    let json = std::fs::read_to_string(&manifest_path)
-        .with_context(|| format!("cannot read {}", manifest_path.display()))?;
-    let manifest = parse_bundle_manifest(&json)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", manifest_path.display()))?;
+    let json = std::fs::read_to_string(&manifest_path).context_in(&manifest_path, "cannot read")?;
+    let manifest = parse_bundle_manifest(&json).in_file(&manifest_path)?;
     let weights = dir.join(&manifest.weights);
-    let bytes =
-        std::fs::read(&weights).with_context(|| format!("cannot read {}", weights.display()))?;
-    let bundle = load_bundle(&manifest.model, bytes, device)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", weights.display()))?;
+    let bytes = std::fs::read(&weights).context_in(&weights, "cannot read")?;
+    let bundle = load_bundle(&manifest.model, bytes, device).in_file(&weights)?;
     Ok((bundle, manifest.model))
 }

@@ -3,8 +3,9 @@
 //! threshold 0.7. Clap collects every `--name` into one list; their positions on the command
 //! line say whose each one is.
 
-use anyhow::{Result, bail};
 use clap::ArgMatches;
+
+use crate::error::{Result, TrainerError};
 
 /// For each `--model` (the argument `models_id`) in order, the value of flag `id` given after
 /// it and before the next `--model`, if any. `values` are the flag's parsed values, in command
@@ -25,16 +26,21 @@ pub fn per_model<T: Clone>(
         .map(Iterator::collect)
         .unwrap_or_default();
     for (position, value) in positions.into_iter().zip(values) {
+        let misplaced = |what: String, hint: String| {
+            Err(TrainerError::new(what)
+                .at_flag(format!("--{id}"))
+                .with_hint(hint))
+        };
         let Some(owner) = models.iter().rposition(|&model| model < position) else {
-            bail!(
-                "--{id} comes before any --{models_id}: give it after the --{models_id} it is for"
+            return misplaced(
+                format!("comes before any --{models_id}"),
+                format!("give it after the --{models_id} it is for"),
             );
         };
         if owned[owner].is_some() {
-            bail!(
-                "--{id} is given twice for --{models_id} number {}; give it once after each \
-                 --{models_id}",
-                owner + 1
+            return misplaced(
+                format!("is given twice for --{models_id} number {}", owner + 1),
+                format!("give it once after each --{models_id}"),
             );
         }
         owned[owner] = Some(value.clone());

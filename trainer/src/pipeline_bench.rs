@@ -7,11 +7,11 @@
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::{Result, bail};
 use querylabel::preprocess::Preprocessing;
 use serde::Serialize;
 
 use crate::dataset::{Split, open_dataset};
+use crate::error::{Result, TrainerError};
 use crate::images::{AugmentationConfig, ImageLoader, ImageRequest};
 
 /// Photos loaded per batch, as a training batch would (in parallel within it).
@@ -37,7 +37,7 @@ pub struct PipelineResult {
 pub fn bench_pipeline(data: &Path, image_size: usize, passes: usize) -> Result<PipelineResult> {
     let dataset = open_dataset(data, None, Split::Train)?;
     if dataset.is_empty() {
-        bail!("{} holds no photo to load", data.display());
+        return Err(TrainerError::new("holds no photo to load").in_file(data));
     }
     let loader = ImageLoader {
         preprocessing: Preprocessing::imagenet(image_size),

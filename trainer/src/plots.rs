@@ -3,15 +3,16 @@
 use std::path::Path;
 use std::sync::Once;
 
-use anyhow::{Result, anyhow};
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
 use crate::atomic_files::write_atomically;
+use crate::error::{Context, Result};
 use crate::run_state::EpochRecord;
 
 const FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
 const SIZE: (u32, u32) = (800, 480);
+const CANNOT_DRAW: &str = "cannot draw the plot";
 
 fn register_font() {
     static REGISTER: Once = Once::new();
@@ -68,7 +69,7 @@ pub fn plot_curves(path: &Path, title: &str, y_label: &str, curves: &[Curve]) ->
     let mut pixels = vec![0u8; (SIZE.0 * SIZE.1 * 3) as usize];
     {
         let root = BitMapBackend::with_buffer(&mut pixels, SIZE).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
+        root.fill(&WHITE).context_in(path, CANNOT_DRAW)?;
         let finite = all_points().filter(|(_, y)| y.is_finite());
         let (low, high) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &(_, y)| {
             (lo.min(y), hi.max(y))
@@ -86,14 +87,14 @@ pub fn plot_curves(path: &Path, title: &str, y_label: &str, curves: &[Curve]) ->
             .x_label_area_size(40)
             .y_label_area_size(60)
             .build_cartesian_2d(0.0..last_epoch + 0.5, (low - margin)..(high + margin))
-            .map_err(|e| anyhow!("{e}"))?;
+            .context_in(path, CANNOT_DRAW)?;
         chart
             .configure_mesh()
             .x_desc("epoch")
             .y_desc(y_label)
             .label_style(("sans-serif", 14))
             .draw()
-            .map_err(|e| anyhow!("{e}"))?;
+            .context_in(path, CANNOT_DRAW)?;
         for (index, (name, points)) in curves.iter().enumerate() {
             let colour = PALETTE[index % PALETTE.len()];
             let series = chart
@@ -101,7 +102,7 @@ pub fn plot_curves(path: &Path, title: &str, y_label: &str, curves: &[Curve]) ->
                     points.iter().copied(),
                     colour.stroke_width(2),
                 ))
-                .map_err(|e| anyhow!("{e}"))?;
+                .context_in(path, CANNOT_DRAW)?;
             if !name.is_empty() {
                 series.label(name.as_str()).legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
@@ -109,7 +110,7 @@ pub fn plot_curves(path: &Path, title: &str, y_label: &str, curves: &[Curve]) ->
             }
             chart
                 .draw_series(points.iter().map(|&p| Circle::new(p, 3, colour.filled())))
-                .map_err(|e| anyhow!("{e}"))?;
+                .context_in(path, CANNOT_DRAW)?;
         }
         if curves.iter().any(|(name, _)| !name.is_empty()) {
             chart
@@ -119,13 +120,14 @@ pub fn plot_curves(path: &Path, title: &str, y_label: &str, curves: &[Curve]) ->
                 .border_style(BLACK)
                 .label_font(("sans-serif", 14))
                 .draw()
-                .map_err(|e| anyhow!("{e}"))?;
+                .context_in(path, CANNOT_DRAW)?;
         }
-        root.present().map_err(|e| anyhow!("{e}"))?;
+        root.present().context_in(path, CANNOT_DRAW)?;
     }
     let image = image::RgbImage::from_raw(SIZE.0, SIZE.1, pixels).expect("buffer of the plot size");
     let mut png = Vec::new();
     image::DynamicImage::ImageRgb8(image)
-        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .context_in(path, "cannot encode the plot as PNG")?;
     write_atomically(path, &png)
 }

@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 use burn::tensor::activation::sigmoid;
 use image::{DynamicImage, Rgb, RgbImage, imageops::FilterType};
@@ -14,6 +13,7 @@ use querylabel::model::ClassifierOutput;
 use querylabel::preprocess::decode_image;
 
 use crate::atomic_files::write_atomically;
+use crate::error::{Context, Locate, Result, TrainerError};
 use crate::flip_tta::{averaged, probabilities_of};
 use crate::images::read_photo_file;
 
@@ -79,9 +79,9 @@ pub fn predict_image(
     options: PredictOptions,
     device: &Device,
 ) -> Result<Prediction> {
-    let bytes =
-        read_photo_file(path).map_err(|reason| anyhow::anyhow!("{}: {reason}", path.display()))?;
-    let photo = decode_image(&bytes).with_context(|| format!("{}", path.display()))?;
+    let bytes = read_photo_file(path)
+        .map_err(|reason| TrainerError::new(reason.to_string()).in_file(path))?;
+    let photo = decode_image(&bytes).in_file(path)?;
     let input = description.preprocessing.image_to_chw(&photo);
     let input = description.preprocessing.batch(&[input], device);
     let mirrored = options
@@ -167,10 +167,11 @@ fn head_prediction(
     let mut attention_files = Vec::new();
     if let Some(dir) = overlays.dir {
         if output.cross_attention.is_empty() {
-            bail!(
-                "head {head:?} is a linear head: it has no per-label attention to draw; choose \
-                 a Query2Label head with --head"
-            );
+            return Err(TrainerError::new(format!(
+                "head {head:?} is a linear head: it has no per-label attention to draw"
+            ))
+            .at_flag("--attention")
+            .with_hint("choose a Query2Label head with --head"));
         }
         let [height, width] = output.feature_size;
         let maps = attention_maps(
@@ -192,7 +193,8 @@ fn head_prediction(
             let overlay = overlay_attention(overlays.photo, map, [height, width], 0.55);
             let mut png = Vec::new();
             DynamicImage::ImageRgb8(overlay)
-                .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
+                .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+                .context_in(&file, "cannot encode as PNG")?;
             write_atomically(&file, &png)?;
             attention_files.push(file);
         }

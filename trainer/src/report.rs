@@ -3,13 +3,12 @@
 //! CF1/OF1 of that epoch); each head gets a chart of its rows' mean validation mAP per epoch.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
 use querylabel::loss::SinglePositiveLoss;
 
 use crate::checkpoint::read_json;
+use crate::error::{Result, TrainerError};
 use crate::plots::{Curve, plot_curves};
 use crate::run_state::{EpochRecord, TrainingState};
 use crate::train_options::{HeadKind, LabelMode, TrainOptions};
@@ -25,7 +24,9 @@ impl RunResult {
         let options: TrainOptions = read_json(&dir.join("options.json"))?;
         let state: TrainingState = read_json(&dir.join("checkpoint").join("state.json"))?;
         if state.best_map.is_none() {
-            bail!("{}: the run has no finished epoch", dir.display());
+            return Err(TrainerError::new("the run has no finished epoch")
+                .in_file(dir)
+                .with_hint("train it for an epoch at least (`trainer train --resume` goes on)"));
         }
         if let Some(problem) = metrics_problem(&dir.join("metrics.jsonl"), &state) {
             eprintln!("warning: {problem}; the table uses the run's checkpoint/state.json");
@@ -134,14 +135,14 @@ fn mean_and_spread(values: &[f64]) -> (f64, f64) {
 pub fn report(run_dirs: &[PathBuf], plots: &Path) -> Result<String> {
     let mut groups: BTreeMap<Setting, Vec<RunResult>> = BTreeMap::new();
     for dir in run_dirs {
-        let run = RunResult::read(dir).with_context(|| format!("run {}", dir.display()))?;
+        let run = RunResult::read(dir)?;
         groups
             .entry(Setting::of(&run.options))
             .or_default()
             .push(run);
     }
     if groups.is_empty() {
-        bail!("no runs given");
+        return Err(TrainerError::new("no runs given"));
     }
     let full_map = |head: u8| -> Option<f64> {
         groups
@@ -170,13 +171,12 @@ pub fn report(run_dirs: &[PathBuf], plots: &Path) -> Result<String> {
         } else {
             String::new()
         };
-        writeln!(
-            table,
-            "| {} | {} | {} | {map:.1}{spread} | {cf1:.1} | {of1:.1} | {share} |",
+        table.push_str(&format!(
+            "| {} | {} | {} | {map:.1}{spread} | {cf1:.1} | {of1:.1} | {share} |\n",
             setting.head_name(),
             setting.label(),
             runs.len()
-        )?;
+        ));
         // The mean curve over the seeds, for the epochs every seed reached.
         let epochs = runs
             .iter()

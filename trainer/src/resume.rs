@@ -2,9 +2,10 @@
 //! Only `--epochs` may change, and only upwards (to train a finished run on); anything else that
 //! differs is refused with the list of differences, rather than silently ignored.
 
-use anyhow::{Result, bail};
 use serde::Serialize;
 use serde_json::Value;
+
+use crate::error::{Context, Result, TrainerError};
 
 /// A flag given on the command line of a resumed run, and where its value lives in
 /// `options.json` (a dotted path for nested settings).
@@ -25,8 +26,9 @@ fn lookup<'a>(options: &'a Value, key: &str) -> &'a Value {
 /// options have (`--epochs` excepted: see [`resumed_epochs`]). `saved` and `asked` are the run's
 /// options and the command line's, of any type that serialises as `options.json` does.
 pub fn refuse_changed_flags<T: Serialize>(saved: &T, asked: &T, given: &[GivenFlag]) -> Result<()> {
-    let saved_json = serde_json::to_value(saved)?;
-    let asked_json = serde_json::to_value(asked)?;
+    let comparing = "cannot compare the run's options with the command line's";
+    let saved_json = serde_json::to_value(saved).context(comparing)?;
+    let asked_json = serde_json::to_value(asked).context(comparing)?;
     let mut differences = Vec::new();
     for GivenFlag { flag, key } in given {
         let (before, now) = (lookup(&saved_json, key), lookup(&asked_json, key));
@@ -37,11 +39,15 @@ pub fn refuse_changed_flags<T: Serialize>(saved: &T, asked: &T, given: &[GivenFl
         }
     }
     if !differences.is_empty() {
-        bail!(
-            "--resume continues a run with its own options, and these differ:\n  {}\nDrop them \
-             to resume (only --epochs may be raised), or train a new run with another --out",
+        return Err(TrainerError::new(format!(
+            "continues a run with its own options, and these differ:\n  {}",
             differences.join("\n  ")
-        );
+        ))
+        .at_flag("--resume")
+        .with_hint(
+            "drop them to resume (only --epochs may be raised), or train a new run with another \
+             --out",
+        ));
     }
     Ok(())
 }
@@ -53,10 +59,11 @@ pub fn resumed_epochs(saved: usize, asked: usize, given: &[GivenFlag]) -> Result
         return Ok(saved);
     }
     if asked < saved {
-        bail!(
-            "--epochs {asked} is fewer than the run's {saved}; a resumed run can only be trained \
-             longer"
-        );
+        return Err(TrainerError::new(format!(
+            "is fewer than the run's {saved}; a resumed run can only be trained longer"
+        ))
+        .at_flag_value("--epochs", asked)
+        .with_hint(format!("give --epochs {saved} or more, or leave it out")));
     }
     eprintln!(
         "training the run on to {asked} epochs (it was set to {saved}); the learning-rate schedule \

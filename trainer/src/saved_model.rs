@@ -4,13 +4,13 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 use querylabel::exported::{load_exported_model, parse_manifest};
 use querylabel::model::Classifier;
 
 use crate::atomic_files::replace_directory;
 use crate::checkpoint::{ModelFiles, load_module, read_json, save_module, write_json};
+use crate::error::{Context, Locate, Result, TrainerError};
 use crate::model_dir::{ModelKind, ModelSource};
 
 /// Everything about a model but its parameters (shared with the browser's loader).
@@ -35,16 +35,16 @@ pub fn load_model(path: &Path, device: &Device) -> Result<(Classifier, ModelDesc
     match source.kind {
         ModelKind::Saved => {}
         ModelKind::SingleExport => return load_single_export(&dir, device),
-        ModelKind::Bundle => bail!(
-            "{} is a bundle of heads, not one model; load it with model_source::load_heads",
-            dir.display()
-        ),
+        ModelKind::Bundle => {
+            return Err(TrainerError::new(
+                "a bundle of heads, not one model; load it with model_source::load_heads",
+            )
+            .in_file(&dir));
+        }
     }
     let files = ModelFiles::in_dir(&dir);
     let description: ModelDescription = read_json(&files.config)?;
-    if let Err(why) = description.check() {
-        bail!("{}: {why}", files.config.display());
-    }
+    description.check().in_file(&files.config)?;
     let model = load_module(description.classifier.init(device), &files.weights)?;
     Ok((model, description))
 }
@@ -52,14 +52,10 @@ pub fn load_model(path: &Path, device: &Device) -> Result<(Classifier, ModelDesc
 /// Loads a single-model export of format 1 from `dir` (weights widened to f32), strictly.
 fn load_single_export(dir: &Path, device: &Device) -> Result<(Classifier, ModelDescription)> {
     let manifest_path = ModelFiles::in_dir(dir).config;
-    let json = std::fs::read_to_string(&manifest_path)
-        .with_context(|| format!("cannot read {}", manifest_path.display()))?;
-    let manifest =
-        parse_manifest(&json).map_err(|e| anyhow::anyhow!("{}: {e}", manifest_path.display()))?;
+    let json = std::fs::read_to_string(&manifest_path).context_in(&manifest_path, "cannot read")?;
+    let manifest = parse_manifest(&json).in_file(&manifest_path)?;
     let weights = dir.join(&manifest.weights);
-    let bytes =
-        std::fs::read(&weights).with_context(|| format!("cannot read {}", weights.display()))?;
-    let model = load_exported_model(&manifest, bytes, device)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", weights.display()))?;
+    let bytes = std::fs::read(&weights).context_in(&weights, "cannot read")?;
+    let model = load_exported_model(&manifest, bytes, device).in_file(&weights)?;
     Ok((model, manifest.model))
 }

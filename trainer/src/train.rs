@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
 use burn::module::Module;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
@@ -34,6 +33,7 @@ use crate::checkpoint::{load_module, read_json, save_module, write_json};
 use crate::data_parallel::DeviceSet;
 use crate::dataset::{Dataset, Split, open_dataset};
 use crate::ema::update_average;
+use crate::error::{Context, Result, TrainerError};
 use crate::evaluate::{Evaluation, evaluate, score_cached_features, score_dataset};
 use crate::fault_points::pause_if_asked;
 use crate::feature_cache::FeatureCache;
@@ -130,11 +130,12 @@ fn prepare_data(options: &mut TrainOptions) -> Result<RunData> {
         train_indices.truncate(limit);
     }
     if train_indices.is_empty() || split.validation.is_empty() {
-        bail!(
-            "{}: {total} images are too few for a training set and a validation set of {:.0}%",
-            options.data.display(),
+        return Err(TrainerError::new(format!(
+            "{total} images are too few for a training set and a validation set of {:.0}%",
             options.val_fraction * 100.0
-        );
+        ))
+        .in_file(&options.data)
+        .with_hint("train on more images, or hold out another share with --val-fraction"));
     }
     let (examples, label_space, full) = match source {
         Ok(dataset) => {
@@ -212,19 +213,19 @@ fn training_targets(full: Vec<f32>, classes: usize, options: &TrainOptions) -> V
 fn open_feature_cache(path: &Path, options: &mut TrainOptions) -> Result<FeatureCache> {
     let cache = FeatureCache::read(path)?;
     if cache.header.pooled && options.head == HeadKind::Q2l {
-        bail!(
-            "{}: the features are pooled, but a Query2Label head attends over feature \
-                     maps; extract without --pooled",
-            path.display()
-        );
+        return Err(TrainerError::new(
+            "the features are pooled, but a Query2Label head attends over feature maps",
+        )
+        .in_file(path)
+        .with_hint("extract without --pooled, or train --head linear"));
     }
     if options.tta_flip && cache.views() <= MIRRORED_VIEW {
-        bail!(
-            "{}: --tta-flip needs the mirrored view of each photo, but the cache has {} \
-                     view(s); extract it with --views 2 or more",
-            path.display(),
+        return Err(TrainerError::new(format!(
+            "--tta-flip needs the mirrored view of each photo, but the cache has {} view(s)",
             cache.views()
-        );
+        ))
+        .in_file(path)
+        .with_hint("extract it with --views 2 or more"));
     }
     options.backbone = cache.header.backbone;
     options.backbone_weights = cache.header.backbone_weights.clone();
@@ -438,20 +439,19 @@ fn resolve_run_options(
 ) -> Result<TrainOptions> {
     let Some(given) = resume else {
         if files.state().is_file() {
-            bail!(
-                "{} already holds a training run; pass --resume to continue it or choose \
-                 another --out",
-                files.dir.display()
-            );
+            return Err(TrainerError::new("already holds a training run")
+                .in_file(&files.dir)
+                .with_hint("pass --resume to continue it, or choose another --out"));
         }
         return Ok(options.clone());
     };
     if !files.options().is_file() {
-        bail!(
-            "--resume: {} holds no training run to resume (no options.json); drop --resume to \
-             start a new run there",
+        return Err(TrainerError::new(format!(
+            "{} holds no training run to resume (no options.json)",
             files.dir.display()
-        );
+        ))
+        .at_flag("--resume")
+        .with_hint("drop --resume to start a new run there"));
     }
     let mut saved: TrainOptions = read_json(&files.options())?;
     refuse_changed_flags(&saved, options, given)?;
@@ -773,7 +773,8 @@ fn write_history(files: &RunFiles, state: &TrainingState) -> Result<()> {
         .history
         .iter()
         .map(|record| serde_json::to_string(record).map(|line| line + "\n"))
-        .collect::<Result<_, _>>()?;
+        .collect::<Result<_, _>>()
+        .context_in(files.metrics(), "cannot write as JSON")?;
     write_atomically(&files.metrics(), history.as_bytes())?;
     plot_history(&files.dir, &state.history)
 }
@@ -993,7 +994,9 @@ impl Run {
         }
         Ok(TrainSummary {
             run_dir: self.files.dir.clone(),
-            best_map: state.best_map.context("no epoch was trained")?,
+            best_map: state.best_map.ok_or_else(|| {
+                TrainerError::new("no epoch was trained").in_file(&self.files.dir)
+            })?,
             best_epoch: state.best_epoch.unwrap_or(0),
             initial_map,
             epochs_run: state.epochs_done,
@@ -1159,7 +1162,7 @@ fn train_epoch(
                 StepOutcome::NonFinite(loss) => {
                     progress.abandon();
                     let state = &trainee.state;
-                    bail!(non_finite_message(loss, plan.epoch, state, plan.files));
+                    return Err(non_finite_error(loss, plan.epoch, state, plan.files));
                 }
             }
             let mean_loss = totals.loss_sum / totals.loss_batches as f64;
@@ -1200,7 +1203,12 @@ fn epoch_progress_bar(epoch: usize, epochs: usize, images: usize) -> ProgressBar
 }
 
 /// Why a run stopped on a non-finite loss, and what it kept.
-fn non_finite_message(loss: f64, epoch: usize, state: &TrainingState, files: &RunFiles) -> String {
+fn non_finite_error(
+    loss: f64,
+    epoch: usize,
+    state: &TrainingState,
+    files: &RunFiles,
+) -> TrainerError {
     let kept = if files.state().is_file() {
         let at = match &state.epoch_progress {
             Some(progress) => format!(
@@ -1217,16 +1225,17 @@ fn non_finite_message(loss: f64, epoch: usize, state: &TrainingState, files: &Ru
     } else {
         "No checkpoint was written yet, since no epoch finished".to_string()
     };
-    format!(
+    TrainerError::new(format!(
         "the loss became {loss} at epoch {}, step {}; training stopped. {kept}, and {} holds the \
-         best model so far (epoch {}, validation mAP {:.2}). Try a lower --lr or \
-         --grad-clip-norm",
+         best model so far (epoch {}, validation mAP {:.2})",
         epoch + 1,
         state.steps,
         files.best().display(),
         state.best_epoch.unwrap_or(0),
         state.best_map.unwrap_or(f64::NAN)
-    )
+    ))
+    .in_file(&files.dir)
+    .with_hint("try a lower --lr, or --grad-clip-norm")
 }
 
 /// Epochs in a row whose training loss rose before a run is called diverging.
@@ -1311,11 +1320,12 @@ fn training_probabilities(
         Examples::Images { train, .. } => {
             let scored = score_dataset(&model, train, loader, batch_size, device);
             if scored.skipped > 0 {
-                bail!(
-                    "em-apl pseudo-labels every training image, but {} could not be read; remove \
-                     them from the data set",
+                return Err(TrainerError::new(format!(
+                    "pseudo-labels every training image, but {} could not be read",
                     scored.skipped
-                );
+                ))
+                .at_flag_value("--loss", "em-apl")
+                .with_hint("remove them from the data set (the warnings above name them)"));
             }
             Ok(scored.scores)
         }
@@ -1325,13 +1335,13 @@ fn training_probabilities(
 fn save_optimizer(optimizer: &ModuleOptimizer, path: &Path) -> Result<()> {
     let bytes = optimizer
         .into_bytes()
-        .map_err(|e| anyhow::anyhow!("cannot serialise the optimiser state: {e:?}"))?;
+        .context_in(path, "cannot serialise the optimiser state")?;
     write_atomically(path, &bytes)
 }
 
 fn load_optimizer(optimizer: ModuleOptimizer, path: &Path) -> Result<ModuleOptimizer> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = std::fs::read(path).context_in(path, "cannot read")?;
     optimizer
         .from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
-        .map_err(|e| anyhow::anyhow!("{}: not an optimiser state: {e:?}", path.display()))
+        .context_in(path, "not an optimiser state")
 }

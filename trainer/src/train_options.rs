@@ -6,7 +6,6 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
 use burn::optim::ModuleOptimizer;
 use querylabel::backbone::{BackboneConfig, BackboneKind};
 use querylabel::head::{LinearHeadConfig, Query2LabelConfig};
@@ -19,6 +18,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::backend::DeviceOptions;
 use crate::dataset::{DatasetFormat, sample_dir};
+use crate::error::{Result, TrainerError};
 use crate::images::AugmentationConfig;
 use crate::loss_settings::LossSettings;
 use crate::optimizer::{OptimizerKind, build_optimizer};
@@ -223,25 +223,31 @@ impl TrainOptions {
         (self.ema_decay > 0.0).then_some(self.ema_decay)
     }
 
-    /// The rules between flags that clap's attributes do not state. A run's saved options
-    /// passed them when it started; they are checked again on `--resume`.
+    /// The rules between flags that clap's attributes do not state, each error placed at the
+    /// flag that breaks one. A run's saved options passed them when it started; they are
+    /// checked again on `--resume`.
     pub fn check(&self) -> Result<()> {
         if !self.q2l_hidden_dim.is_multiple_of(self.q2l_heads) {
-            bail!(
-                "--q2l-hidden-dim {} does not split into --q2l-heads {}: the width must be a \
-                 multiple of the number of heads",
-                self.q2l_hidden_dim,
+            return Err(TrainerError::new(format!(
+                "does not split into --q2l-heads {}",
                 self.q2l_heads
-            );
+            ))
+            .at_flag_value("--q2l-hidden-dim", self.q2l_hidden_dim)
+            .with_hint("the width must be a multiple of the number of heads"));
         }
         if self.attention_entropy > 0.0 && self.head != HeadKind::Q2l {
-            bail!(
-                "--attention-entropy {} needs --head q2l: the linear head has no attention",
-                self.attention_entropy
+            return Err(
+                TrainerError::new("needs --head q2l: the linear head has no attention")
+                    .at_flag_value("--attention-entropy", self.attention_entropy)
+                    .with_hint("train --head q2l, or leave out --attention-entropy"),
             );
         }
         if self.linear_init_epochs > 0 && !self.finetune {
-            bail!("--linear-init-epochs needs --finetune: without it the backbone never trains");
+            return Err(TrainerError::new(
+                "needs --finetune: without it the backbone never trains",
+            )
+            .at_flag_value("--linear-init-epochs", self.linear_init_epochs)
+            .with_hint("add --finetune, or leave out --linear-init-epochs"));
         }
         let loss = self.loss();
         let problem = self.loss_config().check().err().or_else(|| {
@@ -250,20 +256,20 @@ impl TrainOptions {
                 .flatten()
         });
         if let Some(problem) = problem {
-            bail!("--loss {loss}: {problem}");
+            return Err(TrainerError::new(problem).at_flag_value("--loss", loss));
         }
+        let one_device = |what: &str| {
+            Err(TrainerError::new(what)
+                .at_flag_value("--loss", loss)
+                .with_hint("train it with a single --device"))
+        };
         if self.device.devices.len() > 1 && self.loss_config().init().needs_label_estimator() {
-            bail!(
-                "{} keeps a label estimator per training image, which lives on one device; train \
-                 it with a single --device",
-                loss.name()
+            return one_device(
+                "keeps a label estimator per training image, which lives on one device",
             );
         }
         if self.device.devices.len() > 1 && loss == SinglePositiveLoss::LlCp {
-            bail!(
-                "ll-cp writes its corrections back from one device; train it with a single \
-                 --device"
-            );
+            return one_device("writes its corrections back from one device");
         }
         Ok(())
     }

@@ -4,10 +4,10 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
 use safetensors::tensor::{Dtype, TensorView};
 
 use crate::atomic_files::write_atomically;
+use crate::error::{Context, Result, TrainerError};
 
 /// The tensor's name inside the file.
 const TENSOR: &str = "labels";
@@ -16,28 +16,28 @@ const TENSOR: &str = "labels";
 pub fn save_training_labels(path: &Path, labels: &[f32], classes: usize) -> Result<()> {
     let bytes: Vec<u8> = labels.iter().flat_map(|v| v.to_le_bytes()).collect();
     let view = TensorView::new(Dtype::F32, vec![labels.len() / classes, classes], &bytes)
-        .context("training labels: shape and data disagree")?;
+        .context_in(path, "the training labels' shape and data disagree")?;
     let file = safetensors::serialize([(TENSOR, view)], None)
-        .context("cannot serialise the training labels")?;
+        .context_in(path, "cannot serialise the training labels")?;
     write_atomically(path, &file)
 }
 
 /// Reads labels saved by [`save_training_labels`], checking that they are `[images, classes]`
 /// and hold only what training writes (1, 0 and soft pseudo-negatives in [-1, 0]).
 pub fn load_training_labels(path: &Path, images: usize, classes: usize) -> Result<Vec<f32>> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let file = safetensors::SafeTensors::deserialize(&bytes)
-        .with_context(|| format!("{}: not a safetensors file", path.display()))?;
+    let bytes = std::fs::read(path).context_in(path, "cannot read")?;
+    let file =
+        safetensors::SafeTensors::deserialize(&bytes).context_in(path, "not a safetensors file")?;
     let tensor = file
         .tensor(TENSOR)
-        .with_context(|| format!("{}: no {TENSOR:?} tensor", path.display()))?;
+        .or_error(|| TrainerError::new("no such tensor").at_field(path, TENSOR))?;
     if tensor.dtype() != Dtype::F32 || tensor.shape() != [images, classes] {
-        bail!(
-            "{}: expected {images}×{classes} float32 labels for this run, found {:?} {:?}",
-            path.display(),
+        return Err(TrainerError::new(format!(
+            "expected {images}×{classes} float32 labels for this run, found {:?} {:?}",
             tensor.dtype(),
             tensor.shape()
-        );
+        ))
+        .at_field(path, TENSOR));
     }
     let labels: Vec<f32> = tensor
         .data()
@@ -48,10 +48,10 @@ pub fn load_training_labels(path: &Path, images: usize, classes: usize) -> Resul
         .iter()
         .find(|&&v| !(v == 1.0 || (-1.0..=0.0).contains(&v)))
     {
-        bail!(
-            "{}: holds the label {bad}, which training never writes",
-            path.display()
-        );
+        return Err(TrainerError::new(format!(
+            "holds the label {bad}, which training never writes"
+        ))
+        .at_field(path, TENSOR));
     }
     Ok(labels)
 }

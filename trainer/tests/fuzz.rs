@@ -10,6 +10,7 @@
 
 mod common;
 
+use std::fmt::Display;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
@@ -119,7 +120,7 @@ fn fixture(path: &str) -> PathBuf {
 }
 
 /// An error from reading a file must say which file.
-fn names_file<T>(file: &Path) -> impl Fn(&anyhow::Result<T>) -> Result<(), String> + '_ {
+fn names_file<T, E: Display>(file: &Path) -> impl Fn(&Result<T, E>) -> Result<(), String> + '_ {
     move |result| match result {
         Err(error) if !format!("{error:#}").contains(&file.display().to_string()) => Err(format!(
             "the error does not name {}: {error:#}",

@@ -422,6 +422,27 @@ fn a_diverging_run_stops_with_a_clear_message() {
 }
 
 #[test]
+fn a_rule_between_flags_names_the_flag_and_says_what_to_do() {
+    let (ok, _, stderr) = trainer(&[
+        "train",
+        "--backend",
+        "flex",
+        "--head",
+        "linear",
+        "--attention-entropy",
+        "0.5",
+    ]);
+    assert!(!ok);
+    assert!(
+        stderr.contains(
+            "error: --attention-entropy 0.5: needs --head q2l: the linear head has no attention\n\
+             hint: train --head q2l, or leave out --attention-entropy"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn eval_names_a_missing_model_and_says_what_to_do() {
     let dir = tempfile::tempdir().unwrap();
     let sample = querylabel_trainer::dataset::sample_dir();

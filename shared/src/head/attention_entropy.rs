@@ -76,8 +76,13 @@ mod tests {
         );
         let present = Tensor::<2>::ones([1, 2], &device);
         let beyond = |ceiling| {
-            attention_spread_beyond(&[attention.clone()], [2, 2], ceiling, present.clone())
-                .into_scalar::<f32>()
+            attention_spread_beyond(
+                std::slice::from_ref(&attention),
+                [2, 2],
+                ceiling,
+                present.clone(),
+            )
+            .into_scalar::<f32>()
         };
         assert!((beyond(0.75) - 0.125).abs() < 1e-6, "{}", beyond(0.75));
         assert!((beyond(0.4) - 0.35).abs() < 1e-6, "{}", beyond(0.4));
@@ -96,7 +101,8 @@ mod tests {
             &device,
         );
         let present = Tensor::<2>::from_data(TensorData::new(vec![0.0f32, 1.0], [1, 2]), &device);
-        let spread = attention_spread_beyond(&[attention.clone()], [2, 2], 0.0, present);
+        let spread =
+            attention_spread_beyond(std::slice::from_ref(&attention), [2, 2], 0.0, present);
         assert!((spread.into_scalar::<f32>() - 0.5).abs() < 1e-6);
         let none = Tensor::<2>::zeros([1, 2], &device);
         let spread = attention_spread_beyond(&[attention], [2, 2], 0.0, none);

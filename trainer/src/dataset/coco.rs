@@ -20,12 +20,12 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
 use querylabel::labels::LabelSpace;
 use serde::Deserialize;
 
 use super::image_check::ensure_images_exist;
 use super::{Dataset, DatasetFormat, Example, Split, normalise_labels};
+use crate::error::{Context, Place, Result, TrainerError, json_message};
 
 /// Years in order of preference.
 pub const YEARS: [&str; 2] = ["2014", "2017"];
@@ -79,23 +79,28 @@ pub fn looks_like_coco(dir: &Path) -> bool {
 }
 
 /// Reads `split` of the COCO download in `dir` (see the module documentation).
-pub fn read_coco(dir: &Path, split: Split) -> anyhow::Result<Dataset> {
+pub fn read_coco(dir: &Path, split: Split) -> Result<Dataset> {
     let Some(files) = locate(dir, split) else {
         let prefix = split_prefix(split);
-        bail!(
-            "no COCO annotations for the {split} split in {}: expected \
+        return Err(TrainerError::new(format!(
+            "no COCO annotations for the {split} split here: expected \
              annotations/instances_{prefix}2014.json or annotations/instances_{prefix}2017.json \
-             (from annotations_trainval2014.zip or annotations_trainval2017.zip) beside the \
-             image folder {prefix}2014/ or {prefix}2017/",
-            dir.display()
-        );
+             beside the image folder {prefix}2014/ or {prefix}2017/"
+        ))
+        .in_file(dir)
+        .with_hint(
+            "unzip annotations_trainval2014.zip or annotations_trainval2017.zip here, beside the \
+             image folders",
+        ));
     };
-    anyhow::ensure!(
-        files.images.is_dir(),
-        "{} exists but its image folder {} does not; unzip the matching image archive there",
-        files.annotations.display(),
-        files.images.display()
-    );
+    if !files.images.is_dir() {
+        let annotations = files.annotations.display();
+        return Err(
+            TrainerError::new(format!("the image folder of {annotations} does not exist"))
+                .in_file(&files.images)
+                .with_hint("unzip the matching image archive there"),
+        );
+    }
     let instances = parse_instances(&files.annotations)?;
     let labelled = image_labels(&instances, &files.annotations)?;
     let mut examples = Vec::new();
@@ -110,14 +115,10 @@ pub fn read_coco(dir: &Path, split: Split) -> anyhow::Result<Dataset> {
         });
         origins.push((image_index, image.id));
     }
-    ensure_images_exist(
-        &examples,
-        &files.annotations.display().to_string(),
-        |index| {
-            let (image_index, id) = origins[index];
-            format!("images[{image_index}], id {id}")
-        },
-    )?;
+    ensure_images_exist(&examples, &files.annotations, |index| {
+        let (image_index, id) = origins[index];
+        format!("images[{image_index}], id {id}")
+    })?;
     Ok(Dataset {
         label_space: LabelSpace::coco80(),
         examples,
@@ -157,62 +158,55 @@ pub struct CocoCategory {
 
 /// Parses an instances file, streaming from disk; syntax and shape errors name the file and
 /// serde_json's line and column.
-pub fn parse_instances(path: &Path) -> anyhow::Result<CocoInstances> {
-    let file = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+pub fn parse_instances(path: &Path) -> Result<CocoInstances> {
+    let file = File::open(path).context_in(path, "cannot read")?;
     serde_json::from_reader(BufReader::with_capacity(1 << 20, file)).map_err(|error| {
         if error.is_io() {
-            return anyhow::anyhow!("cannot read {}: {error}", path.display());
+            return TrainerError::json(path, &error);
         }
-        // serde_json's message ends in " at line L column C"; say it once, up front.
-        let message = error.to_string();
-        let message = message
-            .rsplit_once(" at line ")
-            .map_or(message.as_str(), |(head, _)| head);
-        anyhow::anyhow!(
-            "{} line {} column {}: invalid COCO annotation file: {message}",
-            path.display(),
-            error.line(),
-            error.column()
-        )
+        TrainerError::new(format!(
+            "invalid COCO annotation file: {}",
+            json_message(&error)
+        ))
+        .at(Place::json(path, &error))
     })
 }
 
 /// Maps category ids to class indices of [`LabelSpace::coco80`], checking that the file's
 /// categories, sorted by id, are COCO's 80 classes in order.
-pub fn category_classes(
-    categories: &[CocoCategory],
-    path: &Path,
-) -> anyhow::Result<HashMap<u64, usize>> {
+pub fn category_classes(categories: &[CocoCategory], path: &Path) -> Result<HashMap<u64, usize>> {
     let coco = LabelSpace::coco80();
     let mut by_id: Vec<(usize, &CocoCategory)> = categories.iter().enumerate().collect();
     by_id.sort_by_key(|(_, category)| category.id);
     if let Some(pair) = by_id.windows(2).find(|pair| pair[0].1.id == pair[1].1.id) {
-        bail!(
-            "{}: categories[{}] and categories[{}] share id {}",
-            path.display(),
-            pair[0].0,
-            pair[1].0,
-            pair[0].1.id
-        );
+        // The sort is stable: the second of the pair comes later in the file.
+        let (first, (second, category)) = (pair[0].0, pair[1]);
+        return Err(TrainerError::new(format!(
+            "shares id {} with categories[{first}]",
+            category.id
+        ))
+        .at_field(path, format!("categories[{second}]")));
     }
-    anyhow::ensure!(
-        by_id.len() == coco.n_classes(),
-        "{}: {} categories, expected COCO's {} object categories (is this an instances_*.json file?)",
-        path.display(),
-        by_id.len(),
-        coco.n_classes()
-    );
+    if by_id.len() != coco.n_classes() {
+        return Err(TrainerError::new(format!(
+            "{} entries, expected COCO's {} object categories",
+            by_id.len(),
+            coco.n_classes()
+        ))
+        .at_field(path, "categories")
+        .with_hint("give an instances_*.json file of COCO's annotations"));
+    }
     let mut classes = HashMap::new();
     for (class, (position, category)) in by_id.into_iter().enumerate() {
         if coco.index_of(&category.name) != Some(class) {
-            bail!(
-                "{}: categories[{position}] (id {}, name {:?}) is class {class} when sorted by id, \
-                 but COCO's class {class} is {:?}",
-                path.display(),
+            return Err(TrainerError::new(format!(
+                "id {}, name {:?}, is class {class} when sorted by id, but COCO's class {class} \
+                 is {:?}",
                 category.id,
                 category.name,
                 coco.display_name(class).unwrap_or_default()
-            );
+            ))
+            .at_field(path, format!("categories[{position}]")));
         }
         classes.insert(category.id, class);
     }
@@ -220,32 +214,36 @@ pub fn category_classes(
 }
 
 /// Each image's class indices (unsorted, with repeats), in the order of `instances.images`.
-fn image_labels(instances: &CocoInstances, path: &Path) -> anyhow::Result<Vec<Vec<usize>>> {
+fn image_labels(instances: &CocoInstances, path: &Path) -> Result<Vec<Vec<usize>>> {
     let classes = category_classes(&instances.categories, path)?;
     let mut image_positions: HashMap<u64, usize> = HashMap::with_capacity(instances.images.len());
     for (position, image) in instances.images.iter().enumerate() {
         if let Some(earlier) = image_positions.insert(image.id, position) {
-            bail!(
-                "{}: images[{position}] repeats id {} of images[{earlier}]",
-                path.display(),
-                image.id
+            return Err(
+                TrainerError::new(format!("repeats id {} of images[{earlier}]", image.id))
+                    .at_field(path, format!("images[{position}]")),
             );
         }
     }
     let mut labels = vec![Vec::new(); instances.images.len()];
     for (position, annotation) in instances.annotations.iter().enumerate() {
+        let field = |name: &str| format!("annotations[{position}].{name}");
         let Some(&image) = image_positions.get(&annotation.image_id) else {
-            bail!(
-                "{}: annotations[{position}].image_id {} is not the id of any entry of images",
-                path.display(),
-                annotation.image_id
+            return Err(
+                TrainerError::new("is not the id of any entry of images").at_field_value(
+                    path,
+                    field("image_id"),
+                    annotation.image_id,
+                ),
             );
         };
         let Some(&class) = classes.get(&annotation.category_id) else {
-            bail!(
-                "{}: annotations[{position}].category_id {} is not the id of any entry of categories",
-                path.display(),
-                annotation.category_id
+            return Err(
+                TrainerError::new("is not the id of any entry of categories").at_field_value(
+                    path,
+                    field("category_id"),
+                    annotation.category_id,
+                ),
             );
         };
         labels[image].push(class);

@@ -17,11 +17,11 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::{Component, Path, PathBuf};
 
-use anyhow::{Context, bail};
 use querylabel::labels::{LabelSpace, LabelSpaceError};
 
 use super::image_check::ensure_images_exist;
-use super::{Dataset, DatasetFormat, Example, Split, normalise_labels};
+use super::{Dataset, DatasetFormat, Example, Split, empty_file, normalise_labels};
+use crate::error::{Context, Result, TrainerError};
 
 pub const LABELS_FILE: &str = "labels.csv";
 pub const CLASSES_FILE: &str = "classes.txt";
@@ -44,28 +44,34 @@ pub fn locate(dir: &Path, split: Split) -> Option<PathBuf> {
 }
 
 /// Reads the CSV folder in `dir` (see the module documentation).
-pub fn read_csv_folder(dir: &Path, split: Split) -> anyhow::Result<Dataset> {
+pub fn read_csv_folder(dir: &Path, split: Split) -> Result<Dataset> {
     let Some(folder) = locate(dir, split) else {
-        bail!(
-            "no {LABELS_FILE} in {} (nor in its {} subfolder); the CSV format needs \
-             {LABELS_FILE}, {CLASSES_FILE} and {IMAGES_DIR}/",
-            dir.display(),
-            match split {
-                Split::Train => "train/",
-                Split::Test => "test/ or val/",
-            }
-        );
+        let subfolder = match split {
+            Split::Train => "train/",
+            Split::Test => "test/ or val/",
+        };
+        return Err(TrainerError::new(format!(
+            "no {LABELS_FILE} here (nor in its {subfolder} subfolder)"
+        ))
+        .in_file(dir)
+        .with_hint(format!(
+            "the CSV format needs {LABELS_FILE}, {CLASSES_FILE} and {IMAGES_DIR}/"
+        )));
     };
     let classes_path = folder.join(CLASSES_FILE);
     let labels_path = folder.join(LABELS_FILE);
     let images_dir = folder.join(IMAGES_DIR);
     let label_space = read_classes(&classes_path)?;
-    anyhow::ensure!(
-        images_dir.is_dir(),
-        "{} has no {IMAGES_DIR}/ folder beside {LABELS_FILE}; the CSV format keeps the image \
-         files there",
-        folder.display()
-    );
+    if !images_dir.is_dir() {
+        return Err(
+            TrainerError::new(format!("no {IMAGES_DIR}/ folder beside {LABELS_FILE}"))
+                .in_file(&folder)
+                .with_hint(format!(
+                    "the CSV format keeps the image files in {IMAGES_DIR}/, named in \
+                     {LABELS_FILE} relative to it"
+                )),
+        );
+    }
     let rows = read_labels(&labels_path, &label_space)?;
     let examples: Vec<Example> = rows
         .iter()
@@ -74,7 +80,7 @@ pub fn read_csv_folder(dir: &Path, split: Split) -> anyhow::Result<Dataset> {
             labels: row.labels.clone(),
         })
         .collect();
-    ensure_images_exist(&examples, &labels_path.display().to_string(), |index| {
+    ensure_images_exist(&examples, &labels_path, |index| {
         format!("line {}", rows[index].line)
     })?;
     Ok(Dataset {
@@ -89,9 +95,8 @@ pub fn read_csv_folder(dir: &Path, split: Split) -> anyhow::Result<Dataset> {
 /// Reads `classes.txt`. A list equal to COCO's 80 or VOC's 20 classes (in order) gets that
 /// label space's name, so that models trained on it are recognised as such; any other list
 /// is named after its folder.
-pub fn read_classes(path: &Path) -> anyhow::Result<LabelSpace> {
-    let text =
-        fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+pub fn read_classes(path: &Path) -> Result<LabelSpace> {
+    let text = fs::read_to_string(path).context_in(path, "cannot read")?;
     let mut names: Vec<(usize, String)> = Vec::new();
     for (index, line) in text.lines().enumerate() {
         let name = line.trim_start_matches('\u{feff}').trim();
@@ -100,10 +105,7 @@ pub fn read_classes(path: &Path) -> anyhow::Result<LabelSpace> {
         }
     }
     if names.is_empty() {
-        bail!(
-            "{} is empty: expected one class name per line",
-            path.display()
-        );
+        return Err(empty_file(path, "one class name per line"));
     }
     let known = [LabelSpace::coco80(), LabelSpace::voc20()];
     for space in known {
@@ -130,9 +132,9 @@ pub fn read_classes(path: &Path) -> anyhow::Result<LabelSpace> {
         // The culprit is the last line with that text (a repeat is reported at its second use).
         match culprit.and_then(|name| names.iter().rev().find(|(_, candidate)| candidate == name)) {
             Some((line, name)) => {
-                anyhow::anyhow!("{} line {line}: {name:?} {problem}", path.display())
+                TrainerError::new(format!("{name:?} {problem}")).at_line(path, *line as u64)
             }
-            None => anyhow::anyhow!("{} {problem}", path.display()),
+            None => TrainerError::new(problem).in_file(path),
         }
     })
 }
@@ -145,9 +147,8 @@ struct LabelRow {
 }
 
 /// Reads and checks `labels.csv` against the label space (see the module documentation).
-fn read_labels(path: &Path, label_space: &LabelSpace) -> anyhow::Result<Vec<LabelRow>> {
-    let shown = path.display();
-    let file = fs::File::open(path).with_context(|| format!("cannot read {shown}"))?;
+fn read_labels(path: &Path, label_space: &LabelSpace) -> Result<Vec<LabelRow>> {
+    let file = fs::File::open(path).context_in(path, "cannot read")?;
     // Headers are handled here rather than by the csv crate, so that every complaint about
     // them can carry a line number, and field counts are checked per row for the same reason.
     let mut reader = csv::ReaderBuilder::new()
@@ -156,7 +157,12 @@ fn read_labels(path: &Path, label_space: &LabelSpace) -> anyhow::Result<Vec<Labe
         .from_reader(std::io::BufReader::new(file));
     let mut records = reader.records();
     let header = match records.next() {
-        None => bail!("{shown} is empty: expected a header line 'filename,labels'"),
+        None => {
+            return Err(empty_file(
+                path,
+                "the header line 'filename,labels', then a line per image",
+            ));
+        }
         Some(record) => record.map_err(|error| csv_error(path, error))?,
     };
     let header_line = line_of(&header);
@@ -175,10 +181,11 @@ fn read_labels(path: &Path, label_space: &LabelSpace) -> anyhow::Result<Vec<Labe
         } else {
             "labels"
         };
-        bail!(
-            "{shown} line {header_line}: missing column '{missing}' in header '{header_text}' \
-             (expected header 'filename,labels')"
-        );
+        return Err(TrainerError::new(format!(
+            "missing column '{missing}' in header '{header_text}'"
+        ))
+        .at_line(path, header_line)
+        .with_hint("the first line is the header 'filename,labels' (other columns may follow)"));
     };
 
     let mut rows: Vec<LabelRow> = Vec::new();
@@ -187,23 +194,35 @@ fn read_labels(path: &Path, label_space: &LabelSpace) -> anyhow::Result<Vec<Labe
         let record = record.map_err(|error| csv_error(path, error))?;
         let line = line_of(&record);
         if record.len() != header.len() {
-            bail!(
-                "{shown} line {line}: expected {} fields as in the header '{header_text}', found \
-                 {} (a filename containing a comma must be quoted)",
+            return Err(TrainerError::new(format!(
+                "expected {} fields as in the header '{header_text}', found {}",
                 header.len(),
                 record.len()
-            );
+            ))
+            .at_line(path, line)
+            .with_hint("a filename containing a comma must be quoted: \"a,b.jpg\",dog"));
         }
         let filename = record[filename_column].trim();
         check_filename(filename)
-            .map_err(|problem| anyhow::anyhow!("{shown} line {line}: {problem}"))?;
+            .map_err(|problem| TrainerError::new(problem).at_line(path, line))?;
         if let Some(earlier) = first_line_of.insert(filename.to_owned(), line) {
-            bail!("{shown} line {line}: {filename:?} is listed again (first on line {earlier})");
+            return Err(TrainerError::new(format!(
+                "{filename:?} is listed again (first on line {earlier})"
+            ))
+            .at_line(path, line)
+            .with_hint("give each image one line, with all its labels"));
         }
         let mut labels = Vec::new();
         for label in record[labels_column].split_whitespace() {
             let Some(index) = label_space.index_of(label) else {
-                bail!("{shown} line {line}: unknown label '{label}' (not in {CLASSES_FILE})");
+                return Err(TrainerError::new(format!(
+                    "unknown label '{label}' (not in {CLASSES_FILE})"
+                ))
+                .at_line(path, line)
+                .with_hint(format!(
+                    "labels are class names of {CLASSES_FILE}, space-separated, with _ for a \
+                     space (traffic_light); add the class to {CLASSES_FILE} or correct the label"
+                )));
             };
             labels.push(index);
         }
@@ -236,16 +255,22 @@ fn line_of(record: &csv::StringRecord) -> u64 {
     record.position().map_or(0, csv::Position::line)
 }
 
-/// The csv crate's error, led by the file name and, where it knows it, the line.
-fn csv_error(path: &Path, error: csv::Error) -> anyhow::Error {
+/// The csv crate's error, placed in the file and, where it knows it, on the line.
+fn csv_error(path: &Path, error: csv::Error) -> TrainerError {
     let line = match error.kind() {
         csv::ErrorKind::Utf8 { pos: Some(pos), .. } => Some(pos.line()),
         csv::ErrorKind::UnequalLengths { pos: Some(pos), .. } => Some(pos.line()),
         csv::ErrorKind::Deserialize { pos: Some(pos), .. } => Some(pos.line()),
         _ => None,
     };
-    match line {
-        Some(line) => anyhow::anyhow!("{} line {line}: {error}", path.display()),
-        None => anyhow::anyhow!("{}: {error}", path.display()),
-    }
+    let what = if error.is_io_error() {
+        "cannot read"
+    } else {
+        "not valid CSV"
+    };
+    let placed = match line {
+        Some(line) => TrainerError::new(what).at_line(path, line),
+        None => TrainerError::new(what).in_file(path),
+    };
+    placed.caused_by(error)
 }

@@ -5,20 +5,23 @@
 //! the missing files, shows the first few with where each was named, and says what to do.
 //! Whether a present file decodes is left to the image loader.
 
+use std::path::Path;
+
 use rayon::prelude::*;
 
 use super::Example;
+use crate::error::{Result, TrainerError};
 
 /// How many missing files an error message lists by name.
 const LISTED_MISSING: usize = 5;
 
 /// Fails if any example's image file does not exist. `origin(i)` says where example `i` was
-/// named (`"labels.csv line 7"`, `"images[12]"`), and `source` names the annotation file.
+/// named (`"line 7"`, `"images[12]"`) in `source`, the annotation file.
 pub fn ensure_images_exist(
     examples: &[Example],
-    source: &str,
+    source: &Path,
     origin: impl Fn(usize) -> String + Sync,
-) -> anyhow::Result<()> {
+) -> Result<()> {
     // Many thousands of stat calls: in parallel, which matters on network file systems.
     let missing: Vec<usize> = examples
         .par_iter()
@@ -38,12 +41,15 @@ pub fn ensure_images_exist(
         0 => String::new(),
         rest => format!("\n  … and {rest} more"),
     };
-    anyhow::bail!(
-        "{} of {} images named in {source} do not exist:\n{}{more}\n\
-         Put the image files in place (is the image archive fully extracted?) \
-         or remove their entries from the annotations.",
+    Err(TrainerError::new(format!(
+        "{} of {} images named in this file do not exist:\n{}{more}",
         missing.len(),
         examples.len(),
         listed.join("\n"),
-    )
+    ))
+    .in_file(source)
+    .with_hint(
+        "put the image files in place (is the image archive fully extracted?) or remove their \
+         entries from the annotations",
+    ))
 }

@@ -8,34 +8,36 @@
 use std::path::Path;
 
 use super::{DatasetFormat, Split, coco, csv_folder, voc};
+use crate::error::{Result, TrainerError};
 
 /// The one layout `dir` holds, or an error that explains what each layout needs.
-pub fn detect_format(dir: &Path) -> anyhow::Result<DatasetFormat> {
+pub fn detect_format(dir: &Path) -> Result<DatasetFormat> {
     let found: Vec<DatasetFormat> = DatasetFormat::ALL
         .into_iter()
         .filter(|&format| holds(dir, format))
         .collect();
     match found.as_slice() {
         [format] => Ok(*format),
-        [] => anyhow::bail!(
-            "cannot tell which data set layout {} holds. Looked for:\n\
+        [] => Err(TrainerError::new(
+            "cannot tell which data set layout this folder holds. Looked for:\n\
              \x20 coco: annotations/instances_train2014.json (or val, or 2017) beside train2014/ …\n\
              \x20 voc:  JPEGImages/ with ImageSets/Main/ or Annotations/, in this folder or in \
              VOC2007/, VOC2012/ or VOCdevkit/VOC20xx/ below it\n\
              \x20 csv:  labels.csv (header filename,labels), classes.txt and images/, in this \
-             folder or in its train/, test/ or val/ subfolder\n\
-             Point --data at the folder that holds one of these (use --format to say which).",
-            dir.display()
-        ),
-        several => anyhow::bail!(
-            "{} matches several data set layouts ({}); say which with --format",
-            dir.display(),
+             folder or in its train/, test/ or val/ subfolder",
+        )
+        .in_file(dir)
+        .with_hint("point --data at the folder that holds one of these (use --format to say which)")),
+        several => Err(TrainerError::new(format!(
+            "matches several data set layouts ({})",
             several
                 .iter()
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
                 .join(", ")
-        ),
+        ))
+        .in_file(dir)
+        .with_hint("say which with --format")),
     }
 }
 

@@ -28,6 +28,9 @@ use std::str::FromStr;
 
 use querylabel::labels::LabelSpace;
 
+use crate::atomic_files::parent_dir;
+use crate::error::{Result, TrainerError};
+
 pub use layout::detect_format;
 
 /// One image and its positive classes.
@@ -75,15 +78,17 @@ impl fmt::Display for DatasetFormat {
 }
 
 impl FromStr for DatasetFormat {
-    type Err = anyhow::Error;
+    type Err = TrainerError;
 
-    fn from_str(text: &str) -> anyhow::Result<Self> {
+    fn from_str(text: &str) -> Result<Self> {
         let wanted = text.trim().to_ascii_lowercase();
         DatasetFormat::ALL
             .into_iter()
             .find(|format| format.name() == wanted)
             .ok_or_else(|| {
-                anyhow::anyhow!("unknown data set format {text:?}: expected coco, voc or csv")
+                TrainerError::new(format!(
+                    "unknown data set format {text:?}: expected coco, voc or csv"
+                ))
             })
     }
 }
@@ -122,13 +127,15 @@ impl fmt::Display for Split {
 }
 
 impl FromStr for Split {
-    type Err = anyhow::Error;
+    type Err = TrainerError;
 
-    fn from_str(text: &str) -> anyhow::Result<Self> {
+    fn from_str(text: &str) -> Result<Self> {
         match text.trim().to_ascii_lowercase().as_str() {
             "train" => Ok(Split::Train),
             "test" | "val" | "validation" => Ok(Split::Test),
-            _ => anyhow::bail!("unknown split {text:?}: expected train or test (alias val)"),
+            _ => Err(TrainerError::new(format!(
+                "unknown split {text:?}: expected train or test (alias val)"
+            ))),
         }
     }
 }
@@ -249,16 +256,14 @@ impl fmt::Display for Dataset {
 /// With `format` left out the layout is recognised from what `dir` holds (see
 /// [`detect_format`]); when nothing matches, the error lists what each layout needs, so the
 /// user can see which file is missing. Every reader checks that the images it names exist.
-pub fn open_dataset(
-    dir: &Path,
-    format: Option<DatasetFormat>,
-    split: Split,
-) -> anyhow::Result<Dataset> {
-    anyhow::ensure!(
-        dir.is_dir(),
-        "data set directory {} does not exist or is not a directory",
-        dir.display()
-    );
+pub fn open_dataset(dir: &Path, format: Option<DatasetFormat>, split: Split) -> Result<Dataset> {
+    if !dir.is_dir() {
+        return Err(
+            TrainerError::new("data set directory does not exist or is not a directory")
+                .in_file(dir)
+                .with_hint("point --data at the folder that holds the data set"),
+        );
+    }
     let format = match format {
         Some(format) => format,
         None => detect_format(dir)?,
@@ -283,13 +288,41 @@ pub fn open_dataset(
             (0, _) => "no image".to_string(),
             (n, _) => format!("{n} images, but not one label"),
         };
-        anyhow::bail!(
-            "{}: the {split} split has {found}; a data set to train, evaluate or extract needs \
-             labelled photos",
-            dataset.source.display()
-        );
+        return Err(TrainerError::new(format!(
+            "the {split} split has {found}; a data set to train, evaluate or extract needs \
+             labelled photos"
+        ))
+        .in_file(&dataset.source)
+        .with_hint(labelling_hint(format)));
     }
     Ok(dataset)
+}
+
+/// Where a data set of `format` says which classes a photo shows.
+fn labelling_hint(format: DatasetFormat) -> &'static str {
+    match format {
+        DatasetFormat::Coco => {
+            "the instances file lists the photos' objects under \"annotations\"; is it the file \
+             of these photos?"
+        }
+        DatasetFormat::Voc => {
+            "ImageSets/Main/<class>_<split>.txt mark a photo's classes with 1 (or 0), and each \
+             Annotations/<id>.xml lists its <object>s"
+        }
+        DatasetFormat::Csv => {
+            "give each photo's classes in the labels column of labels.csv: names from \
+             classes.txt, space-separated"
+        }
+    }
+}
+
+/// An annotation file without content, named in its folder (`labels.csv is empty`), with a
+/// hint on what it should hold.
+pub(crate) fn empty_file(path: &Path, holds: &str) -> TrainerError {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    TrainerError::new(format!("{name} is empty"))
+        .in_file(parent_dir(path))
+        .with_hint(format!("{name} holds {holds}"))
 }
 
 /// The small sample data set shipped with the source (`trainer/sample`, CSV format: 331

@@ -32,12 +32,12 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
 use querylabel::labels::LabelSpace;
 use rayon::prelude::*;
 
 use super::image_check::ensure_images_exist;
-use super::{Dataset, DatasetFormat, Example, Split, normalise_labels};
+use super::{Dataset, DatasetFormat, Example, Split, empty_file, normalise_labels};
+use crate::error::{Context, Result, TrainerError};
 
 const YEAR_FOLDERS: [&str; 2] = ["VOC2007", "VOC2012"];
 
@@ -60,24 +60,25 @@ pub fn year_folders(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// The single year folder to read, or an error that says what was found.
-fn locate_year_folder(dir: &Path) -> anyhow::Result<PathBuf> {
+fn locate_year_folder(dir: &Path) -> Result<PathBuf> {
     let mut folders = year_folders(dir);
     match folders.len() {
         1 => Ok(folders.remove(0)),
-        0 => bail!(
-            "no PASCAL VOC data in {}: expected a year folder such as VOCdevkit/VOC2007 with \
+        0 => Err(TrainerError::new(
+            "no PASCAL VOC data here: expected a year folder such as VOCdevkit/VOC2007 with \
              JPEGImages/ and ImageSets/Main/ (or Annotations/), or a folder holding it",
-            dir.display()
-        ),
-        _ => bail!(
-            "{} holds several VOC years ({}); pass the one to use as the data directory",
-            dir.display(),
+        )
+        .in_file(dir)),
+        _ => Err(TrainerError::new(format!(
+            "holds several VOC years ({})",
             folders
                 .iter()
                 .map(|folder| folder.display().to_string())
                 .collect::<Vec<_>>()
                 .join(", ")
-        ),
+        ))
+        .in_file(dir)
+        .with_hint("pass the one to use as the data directory (--data …/VOC2007)")),
     }
 }
 
@@ -99,7 +100,7 @@ pub fn split_name(year_folder: &Path, split: Split) -> &'static str {
 }
 
 /// Reads `split` of the VOC data in `dir` (see the module documentation).
-pub fn read_voc(dir: &Path, split: Split) -> anyhow::Result<Dataset> {
+pub fn read_voc(dir: &Path, split: Split) -> Result<Dataset> {
     let root = locate_year_folder(dir)?;
     let voc_split = split_name(&root, split);
     let main = root.join("ImageSets").join("Main");
@@ -121,11 +122,11 @@ pub fn read_voc(dir: &Path, split: Split) -> anyhow::Result<Dataset> {
             annotations,
         )
     } else {
-        bail!(
-            "no labels for VOC split '{voc_split}' in {}: expected the 20 files \
-             ImageSets/Main/<class>_{voc_split}.txt or the Annotations/ folder",
-            root.display()
-        );
+        return Err(TrainerError::new(format!(
+            "no labels for VOC split '{voc_split}': expected the 20 files \
+             ImageSets/Main/<class>_{voc_split}.txt or the Annotations/ folder"
+        ))
+        .in_file(&root));
     };
 
     let images = root.join("JPEGImages");
@@ -137,7 +138,7 @@ pub fn read_voc(dir: &Path, split: Split) -> anyhow::Result<Dataset> {
             labels: normalise_labels(labels),
         })
         .collect();
-    ensure_images_exist(&examples, &image_list.file.display().to_string(), |index| {
+    ensure_images_exist(&examples, &image_list.file, |index| {
         format!("image id {}", image_ids[index])
     })?;
     Ok(Dataset {
@@ -157,11 +158,7 @@ struct ImageList {
 
 /// The split's image ids from `<split>.txt` or, failing that, from the first column of the
 /// first per-class file.
-fn read_image_list(
-    main: &Path,
-    voc_split: &str,
-    label_space: &LabelSpace,
-) -> anyhow::Result<ImageList> {
+fn read_image_list(main: &Path, voc_split: &str, label_space: &LabelSpace) -> Result<ImageList> {
     let list = main.join(format!("{voc_split}.txt"));
     let fallback = label_space
         .class_names()
@@ -169,32 +166,30 @@ fn read_image_list(
         .map(|class| main.join(format!("{class}_{voc_split}.txt")))
         .find(|file| file.is_file());
     let Some(list) = Some(list).filter(|list| list.is_file()).or(fallback) else {
-        bail!(
-            "no image list for VOC split '{voc_split}': expected {} (or a per-class file \
-             <class>_{voc_split}.txt beside it)",
-            main.join(format!("{voc_split}.txt")).display()
-        );
+        return Err(TrainerError::new(format!(
+            "no image list for VOC split '{voc_split}': neither this file nor a per-class file \
+             <class>_{voc_split}.txt beside it exists"
+        ))
+        .in_file(main.join(format!("{voc_split}.txt"))));
     };
-    let shown = list.display().to_string();
-    let text = fs::read_to_string(&list).with_context(|| format!("cannot read {shown}"))?;
+    let text = fs::read_to_string(&list).context_in(&list, "cannot read")?;
     let mut ids = Vec::new();
     let mut seen = HashMap::new();
-    for (index, line) in text.lines().enumerate() {
+    for (line_number, line) in (1..).zip(text.lines()) {
         let Some(id) = line.split_whitespace().next() else {
             continue;
         };
-        if let Some(earlier) = seen.insert(id.to_owned(), index + 1) {
-            bail!(
-                "{shown} line {}: image id {id} is listed again (first on line {earlier})",
-                index + 1
-            );
+        if let Some(earlier) = seen.insert(id.to_owned(), line_number) {
+            return Err(TrainerError::new(format!(
+                "image id {id} is listed again (first on line {earlier})"
+            ))
+            .at_line(&list, line_number));
         }
         ids.push(id.to_owned());
     }
-    anyhow::ensure!(
-        !ids.is_empty(),
-        "{shown} is empty: expected one image id per line"
-    );
+    if ids.is_empty() {
+        return Err(empty_file(&list, "one image id per line"));
+    }
     Ok(ImageList { file: list, ids })
 }
 
@@ -202,7 +197,7 @@ fn read_image_list(
 fn labels_from_class_files(
     class_files: &[PathBuf],
     image_ids: &[String],
-) -> anyhow::Result<Vec<Vec<usize>>> {
+) -> Result<Vec<Vec<usize>>> {
     let position_of: HashMap<&str, usize> = image_ids
         .iter()
         .enumerate()
@@ -210,40 +205,39 @@ fn labels_from_class_files(
         .collect();
     let mut labels = vec![Vec::new(); image_ids.len()];
     for (class, file) in class_files.iter().enumerate() {
-        let shown = file.display();
-        let text = fs::read_to_string(file).with_context(|| format!("cannot read {shown}"))?;
+        let text = fs::read_to_string(file).context_in(file, "cannot read")?;
         let mut listed = vec![false; image_ids.len()];
-        for (index, line) in text.lines().enumerate() {
-            let line_number = index + 1;
+        for (line_number, line) in (1..).zip(text.lines()) {
+            let at_line = |what: String| Err(TrainerError::new(what).at_line(file, line_number));
             let fields: Vec<&str> = line.split_whitespace().collect();
             let (id, flag) = match fields.as_slice() {
                 [] => continue,
                 [id, flag] => (*id, *flag),
-                _ => bail!(
-                    "{shown} line {line_number}: expected '<image id> <-1|0|1>', found {line:?}"
-                ),
+                _ => return at_line(format!("expected '<image id> <-1|0|1>', found {line:?}")),
             };
             let Some(&position) = position_of.get(id) else {
-                bail!("{shown} line {line_number}: image id {id} is not in the split's image list");
+                return at_line(format!("image id {id} is not in the split's image list"));
             };
             if std::mem::replace(&mut listed[position], true) {
-                bail!("{shown} line {line_number}: image id {id} is listed again");
+                return at_line(format!("image id {id} is listed again"));
             }
             match flag {
                 "1" | "0" => labels[position].push(class),
                 "-1" => {}
-                _ => bail!(
-                    "{shown} line {line_number}: label {flag:?} for image {id} is not -1, 0 or 1"
-                ),
+                _ => return at_line(format!("label {flag:?} for image {id} is not -1, 0 or 1")),
             }
         }
         if let Some(position) = listed.iter().position(|&was_listed| !was_listed) {
-            bail!(
-                "{shown}: image id {} of the split's image list is missing ({} of {} images are)",
+            return Err(TrainerError::new(format!(
+                "image id {} of the split's image list is missing ({} of {} images are)",
                 image_ids[position],
                 listed.iter().filter(|&&was_listed| !was_listed).count(),
                 image_ids.len()
-            );
+            ))
+            .in_file(file)
+            .with_hint(
+                "a per-class file has a line '<image id> <-1|0|1>' for every image of the split",
+            ));
         }
     }
     Ok(labels)
@@ -254,7 +248,7 @@ fn labels_from_xml(
     annotations: &Path,
     image_ids: &[String],
     label_space: &LabelSpace,
-) -> anyhow::Result<Vec<Vec<usize>>> {
+) -> Result<Vec<Vec<usize>>> {
     image_ids
         .par_iter()
         .map(|id| read_annotation(&annotations.join(format!("{id}.xml")), label_space))
@@ -262,20 +256,26 @@ fn labels_from_xml(
 }
 
 /// The classes of the objects in one VOC annotation file.
-pub fn read_annotation(path: &Path, label_space: &LabelSpace) -> anyhow::Result<Vec<usize>> {
-    let shown = path.display();
-    let text = fs::read_to_string(path).with_context(|| format!("cannot read {shown}"))?;
+pub fn read_annotation(path: &Path, label_space: &LabelSpace) -> Result<Vec<usize>> {
+    let text = fs::read_to_string(path).context_in(path, "cannot read")?;
     let document = roxmltree::Document::parse(&text).map_err(|error| {
-        anyhow::anyhow!("{shown} line {}: invalid XML: {error}", error.pos().row)
+        let line = error.pos().row.into();
+        TrainerError::new("invalid XML")
+            .at_line(path, line)
+            .caused_by(error)
     })?;
-    let line_of = |node: roxmltree::Node| document.text_pos_at(node.range().start).row;
+    let at_node = |node: roxmltree::Node, what: String| {
+        let line = document.text_pos_at(node.range().start).row.into();
+        Err(TrainerError::new(what).at_line(path, line))
+    };
     let root = document.root_element();
-    anyhow::ensure!(
-        root.has_tag_name("annotation"),
-        "{shown} line {}: root element is <{}>, expected <annotation>",
-        line_of(root),
-        root.tag_name().name()
-    );
+    if !root.has_tag_name("annotation") {
+        let name = root.tag_name().name();
+        return at_node(
+            root,
+            format!("root element is <{name}>, expected <annotation>"),
+        );
+    }
     let mut classes = Vec::new();
     for object in root.children().filter(|node| node.has_tag_name("object")) {
         let name = object
@@ -285,16 +285,13 @@ pub fn read_annotation(path: &Path, label_space: &LabelSpace) -> anyhow::Result<
             .map(str::trim)
             .filter(|name| !name.is_empty());
         let Some(name) = name else {
-            bail!(
-                "{shown} line {}: <object> without a <name>",
-                line_of(object)
-            );
+            return at_node(object, "<object> without a <name>".into());
         };
         let Some(class) = label_space.index_of(name) else {
-            bail!(
-                "{shown} line {}: <object><name> '{name}' is not a class of {}",
-                line_of(object),
-                label_space.name()
+            let space = label_space.name();
+            return at_node(
+                object,
+                format!("<object><name> '{name}' is not a class of {space}"),
             );
         };
         classes.push(class);
