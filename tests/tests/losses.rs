@@ -3,8 +3,8 @@
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use querylabel::loss::{
-    AsymmetricLossConfig, LabelEstimator, LabelEstimatorConfig, LossOutput, LossProgress,
-    MultiLabelLossConfig, SinglePositiveLoss,
+    AsymmetricLossConfig, LabelEstimator, LabelEstimatorConfig, LossKind, LossOutput, LossProgress,
+    MultiLabelLossConfig,
 };
 use querylabel_tests::{assert_close, json_matrix, reference_vectors};
 use serde_json::Value;
@@ -87,7 +87,7 @@ const FIRST_EPOCH: LossProgress = LossProgress {
 
 fn loss_config(case: &Value) -> MultiLabelLossConfig {
     let name = case["loss"].as_str().expect("loss name");
-    let loss: SinglePositiveLoss = name.parse().unwrap();
+    let loss: LossKind = name.parse().unwrap();
     MultiLabelLossConfig::new(loss)
         .with_label_smoothing(number(case, "ls_coef"))
         .with_expected_num_pos(number(case, "expected_num_pos"))
@@ -227,22 +227,16 @@ fn label_estimator_starts_as_in_the_paper() {
 
 #[test]
 fn loss_names_parse_and_serialise() {
-    for loss in SinglePositiveLoss::ALL {
-        assert_eq!(loss.name().parse::<SinglePositiveLoss>().unwrap(), loss);
+    for loss in LossKind::ALL {
+        assert_eq!(loss.name().parse::<LossKind>().unwrap(), loss);
         let json = serde_json::to_string(&loss).unwrap();
         assert_eq!(json, format!("\"{}\"", loss.name()));
-        assert_eq!(
-            serde_json::from_str::<SinglePositiveLoss>(&json).unwrap(),
-            loss
-        );
+        assert_eq!(serde_json::from_str::<LossKind>(&json).unwrap(), loss);
     }
+    assert_eq!("AN_LS".parse::<LossKind>().unwrap(), LossKind::AnLs);
     assert_eq!(
-        "AN_LS".parse::<SinglePositiveLoss>().unwrap(),
-        SinglePositiveLoss::AnLs
+        serde_json::from_str::<LossKind>("\"an_ls\"").unwrap(),
+        LossKind::AnLs
     );
-    assert_eq!(
-        serde_json::from_str::<SinglePositiveLoss>("\"an_ls\"").unwrap(),
-        SinglePositiveLoss::AnLs
-    );
-    assert!("iun".parse::<SinglePositiveLoss>().is_err());
+    assert!("iun".parse::<LossKind>().is_err());
 }

@@ -7,7 +7,7 @@ use burn::module::Module;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use querylabel::backbone::BackboneKind;
 use querylabel::bundle::TrainingLabels;
-use querylabel::loss::SinglePositiveLoss;
+use querylabel::loss::LossKind;
 use querylabel_trainer::backend::{BackendChoice, DeviceOptions};
 use querylabel_trainer::bench::{BenchSize, BenchWork, bench_backend};
 use querylabel_trainer::calibration::{threshold_in_use, threshold_origin};
@@ -270,7 +270,7 @@ struct ExportArgs {
     /// The loss the model was trained with, for a model without its training run; a run's
     /// own record must agree.
     #[arg(long)]
-    loss: Vec<SinglePositiveLoss>,
+    loss: Vec<LossKind>,
     /// Record this decision threshold (a probability) instead of choosing one on the
     /// validation split; needed for a model without its training run (an export keeps its
     /// own).

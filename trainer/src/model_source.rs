@@ -13,7 +13,7 @@ use querylabel::bundle::{
     Bundle, BundleDescription, BundlePart, TrainingLabels, assemble, load_bundle,
     parse_bundle_manifest,
 };
-use querylabel::loss::SinglePositiveLoss;
+use querylabel::loss::LossKind;
 
 use crate::checkpoint::{ModelFiles, read_json};
 use crate::error::{Context, Locate, Result, TrainerError};
@@ -28,7 +28,7 @@ pub const UNNAMED_HEAD: &str = "model";
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TrainingRecord {
     pub labels: TrainingLabels,
-    pub loss: SinglePositiveLoss,
+    pub loss: LossKind,
 }
 
 impl TrainingRecord {
@@ -65,7 +65,7 @@ pub struct HeadNaming {
     pub name: Option<String>,
     pub description: Option<String>,
     pub labels: Option<TrainingLabels>,
-    pub loss: Option<SinglePositiveLoss>,
+    pub loss: Option<LossKind>,
 }
 
 /// A given value, the recorded one, or either when they agree; an error naming both when not.

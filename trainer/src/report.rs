@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use querylabel::loss::SinglePositiveLoss;
+use querylabel::loss::LossKind;
 
 use crate::checkpoint::read_json;
 use crate::error::{Result, TrainerError};
@@ -101,7 +101,7 @@ impl Setting {
                 HeadKind::Q2l => 1,
             },
             full_labels_last: !full_labels,
-            loss_order: SinglePositiveLoss::ALL
+            loss_order: LossKind::ALL
                 .iter()
                 .position(|&loss| loss == options.loss())
                 .unwrap_or(usize::MAX),

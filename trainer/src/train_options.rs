@@ -10,8 +10,7 @@ use burn::optim::ModuleOptimizer;
 use querylabel::backbone::{BackboneConfig, BackboneKind};
 use querylabel::head::{LinearHeadConfig, Query2LabelConfig};
 use querylabel::loss::{
-    AsymmetricLossConfig, DEFAULT_EXPECTED_POSITIVES, MultiLabelLossConfig, PseudoLabeler,
-    SinglePositiveLoss,
+    AsymmetricLossConfig, DEFAULT_EXPECTED_POSITIVES, LossKind, MultiLabelLossConfig, PseudoLabeler,
 };
 use querylabel::model::{ClassifierConfig, HeadConfig};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -122,7 +121,7 @@ pub struct TrainOptions {
     /// Loss: asl, bce, bce-ls, an, an-ls, wan, epr, role, hill, splc, ll-r, ll-ct, ll-cp, em,
     /// em-apl or gr. Default: asl with full labels, an with single positives.
     #[arg(long)]
-    pub loss: Option<SinglePositiveLoss>,
+    pub loss: Option<LossKind>,
     /// Expected positives per image for epr and role (the paper: 2.9 for COCO, 1.5 for VOC).
     #[arg(long, default_value_t = DEFAULT_EXPECTED_POSITIVES, value_parser = flag_values::positive)]
     pub expected_positives: f64,
@@ -211,10 +210,10 @@ fn null_as_zero<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Er
 
 impl TrainOptions {
     /// The loss: `--loss`, or by default ASL with full labels and AN with single positives.
-    pub fn loss(&self) -> SinglePositiveLoss {
+    pub fn loss(&self) -> LossKind {
         self.loss.unwrap_or(match self.labels {
-            LabelMode::Full => SinglePositiveLoss::Asl,
-            LabelMode::SinglePositive => SinglePositiveLoss::An,
+            LabelMode::Full => LossKind::Asl,
+            LabelMode::SinglePositive => LossKind::An,
         })
     }
 
@@ -251,7 +250,7 @@ impl TrainOptions {
         }
         let loss = self.loss();
         let problem = self.loss_config().check().err().or_else(|| {
-            (loss == SinglePositiveLoss::EmApl)
+            (loss == LossKind::EmApl)
                 .then(|| self.loss_settings.pseudo_labeler().check(self.epochs).err())
                 .flatten()
         });
@@ -268,7 +267,7 @@ impl TrainOptions {
                 "keeps a label estimator per training image, which lives on one device",
             );
         }
-        if self.device.devices.len() > 1 && loss == SinglePositiveLoss::LlCp {
+        if self.device.devices.len() > 1 && loss == LossKind::LlCp {
             return one_device("writes its corrections back from one device");
         }
         Ok(())
@@ -310,7 +309,7 @@ impl TrainOptions {
 
     /// APL's labeller for these training labels, when the loss pseudo-labels.
     pub fn pseudo_labeler(&self, labels: &[f32], classes: usize) -> Option<PseudoLabeler> {
-        (self.loss() == SinglePositiveLoss::EmApl).then(|| {
+        (self.loss() == LossKind::EmApl).then(|| {
             self.loss_settings
                 .pseudo_labeler()
                 .init(labels, classes, self.epochs)

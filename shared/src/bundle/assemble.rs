@@ -10,7 +10,7 @@ use super::description::{BundleDescription, HeadDescription, TrainingLabels};
 use super::error::BundleError;
 use super::model::Bundle;
 use crate::exported::{ModelDescription, half_precision};
-use crate::loss::SinglePositiveLoss;
+use crate::loss::LossKind;
 use crate::model::Classifier;
 
 /// One model to bundle, and what its head is to be called.
@@ -24,7 +24,7 @@ pub struct BundlePart {
     pub name: String,
     pub description: String,
     pub labels: Option<TrainingLabels>,
-    pub loss: Option<SinglePositiveLoss>,
+    pub loss: Option<LossKind>,
 }
 
 /// The exported form of a backbone's tensors: name, dtype and shape text, and bytes.

@@ -14,7 +14,7 @@ use super::model::Bundle;
 use crate::backbone::BackboneConfig;
 use crate::exported::{DecisionThreshold, ModelDescription};
 use crate::labels::LabelSpace;
-use crate::loss::SinglePositiveLoss;
+use crate::loss::LossKind;
 use crate::model::{ClassifierConfig, HeadConfig};
 use crate::preprocess::Preprocessing;
 
@@ -91,16 +91,13 @@ pub struct HeadDescription {
     pub labels: Option<TrainingLabels>,
     /// The loss it was trained with, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub loss: Option<SinglePositiveLoss>,
+    pub loss: Option<LossKind>,
     pub head: HeadConfig,
     pub decision_threshold: DecisionThreshold,
 }
 
 /// `"trained with all labels, ASL loss"`, or as much of it as is known (empty when nothing is).
-pub fn default_head_description(
-    labels: Option<TrainingLabels>,
-    loss: Option<SinglePositiveLoss>,
-) -> String {
+pub fn default_head_description(labels: Option<TrainingLabels>, loss: Option<LossKind>) -> String {
     let parts: Vec<String> = [
         labels.map(|labels| labels.phrase().to_string()),
         loss.map(|loss| format!("{} loss", loss.name().to_uppercase())),
@@ -331,11 +328,11 @@ mod tests {
     #[test]
     fn descriptions_say_what_is_known() {
         assert_eq!(
-            default_head_description(Some(TrainingLabels::Full), Some(SinglePositiveLoss::Asl)),
+            default_head_description(Some(TrainingLabels::Full), Some(LossKind::Asl)),
             "Trained with all labels, ASL loss"
         );
         assert_eq!(
-            default_head_description(None, Some(SinglePositiveLoss::Wan)),
+            default_head_description(None, Some(LossKind::Wan)),
             "WAN loss"
         );
         assert_eq!(default_head_description(None, None), "");

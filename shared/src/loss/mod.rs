@@ -100,10 +100,12 @@ pub(crate) fn positive_mask(labels: Tensor<2>) -> Tensor<2, Bool> {
     labels.equal_elem(1.0)
 }
 
-/// The losses by name, as chosen on a command line or in a saved configuration.
+/// Which loss, by name, as chosen on a command line or in a saved configuration: the
+/// single-positive losses and the full-label ones (BCE, BCE-LS, ASL) alike.
+/// [`MultiLabelLossConfig`] turns one into the loss itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum SinglePositiveLoss {
+pub enum LossKind {
     /// Binary cross-entropy on fully observed labels (the upper bound, not single-positive).
     Bce,
     /// Label-smoothed binary cross-entropy on fully observed labels.
@@ -146,7 +148,7 @@ pub enum SinglePositiveLoss {
     Splc,
 }
 
-impl SinglePositiveLoss {
+impl LossKind {
     /// Every loss: the MLSPL paper's in the order of its tables, ASL, then the later methods
     /// in order of publication.
     pub const ALL: [Self; 16] = [
@@ -211,19 +213,19 @@ impl SinglePositiveLoss {
     }
 }
 
-impl fmt::Display for SinglePositiveLoss {
+impl fmt::Display for LossKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
 }
 
-/// A name that is not one of [`SinglePositiveLoss::ALL`].
+/// A name that is not one of [`LossKind::ALL`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnknownLoss(pub String);
 
 impl fmt::Display for UnknownLoss {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let known: Vec<_> = SinglePositiveLoss::ALL.iter().map(|l| l.name()).collect();
+        let known: Vec<_> = LossKind::ALL.iter().map(|l| l.name()).collect();
         write!(
             f,
             "unknown loss {:?}; expected one of {}",
@@ -235,7 +237,7 @@ impl fmt::Display for UnknownLoss {
 
 impl std::error::Error for UnknownLoss {}
 
-impl FromStr for SinglePositiveLoss {
+impl FromStr for LossKind {
     type Err = UnknownLoss;
 
     /// Case-insensitive; `_` and `-` are interchangeable (`an_ls` is the official spelling).
@@ -266,7 +268,7 @@ pub const DEFAULT_EXPECTED_POSITIVES: f64 = 2.9;
 #[derive(Config, Debug)]
 pub struct MultiLabelLossConfig {
     /// Which loss.
-    pub loss: SinglePositiveLoss,
+    pub loss: LossKind,
     /// Label smoothing of `bce-ls` and `an-ls` (the paper's `ls_coef`).
     #[config(default = 0.1)]
     pub label_smoothing: f64,
@@ -296,7 +298,7 @@ pub struct MultiLabelLossConfig {
 impl MultiLabelLossConfig {
     /// Whether the chosen loss's settings make sense, with a message naming the bad one.
     pub fn check(&self) -> Result<(), String> {
-        use SinglePositiveLoss::*;
+        use LossKind::*;
         match self.loss {
             BceLs | AnLs if !(0.0..=1.0).contains(&self.label_smoothing) => Err(format!(
                 "label smoothing must lie in [0, 1], got {}",
@@ -322,7 +324,7 @@ impl MultiLabelLossConfig {
         if let Err(problem) = self.check() {
             panic!("{problem}");
         }
-        use SinglePositiveLoss as L;
+        use LossKind as L;
         let assume_negative = |label_smoothing| AssumeNegativeLossConfig { label_smoothing }.init();
         let large_loss = |scheme| MultiLabelLoss::LargeLoss(self.large_loss.init(scheme));
         match self.loss {

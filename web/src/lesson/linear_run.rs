@@ -7,8 +7,8 @@ use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use querylabel::head::{LinearHead, LinearHeadConfig};
 use querylabel::loss::{
-    DEFAULT_EXPECTED_POSITIVES, LabelEstimator, LabelEstimatorConfig, LossProgress, MultiLabelLoss,
-    MultiLabelLossConfig, SinglePositiveLoss,
+    DEFAULT_EXPECTED_POSITIVES, LabelEstimator, LabelEstimatorConfig, LossKind, LossProgress,
+    MultiLabelLoss, MultiLabelLossConfig,
 };
 use querylabel::metrics::{AveragePrecisionKind, LabelledScores, mean_average_precision};
 use querylabel::optim::adam;
@@ -58,7 +58,7 @@ pub struct DeviceData {
 
 /// A linear head being trained with one loss.
 pub struct LinearRun {
-    loss_kind: SinglePositiveLoss,
+    loss_kind: LossKind,
     loss: MultiLabelLoss,
     settings: RunSettings,
     head: LinearHead,
@@ -78,7 +78,7 @@ impl LinearRun {
     /// A fresh head for `loss`. `training_labels`: `[N, K]` row-major, full labels for BCE and
     /// single positives for the others.
     pub fn new(
-        loss: SinglePositiveLoss,
+        loss: LossKind,
         settings: RunSettings,
         data: &DeviceData,
         training_labels: Vec<f32>,
@@ -119,7 +119,7 @@ impl LinearRun {
     }
 
     /// The loss this run trains with.
-    pub fn loss(&self) -> SinglePositiveLoss {
+    pub fn loss(&self) -> LossKind {
         self.loss_kind
     }
 

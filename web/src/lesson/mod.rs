@@ -7,7 +7,7 @@ pub mod photo_targets;
 pub mod targets;
 
 use burn::tensor::{Device, Tensor, TensorData};
-use querylabel::loss::SinglePositiveLoss;
+use querylabel::loss::LossKind;
 use querylabel::single_positive::single_positive_labels;
 
 use crate::read_back::read_back;
@@ -17,13 +17,13 @@ use linear_run::{DeviceData, LinearRun, RunSettings, validation_map};
 /// The losses trained side by side: the fully labelled upper bound, then the single-positive
 /// losses of Cole et al. from the naive to the best, then two that came after them: EM, the
 /// best of the later losses in docs/RESULTS.md, and GR.
-pub const LESSON_LOSSES: [SinglePositiveLoss; 6] = [
-    SinglePositiveLoss::Bce,
-    SinglePositiveLoss::An,
-    SinglePositiveLoss::Epr,
-    SinglePositiveLoss::Role,
-    SinglePositiveLoss::Em,
-    SinglePositiveLoss::Gr,
+pub const LESSON_LOSSES: [LossKind; 6] = [
+    LossKind::Bce,
+    LossKind::An,
+    LossKind::Epr,
+    LossKind::Role,
+    LossKind::Em,
+    LossKind::Gr,
 ];
 
 /// Linear heads trained at once, one per loss, on the same data and batches.
@@ -38,7 +38,7 @@ impl Lesson {
     /// starts one run per loss of `losses`. Single positives are drawn once, with the seed.
     pub fn new(
         data: LessonData,
-        losses: &[SinglePositiveLoss],
+        losses: &[LossKind],
         settings: RunSettings,
         device: &Device,
     ) -> Self {
@@ -79,7 +79,7 @@ impl Lesson {
     }
 
     /// The losses of the runs, in order.
-    pub fn losses(&self) -> Vec<SinglePositiveLoss> {
+    pub fn losses(&self) -> Vec<LossKind> {
         self.runs.iter().map(LinearRun::loss).collect()
     }
 

@@ -2,24 +2,24 @@
 //! when the photo keeps one of its true labels. Each loss is read at the single-positive head's
 //! prediction for the photo (see [`super::targets`]).
 
-use querylabel::loss::{DEFAULT_EXPECTED_POSITIVES, MultiLabelLossConfig, SinglePositiveLoss};
+use querylabel::loss::{DEFAULT_EXPECTED_POSITIVES, LossKind, MultiLabelLossConfig};
 
 use super::targets::{EntryTarget, logits_of, loss_targets, role_estimate};
 
 /// The losses the table shows, in its column order.
-pub const TARGET_LOSSES: [SinglePositiveLoss; 12] = [
-    SinglePositiveLoss::Bce,
-    SinglePositiveLoss::An,
-    SinglePositiveLoss::AnLs,
-    SinglePositiveLoss::Wan,
-    SinglePositiveLoss::Epr,
-    SinglePositiveLoss::Role,
-    SinglePositiveLoss::Hill,
-    SinglePositiveLoss::Splc,
-    SinglePositiveLoss::LlR,
-    SinglePositiveLoss::LlCt,
-    SinglePositiveLoss::Em,
-    SinglePositiveLoss::Gr,
+pub const TARGET_LOSSES: [LossKind; 12] = [
+    LossKind::Bce,
+    LossKind::An,
+    LossKind::AnLs,
+    LossKind::Wan,
+    LossKind::Epr,
+    LossKind::Role,
+    LossKind::Hill,
+    LossKind::Splc,
+    LossKind::LlR,
+    LossKind::LlCt,
+    LossKind::Em,
+    LossKind::Gr,
 ];
 
 /// Adam steps of ROLE's label estimate for the one photo: enough for it to settle against the
@@ -98,7 +98,7 @@ pub fn photo_targets(
 mod tests {
     use super::*;
 
-    fn column(loss: SinglePositiveLoss) -> usize {
+    fn column(loss: LossKind) -> usize {
         TARGET_LOSSES.iter().position(|&l| l == loss).unwrap()
     }
 
@@ -109,15 +109,11 @@ mod tests {
         let probabilities = [0.8, 0.6, 0.2, 0.1];
         let targets = photo_targets(&labels, 0, &probabilities).unwrap();
         let target = |loss, label| targets.entry(column(loss), label).unwrap().target;
-        assert_eq!(target(SinglePositiveLoss::Bce, 1), Some(1.0));
-        assert_eq!(target(SinglePositiveLoss::An, 1), Some(0.0));
-        assert_eq!(target(SinglePositiveLoss::Epr, 1), None);
+        assert_eq!(target(LossKind::Bce, 1), Some(1.0));
+        assert_eq!(target(LossKind::An, 1), Some(0.0));
+        assert_eq!(target(LossKind::Epr, 1), None);
         // The kept positive is pulled to 1 by every loss that trains on it.
-        for loss in [
-            SinglePositiveLoss::An,
-            SinglePositiveLoss::Wan,
-            SinglePositiveLoss::Hill,
-        ] {
+        for loss in [LossKind::An, LossKind::Wan, LossKind::Hill] {
             assert_eq!(target(loss, 0), Some(1.0), "{loss}");
         }
         assert!(targets.entry(TARGET_LOSSES.len(), 0).is_none());

@@ -16,7 +16,7 @@ use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use querylabel::loss::{
-    LabelEstimatorConfig, LossProgress, MultiLabelLossConfig, RoleLossConfig, SinglePositiveLoss,
+    LabelEstimatorConfig, LossKind, LossProgress, MultiLabelLossConfig, RoleLossConfig,
 };
 use querylabel::optim::adam;
 
@@ -50,7 +50,7 @@ const NO_GRADIENT: f32 = 1e-7;
 /// `logits`. ROLE's targets are its label estimator's current `estimate` for the photo, which
 /// this needs for ROLE only.
 pub fn loss_targets(
-    loss: SinglePositiveLoss,
+    loss: LossKind,
     expected_positives: f64,
     labels: &[f32],
     logits: &[f32],
@@ -185,7 +185,7 @@ mod tests {
     const KEPT: [f32; 4] = [1.0, 0.0, 0.0, 0.0];
 
     fn targets(
-        loss: SinglePositiveLoss,
+        loss: LossKind,
         labels: &[f32],
         estimate: Option<&[f32]>,
     ) -> Vec<(Option<f32>, f32)> {
@@ -202,7 +202,7 @@ mod tests {
 
     #[test]
     fn reads_each_losses_targets_off_its_gradients() {
-        use SinglePositiveLoss::*;
+        use LossKind::*;
         assert_eq!(
             targets(Bce, &LABELS, None),
             vec![
