@@ -78,63 +78,17 @@ pub fn bench_backend(
         _ => HeadConfig::Query2Label(Query2LabelConfig::new(classes, channels)),
     };
     let config = ClassifierConfig::new(BackboneConfig::new(backbone), head);
+    let seconds = if matches!(work, BenchWork::Extract | BenchWork::ExtractUnfolded) {
+        extraction_seconds(&config, work, size, &device)?
+    } else {
+        training_seconds(&config, work, size, &device)?
+    };
     let BenchSize {
         image_size,
         batch_size,
-        warmup,
         steps,
+        ..
     } = size;
-    let mut seconds = 0.0;
-    if matches!(work, BenchWork::Extract | BenchWork::ExtractUnfolded) {
-        let stored = config.init(&device).valid().backbone;
-        let backbone = match work {
-            BenchWork::Extract => stored.fold_batch_norms(),
-            _ => stored,
-        };
-        let input_shape = [batch_size, 3, image_size, image_size];
-        for step in 0..warmup + steps {
-            let batch = Tensor::<4>::random(input_shape, Distribution::Default, &device);
-            let elapsed = timed(&device, || {
-                let _ = backbone.forward_features(batch).into_data();
-            })?;
-            if step >= warmup {
-                seconds += elapsed;
-            }
-        }
-    } else {
-        let train_device = device.clone().autodiff();
-        let mut model = Some(config.init(&train_device));
-        let side = image_size.div_ceil(model.as_ref().unwrap().backbone.feature_stride());
-        let input_shape = match work {
-            BenchWork::Train => [batch_size, 3, image_size, image_size],
-            _ => [batch_size, channels, side, side],
-        };
-        let mut optimizer = build_optimizer(OptimizerKind::Adam, DEFAULT_WEIGHT_DECAY, None);
-        let loss = AsymmetricLossConfig::new().init();
-        for step in 0..warmup + steps {
-            let inputs = Tensor::<4>::random(input_shape, Distribution::Default, &train_device);
-            let targets = Tensor::<2>::random(
-                [batch_size, classes],
-                Distribution::Bernoulli(0.05),
-                &train_device,
-            );
-            let elapsed = timed(&device, || {
-                let trainee = model
-                    .take()
-                    .expect("the model is put back after every step");
-                let logits = match work {
-                    BenchWork::Train => trainee.forward(inputs).logits,
-                    _ => trainee.head.forward(inputs).logits,
-                };
-                let output = loss.forward(logits, targets);
-                let gradients = GradientsParams::from_grads(output.total.backward(), &trainee);
-                model = Some(optimizer.step(DEFAULT_LEARNING_RATE, trainee, gradients));
-            })?;
-            if step >= warmup {
-                seconds += elapsed;
-            }
-        }
-    }
     Ok(BenchResult {
         backend: backend.to_string(),
         work,
@@ -143,6 +97,84 @@ pub fn bench_backend(
         batch_size,
         images_per_second: (steps * batch_size) as f64 / seconds,
     })
+}
+
+/// Seconds the backbone of `config` takes to extract features from the timed batches.
+fn extraction_seconds(
+    config: &ClassifierConfig,
+    work: BenchWork,
+    size: BenchSize,
+    device: &Device,
+) -> Result<f64> {
+    let stored = config.init(device).valid().backbone;
+    let backbone = match work {
+        BenchWork::Extract => stored.fold_batch_norms(),
+        _ => stored,
+    };
+    let input_shape = [size.batch_size, 3, size.image_size, size.image_size];
+    let mut seconds = 0.0;
+    for step in 0..size.warmup + size.steps {
+        let batch = Tensor::<4>::random(input_shape, Distribution::Default, device);
+        let elapsed = timed(device, || {
+            let _ = backbone.forward_features(batch).into_data();
+        })?;
+        if step >= size.warmup {
+            seconds += elapsed;
+        }
+    }
+    Ok(seconds)
+}
+
+/// Seconds the timed training steps take: the whole network on images, or the head alone on
+/// feature maps.
+fn training_seconds(
+    config: &ClassifierConfig,
+    work: BenchWork,
+    size: BenchSize,
+    device: &Device,
+) -> Result<f64> {
+    let BenchSize {
+        image_size,
+        batch_size,
+        warmup,
+        steps,
+    } = size;
+    let classes = config.head.num_classes();
+    let channels = config.head.in_channels();
+    let train_device = device.clone().autodiff();
+    let mut model = Some(config.init(&train_device));
+    let side = image_size.div_ceil(model.as_ref().unwrap().backbone.feature_stride());
+    let input_shape = match work {
+        BenchWork::Train => [batch_size, 3, image_size, image_size],
+        _ => [batch_size, channels, side, side],
+    };
+    let mut optimizer = build_optimizer(OptimizerKind::Adam, DEFAULT_WEIGHT_DECAY, None);
+    let loss = AsymmetricLossConfig::new().init();
+    let mut seconds = 0.0;
+    for step in 0..warmup + steps {
+        let inputs = Tensor::<4>::random(input_shape, Distribution::Default, &train_device);
+        let targets = Tensor::<2>::random(
+            [batch_size, classes],
+            Distribution::Bernoulli(0.05),
+            &train_device,
+        );
+        let elapsed = timed(device, || {
+            let trainee = model
+                .take()
+                .expect("the model is put back after every step");
+            let logits = match work {
+                BenchWork::Train => trainee.forward(inputs).logits,
+                _ => trainee.head.forward(inputs).logits,
+            };
+            let output = loss.forward(logits, targets);
+            let gradients = GradientsParams::from_grads(output.total.backward(), &trainee);
+            model = Some(optimizer.step(DEFAULT_LEARNING_RATE, trainee, gradients));
+        })?;
+        if step >= warmup {
+            seconds += elapsed;
+        }
+    }
+    Ok(seconds)
 }
 
 /// Seconds `work` takes on `device`, queued kernels included.

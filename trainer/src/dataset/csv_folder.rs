@@ -165,28 +165,8 @@ fn read_labels(path: &Path, label_space: &LabelSpace) -> Result<Vec<LabelRow>> {
         }
         Some(record) => record.map_err(|error| csv_error(path, error))?,
     };
-    let header_line = line_of(&header);
-    let column = |wanted: &str| {
-        header.iter().position(|name| {
-            name.trim_start_matches('\u{feff}')
-                .trim()
-                .eq_ignore_ascii_case(wanted)
-        })
-    };
     let header_text = header.iter().collect::<Vec<_>>().join(",");
-    let (Some(filename_column), Some(labels_column)) = (column("filename"), column("labels"))
-    else {
-        let missing = if column("filename").is_none() {
-            "filename"
-        } else {
-            "labels"
-        };
-        return Err(TrainerError::new(format!(
-            "missing column '{missing}' in header '{header_text}'"
-        ))
-        .at_line(path, header_line)
-        .with_hint("the first line is the header 'filename,labels' (other columns may follow)"));
-    };
+    let (filename_column, labels_column) = header_columns(path, &header, &header_text)?;
 
     let mut rows: Vec<LabelRow> = Vec::new();
     let mut first_line_of: HashMap<String, u64> = HashMap::new();
@@ -212,27 +192,63 @@ fn read_labels(path: &Path, label_space: &LabelSpace) -> Result<Vec<LabelRow>> {
             .at_line(path, line)
             .with_hint("give each image one line, with all its labels"));
         }
-        let mut labels = Vec::new();
-        for label in record[labels_column].split_whitespace() {
-            let Some(index) = label_space.index_of(label) else {
-                return Err(TrainerError::new(format!(
-                    "unknown label '{label}' (not in {CLASSES_FILE})"
-                ))
-                .at_line(path, line)
-                .with_hint(format!(
-                    "labels are class names of {CLASSES_FILE}, space-separated, with _ for a \
-                     space (traffic_light); add the class to {CLASSES_FILE} or correct the label"
-                )));
-            };
-            labels.push(index);
-        }
+        let labels = row_labels(path, line, &record[labels_column], label_space)?;
         rows.push(LabelRow {
             line,
             filename: filename.to_owned(),
-            labels: normalise_labels(labels),
+            labels,
         });
     }
     Ok(rows)
+}
+
+/// The positions of the `filename` and `labels` columns in the header line.
+fn header_columns(
+    path: &Path,
+    header: &csv::StringRecord,
+    header_text: &str,
+) -> Result<(usize, usize)> {
+    let column = |wanted: &str| {
+        header.iter().position(|name| {
+            name.trim_start_matches('\u{feff}')
+                .trim()
+                .eq_ignore_ascii_case(wanted)
+        })
+    };
+    match (column("filename"), column("labels")) {
+        (Some(filename), Some(labels)) => Ok((filename, labels)),
+        (filename, _) => {
+            let missing = if filename.is_none() {
+                "filename"
+            } else {
+                "labels"
+            };
+            Err(TrainerError::new(format!(
+                "missing column '{missing}' in header '{header_text}'"
+            ))
+            .at_line(path, line_of(header))
+            .with_hint("the first line is the header 'filename,labels' (other columns may follow)"))
+        }
+    }
+}
+
+/// The class indices of one row's space-separated labels, sorted and without repeats.
+fn row_labels(path: &Path, line: u64, field: &str, label_space: &LabelSpace) -> Result<Vec<usize>> {
+    let mut labels = Vec::new();
+    for label in field.split_whitespace() {
+        let Some(index) = label_space.index_of(label) else {
+            return Err(TrainerError::new(format!(
+                "unknown label '{label}' (not in {CLASSES_FILE})"
+            ))
+            .at_line(path, line)
+            .with_hint(format!(
+                "labels are class names of {CLASSES_FILE}, space-separated, with _ for a \
+                 space (traffic_light); add the class to {CLASSES_FILE} or correct the label"
+            )));
+        };
+        labels.push(index);
+    }
+    Ok(normalise_labels(labels))
 }
 
 /// A filename must name a file inside `images/`: relative, without `..`.
