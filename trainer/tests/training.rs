@@ -462,8 +462,9 @@ fn eval_names_a_missing_model_and_says_what_to_do() {
     );
 }
 
-#[test]
-fn single_positive_training_says_how_many_images_have_no_positive() {
+/// One epoch of single-positive training on the CSV fixture (four photos, one unlabelled) with
+/// `--val-fraction val_fraction`; whether it worked, and what it printed.
+fn train_fixture_single_positive(val_fraction: &str) -> (bool, String) {
     let dir = tempfile::tempdir().unwrap();
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/csv");
     let (ok, _, stderr) = trainer(&[
@@ -483,10 +484,16 @@ fn single_positive_training_says_how_many_images_have_no_positive() {
         "--labels",
         "single-positive",
         "--val-fraction",
-        "0.25",
+        val_fraction,
         "--out",
         dir.path().join("run").to_str().unwrap(),
     ]);
+    (ok, stderr)
+}
+
+#[test]
+fn single_positive_training_says_how_many_images_have_no_positive() {
+    let (ok, stderr) = train_fixture_single_positive("0.25");
     assert!(ok, "{stderr}");
     // The fixture's image with an empty label list is in the training split of seed 1.
     assert!(
@@ -497,29 +504,7 @@ fn single_positive_training_says_how_many_images_have_no_positive() {
 
 #[test]
 fn val_fraction_zero_trains_on_every_photo_and_says_what_validation_scores() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/csv");
-    let (ok, _, stderr) = trainer(&[
-        "train",
-        "--backend",
-        "flex",
-        "--data",
-        data.to_str().unwrap(),
-        "--head",
-        "linear",
-        "--image-size",
-        "32",
-        "--batch-size",
-        "2",
-        "--epochs",
-        "1",
-        "--labels",
-        "single-positive",
-        "--val-fraction",
-        "0",
-        "--out",
-        dir.path().join("run").to_str().unwrap(),
-    ]);
+    let (ok, stderr) = train_fixture_single_positive("0");
     assert!(ok, "{stderr}");
     assert!(
         stderr.contains("every photo trains, and validation scores 20% of them"),
