@@ -1,7 +1,7 @@
 // Benchmark of the browser demo: the sizes the page downloads, its time to first prediction
 // (fresh profile: download, compile, model load, warm-up, then one sample photo), the second
 // visit's start (models from the Cache API) and the per-photo latency (the backbone once, then
-// every head), for each backend.
+// every head; then on the photo and its mirror image), for each backend.
 // Prints numbers only; asserts nothing. Usage: node bench.mjs [DIST_DIR]
 import { resolve } from 'node:path';
 import { startServer } from '../../web/serve.mjs';
@@ -41,6 +41,15 @@ for (const webgpu of [true, false]) {
       await predictSample(page, sample);
       latencies.push(await page.evaluate(() => window.demo.lastMilliseconds));
     }
+    // The same photos, each looked at as it is and mirrored (the page's checkbox).
+    const before = await page.evaluate(() => window.demo.predictions);
+    await page.check('#mirror-too');
+    await page.waitForFunction((n) => window.demo.predictions > n, before, { timeout: 600_000, polling: 100 });
+    const mirrored = [];
+    for (const sample of samples) {
+      await predictSample(page, sample);
+      mirrored.push(await page.evaluate(() => window.demo.lastMilliseconds));
+    }
     const heads = await page.evaluate(() => window.demo.heads);
     await page.reload();
     await page.waitForFunction(() => window.demo?.ready, null, { timeout: 600_000 });
@@ -52,6 +61,8 @@ for (const webgpu of [true, false]) {
     console.log(`${engine}: backbone + ${heads.length} heads (${heads.join(', ')}), per-photo latency ` +
       `median ${median(latencies).toFixed(0)} ms (min ${Math.min(...latencies).toFixed(0)}, ` +
       `max ${Math.max(...latencies).toFixed(0)}, ${latencies.length} photos)`);
+    console.log(`${engine}: the same with the mirror image too, median ${median(mirrored).toFixed(0)} ms ` +
+      `(min ${Math.min(...mirrored).toFixed(0)}, max ${Math.max(...mirrored).toFixed(0)})`);
   } finally {
     await browser.close();
   }

@@ -238,6 +238,33 @@ describe('the demo on WebGPU', () => {
       assert.equal(await cpuDemo.page.isVisible('#head-tabs'), false);
     });
 
+    test('looks at the mirror image too when asked, for the photo on screen', async () => {
+      const page = cpuDemo.page;
+      const file = CHECKED[0].file;
+      const plain = await predictSample(page, file);
+      const rerun = async (change) => {
+        const before = await page.evaluate(() => window.demo.predictions);
+        await change();
+        await page.waitForFunction((n) => window.demo.predictions > n, before, { timeout: 300_000, polling: 100 });
+        return page.evaluate(() => ({
+          last: window.demo.last, mirrorToo: window.demo.lastMirrorToo, sample: window.demo.lastSample,
+        }));
+      };
+      const both = await rerun(() => page.check('#mirror-too'));
+      assert.equal(both.mirrorToo, true);
+      assert.equal(both.sample, file);
+      assert.match(await page.textContent('#timing'), /on the photo and its mirror image and all 3 heads/);
+      for (const model of Object.keys(plain)) {
+        const moved = Math.max(...both.last[model].probabilities.map((p, i) => Math.abs(p - plain[model].probabilities[i])));
+        assert.ok(moved > 1e-4, `${model}: the mirror changed nothing`);
+      }
+      const again = await rerun(() => page.uncheck('#mirror-too'));
+      assert.equal(again.mirrorToo, false);
+      for (const model of Object.keys(plain)) {
+        assert.deepEqual(again.last[model].probabilities, plain[model].probabilities);
+      }
+    });
+
     test('a photo given before the models are ready waits for them, then runs', async () => {
       const page = await cpu.context.newPage();
       // Hold the models back, so that the photo is surely given before they are ready.

@@ -220,12 +220,13 @@ impl Model {
         future_to_promise(async move { Ok(predictor.warm_up().await.into()) })
     }
 
-    /// Predicts an encoded photo with every head (the backbone runs once); resolves to a
-    /// [`PhotoPrediction`], or rejects with a message that says what is wrong with the file.
-    pub fn predict(&self, encoded: Vec<u8>) -> Promise {
+    /// Predicts an encoded photo with every head (the backbone runs once, or on the photo and
+    /// its mirror image with `mirror_too`); resolves to a [`PhotoPrediction`], or rejects with
+    /// a message that says what is wrong with the file.
+    pub fn predict(&self, encoded: Vec<u8>, mirror_too: bool) -> Promise {
         let predictor = self.predictor.clone();
         future_to_promise(async move {
-            match predictor.predict(&encoded).await {
+            match predictor.predict(&encoded, mirror_too).await {
                 Ok(predictions) => Ok(PhotoPrediction { predictions }.into()),
                 Err(error) => Err(JsError::new(&error.to_string()).into()),
             }

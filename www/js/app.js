@@ -232,7 +232,9 @@ async function runPending() {
     state.busy = true;
     showStatus(`Looking at the photo on ${state.engine.name}…`);
     try {
-      await showPrediction(await state.model.predict(bytes), blob, trueLabels, sampleName);
+      const mirrorToo = $('#mirror-too').checked;
+      const result = await state.model.predict(bytes, mirrorToo);
+      await showPrediction(result, { bytes, blob, trueLabels, sampleName, mirrorToo });
     } catch (error) {
       showMessage(`This file cannot be used: ${error.message ?? error}. Try a JPEG or PNG photo.`);
     } finally {
@@ -242,10 +244,12 @@ async function runPending() {
   showStatus('');
 }
 
-async function showPrediction(result, blob, trueLabels, sampleName) {
+/** Shows `result`, the prediction of `photo` ({ bytes, blob, trueLabels, sampleName, mirrorToo }). */
+async function showPrediction(result, photo) {
+  const { blob, trueLabels, sampleName } = photo;
   const bitmap = await createImageBitmap(blob);
   showMessage('');
-  state.photo = { bitmap, trueLabels, sampleName };
+  state.photo = { ...photo, bitmap };
   // The previous photo's results live in wasm memory until freed.
   state.result?.free();
   state.result = result;
@@ -264,6 +268,7 @@ async function showPrediction(result, blob, trueLabels, sampleName) {
   demo.lastSample = sampleName;
   demo.firstPredictionAt ??= performance.now();
   demo.lastMilliseconds = result.milliseconds;
+  demo.lastMirrorToo = photo.mirrorToo;
   demo.last = Object.fromEntries(state.heads.map((name, head) => {
     const probabilities = result.probabilities(head);
     return [name, {
@@ -293,8 +298,9 @@ function render() {
   const truth = state.photo.trueLabels;
   const shown = truth?.map((label) => state.wasm.displayLabel(label)).join(', ');
   $('#true-labels').textContent = truth ? `True labels of this COCO photo: ${shown}` : '';
+  const looks = state.photo.mirrorToo ? ' on the photo and its mirror image' : '';
   $('#timing').textContent = `${state.result.milliseconds.toFixed(0)} ms on ${state.engine.name} ` +
-    `for the backbone and all ${state.heads.length} heads`;
+    `for the backbone${looks} and all ${state.heads.length} heads`;
   for (const name of state.heads) renderColumn(name);
 }
 
@@ -427,6 +433,11 @@ function setupInputs() {
   for (const id of ['#opacity', '#layer-select', '#head-select']) {
     $(id).addEventListener('input', () => state.photo && state.heads.forEach(renderColumn));
   }
+  // The shown photo again, with or without its mirror image.
+  $('#mirror-too').addEventListener('change', () => {
+    const { bytes, blob, trueLabels, sampleName } = state.photo ?? {};
+    if (bytes) predictPhoto(bytes, blob, trueLabels, sampleName);
+  });
 }
 
 function setupWebcam() {
