@@ -163,17 +163,24 @@ mod tests {
         (serde_json::to_string(&manifest).unwrap(), weights)
     }
 
-    fn png(width: u32, height: u32) -> Vec<u8> {
+    /// `image` encoded as a lossless PNG.
+    fn png_of(image: image::DynamicImage) -> Vec<u8> {
         let mut bytes = Vec::new();
-        image::DynamicImage::ImageRgb8(image::RgbImage::from_fn(width, height, |x, y| {
-            image::Rgb([x as u8, y as u8, 128])
-        }))
-        .write_to(
-            &mut std::io::Cursor::new(&mut bytes),
-            image::ImageFormat::Png,
-        )
-        .unwrap();
+        image
+            .write_to(
+                &mut std::io::Cursor::new(&mut bytes),
+                image::ImageFormat::Png,
+            )
+            .unwrap();
         bytes
+    }
+
+    fn png(width: u32, height: u32) -> Vec<u8> {
+        png_of(image::DynamicImage::ImageRgb8(image::RgbImage::from_fn(
+            width,
+            height,
+            |x, y| image::Rgb([x as u8, y as u8, 128]),
+        )))
     }
 
     #[test]
@@ -213,16 +220,7 @@ mod tests {
 
     /// `encoded` mirrored, as a lossless PNG.
     fn mirrored(encoded: &[u8]) -> Vec<u8> {
-        let mut bytes = Vec::new();
-        image::load_from_memory(encoded)
-            .unwrap()
-            .fliph()
-            .write_to(
-                &mut std::io::Cursor::new(&mut bytes),
-                image::ImageFormat::Png,
-            )
-            .unwrap();
-        bytes
+        png_of(image::load_from_memory(encoded).unwrap().fliph())
     }
 
     /// The demo's own bundle and sample photo: a random network barely reacts to its input,
