@@ -13,7 +13,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use querylabel::head::attention_spread_beyond;
 use querylabel::labels::LabelSpace;
 use querylabel::loss::{
-    LabelEstimator, LabelEstimatorConfig, LossProgress, MultiLabelLoss, PseudoLabeler,
+    LabelEstimator, LabelEstimatorConfig, LossOutput, LossProgress, MultiLabelLoss, PseudoLabeler,
     write_back_corrections,
 };
 use querylabel::model::{Classifier, ClassifierOutput};
@@ -284,25 +284,33 @@ impl BatchInput {
     }
 }
 
-/// The loss to minimise: the labels' loss, plus the spread of the present labels' attention
-/// (those `targets` marks 1) beyond `--attention-spread-ceiling`, weighted by
-/// `--attention-entropy`, when the head has attention and the weight is not 0.
-fn with_attention_penalty(
-    labels_loss: Tensor<1>,
-    output: &ClassifierOutput,
+/// The loss to minimise for one batch's `output`: the labels' loss, plus the spread of the
+/// present labels' attention (those `targets` marks 1) beyond `--attention-spread-ceiling`,
+/// weighted by `--attention-entropy`, when the head has attention and the weight is not 0.
+fn batch_loss(
+    setup: &StepSetup,
+    output: ClassifierOutput,
     targets: Tensor<2>,
-    options: &TrainOptions,
-) -> Tensor<1> {
-    if options.attention_entropy == 0.0 || output.cross_attention.is_empty() {
-        return labels_loss;
+    estimated: Option<Tensor<2>>,
+    progress: LossProgress,
+) -> LossOutput {
+    let ClassifierOutput {
+        logits,
+        cross_attention,
+        feature_size,
+    } = output;
+    let mut losses = (setup.loss_function).forward(logits, targets.clone(), estimated, progress);
+    let options = setup.options;
+    if options.attention_entropy > 0.0 && !cross_attention.is_empty() {
+        let spread = attention_spread_beyond(
+            &cross_attention,
+            feature_size,
+            options.attention_spread_ceiling,
+            targets.equal_elem(1.0).float(),
+        );
+        losses.total = losses.total + spread.mul_scalar(options.attention_entropy);
     }
-    let spread = attention_spread_beyond(
-        &output.cross_attention,
-        output.feature_size,
-        options.attention_spread_ceiling,
-        targets.equal_elem(1.0).float(),
-    );
-    labels_loss + spread.mul_scalar(options.attention_entropy)
+    losses
 }
 
 /// The training targets of `rows`, `[rows, classes]`.
@@ -523,20 +531,21 @@ struct StepGradients {
 
 impl Trainee {
     /// The untrained model and fresh optimisers for `data`.
-    fn new(options: &TrainOptions, data: &RunData, train_device: &Device) -> Result<Self> {
+    fn new(
+        options: &TrainOptions,
+        data: &RunData,
+        loss: &MultiLabelLoss,
+        train_device: &Device,
+    ) -> Result<Self> {
         let n_classes = data.n_classes();
         let model = initial_model(options, n_classes, train_device)?;
-        let estimator = options
-            .loss_config()
-            .init()
-            .needs_label_estimator()
-            .then(|| {
-                let targets = Tensor::<2>::from_data(
-                    TensorData::new(data.targets.clone(), [data.train_len, n_classes]),
-                    train_device,
-                );
-                LabelEstimatorConfig::new().init(targets, options.seed, train_device)
-            });
+        let estimator = loss.needs_label_estimator().then(|| {
+            let targets = Tensor::<2>::from_data(
+                TensorData::new(data.targets.clone(), [data.train_len, n_classes]),
+                train_device,
+            );
+            LabelEstimatorConfig::new().init(targets, options.seed, train_device)
+        });
         Ok(Trainee {
             average: options.ema_decay().map(|_| model.valid()),
             model,
@@ -600,13 +609,8 @@ impl Trainee {
             ))
         });
         let targets = targets_of(&self.training_labels, rows, setup.n_classes, train_device);
-        let losses = (setup.loss_function).forward(
-            output.logits.clone(),
-            targets.clone(),
-            estimated,
-            progress,
-        );
-        let loss = with_attention_penalty(losses.total, &output, targets, setup.options);
+        let losses = batch_loss(setup, output, targets, estimated, progress);
+        let loss = losses.total;
         let loss_value = loss.clone().into_scalar::<f32>() as f64;
         let mut gradients = loss.backward();
         StepGradients {
@@ -645,13 +649,7 @@ impl Trainee {
                     setup.n_classes,
                     &share_devices.1,
                 );
-                let losses = (setup.loss_function).forward(
-                    output.logits.clone(),
-                    targets.clone(),
-                    None,
-                    progress,
-                );
-                with_attention_penalty(losses.total, &output, targets, setup.options)
+                batch_loss(setup, output, targets, None, progress).total
             },
         );
         StepGradients {
@@ -1039,14 +1037,14 @@ pub fn train(
     let (device, train_device) = run.devices.main();
     device.seed(options.seed);
     train_device.seed(options.seed);
-    let mut trainee = Trainee::new(options, data, train_device)?;
+    let loss_function = options.loss_config().init();
+    let mut trainee = Trainee::new(options, data, &loss_function, train_device)?;
     if resuming {
         trainee = trainee.load_checkpoint(&run.files, options, data)?;
         // A kill between the checkpoint and its metrics leaves them an epoch behind.
         write_history(&run.files, &trainee.state)?;
     }
     let pseudo_labeler = options.pseudo_labeler(&data.targets, data.n_classes());
-    let loss_function = options.loss_config().init();
     let schedule = OneCycle {
         max_lr: options.learning_rate,
         total_steps: data.train_len.div_ceil(options.batch_size) * options.epochs,

@@ -182,9 +182,10 @@ pub struct TrainOptions {
     #[arg(long, default_value_t = q2l_defaults().dropout, value_parser = flag_values::fraction)]
     #[serde(default = "default_q2l_dropout")]
     pub q2l_dropout: f64,
-    /// Weight of the Query2Label attention's entropy in the loss (0: off). Above 0 every label
-    /// query is pushed to look at a few positions rather than the whole map, which the
-    /// single-positive losses otherwise flatten (docs/RESULTS.md). Missing in older runs: 0.
+    /// Weight in the loss of how far the attention maps of the labels a photo is known to have
+    /// spread (0: off). Above 0 their queries are pushed to look at a few positions rather than
+    /// the whole map, which the single-positive losses otherwise flatten (docs/RESULTS.md:
+    /// 0.002 there). Missing in older runs: 0.
     #[arg(long, default_value_t = 0.0, value_parser = flag_values::non_negative)]
     #[serde(default)]
     pub attention_entropy: f64,
@@ -239,6 +240,13 @@ impl TrainOptions {
                 TrainerError::new("needs --head q2l: the linear head has no attention")
                     .at_flag_value("--attention-entropy", self.attention_entropy)
                     .with_hint("train --head q2l, or leave out --attention-entropy"),
+            );
+        }
+        if self.attention_spread_ceiling > 0.0 && self.attention_entropy == 0.0 {
+            return Err(
+                TrainerError::new("has no effect without --attention-entropy")
+                    .at_flag_value("--attention-spread-ceiling", self.attention_spread_ceiling)
+                    .with_hint("give --attention-entropy a weight, or leave out the ceiling"),
             );
         }
         if self.linear_init_epochs > 0 && !self.finetune {

@@ -440,6 +440,14 @@ fn a_rule_between_flags_names_the_flag_and_says_what_to_do() {
         ),
         "{stderr}"
     );
+    let (ok, _, stderr) = trainer(&["train", "--attention-spread-ceiling", "0.7"]);
+    assert!(!ok);
+    assert!(
+        stderr.contains(
+            "error: --attention-spread-ceiling 0.7: has no effect without --attention-entropy"
+        ),
+        "{stderr}"
+    );
 }
 
 #[test]
