@@ -2,7 +2,7 @@
 //! when the photo keeps one of its true labels. Each loss is read at the single-positive head's
 //! prediction for the photo (see [`super::targets`]).
 
-use querylabel::loss::{DEFAULT_EXPECTED_POSITIVES, LossKind, MultiLabelLossConfig};
+use querylabel::loss::{DEFAULT_EXPECTED_POSITIVES, LossKind};
 
 use super::targets::{EntryTarget, logits_of, loss_targets, role_estimate};
 
@@ -79,15 +79,13 @@ pub fn photo_targets(
             } else {
                 &observed
             };
-            let estimated = (MultiLabelLossConfig::new(loss).init())
-                .needs_label_estimator()
-                .then_some(estimate.as_slice());
+            // Only ROLE reads its estimate; the other losses ignore it.
             loss_targets(
                 loss,
                 expected_positives,
                 training_labels,
                 &logits,
-                estimated,
+                Some(&estimate),
             )
         })
         .collect();
