@@ -244,19 +244,7 @@ struct Documented {
 /// wrong labels per photo to 0.01 and the attention focus to 0.05.
 fn check_documented(model: &str, documented: Documented) {
     let data = common::coco2014_mini().join("demo");
-    let (ok, stdout, stderr) = common::trainer(&[
-        "eval",
-        "--backend",
-        "flex",
-        "--model",
-        bundle().to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        "--head",
-        model,
-    ]);
-    assert!(ok, "trainer eval of {model} failed:\n{stderr}");
-    let evaluation = common::last_json_line(&stdout);
+    let evaluation = common::eval_all_with(&bundle(), &data, &["--head", model]);
     assert_eq!(evaluation["head"], model);
     assert_eq!(evaluation["images"], 12);
     for (name, documented, tolerance) in [

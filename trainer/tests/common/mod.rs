@@ -64,6 +64,12 @@ pub fn eval_on_validation_split(model: &Path, data: &Path) -> Value {
 /// `trainer eval` of `model` on the seed-1 split of `data`, with `extra` flags (`--head`,
 /// `--val-fraction`); returns its last JSON line.
 pub fn eval_with(model: &Path, data: &Path, extra: &[&str]) -> Value {
+    eval_all_with(model, data, &[&["--run-split-seed", "1"], extra].concat())
+}
+
+/// `trainer eval` of `model` on every photo of `data`, with `extra` flags; returns its last
+/// JSON line.
+pub fn eval_all_with(model: &Path, data: &Path, extra: &[&str]) -> Value {
     let mut args = vec![
         "eval",
         "--backend",
@@ -72,8 +78,6 @@ pub fn eval_with(model: &Path, data: &Path, extra: &[&str]) -> Value {
         model.to_str().unwrap(),
         "--data",
         data.to_str().unwrap(),
-        "--run-split-seed",
-        "1",
     ];
     args.extend_from_slice(extra);
     let (ok, stdout, stderr) = trainer(&args);
