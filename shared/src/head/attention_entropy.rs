@@ -2,8 +2,8 @@
 //! focused. Trained from one positive label per photo, a Query2Label head can rank labels from
 //! the average of the whole map, which every query reads alike: its attention flattens to an
 //! even wash (docs/RESULTS.md measures it), and the maps stop saying where a label is. Adding
-//! this entropy to the loss makes every query commit to a few positions; the classification
-//! loss then decides which ones.
+//! the entropy of the present labels' maps to the loss makes their queries commit to a few
+//! positions; the classification loss then decides which ones.
 
 use burn::tensor::Tensor;
 
@@ -15,8 +15,8 @@ const LOG_FLOOR: f64 = 1e-12;
 /// How far the label maps the page draws (the mean over decoder layers and heads) spread beyond
 /// `ceiling`, averaged over the photos' present labels: those `present` (`[batch, labels]`,
 /// 1 or 0) marks. Only they have something to look at; an absent label's query may look
-/// anywhere. Spread is a map's entropy divided by an even
-/// map's: 1 for an even wash, 0 when a query looks at a single position. A map at or below the
+/// anywhere. Spread is a map's entropy divided by an even map's: 1 for an even wash, 0 when a
+/// query looks at a single position. A map at or below the
 /// ceiling costs nothing, so the penalty keeps queries from flattening without forcing them
 /// onto one position (a ceiling of 0 counts every bit of entropy). `cross_attention` is one
 /// `[batch, heads, labels, positions]` tensor per decoder layer; `feature_size` is the map's
