@@ -229,6 +229,10 @@ describe('the demo on WebGPU', () => {
         return tabs.top >= 0 && column.top >= tabs.bottom && column.top < 200;
       }, null, { timeout: 10_000 });
       await cpuDemo.page.screenshot({ path: join(SHOTS, 'demo-mobile.png'), fullPage: true });
+      // The download status reads on one line.
+      const statusLines = await cpuDemo.page.$eval('#progress-text', (text) =>
+        text.getBoundingClientRect().height / parseFloat(getComputedStyle(text).fontSize));
+      assert.ok(statusLines < 2, `the download status is ${statusLines} font sizes tall`);
       // Nothing on a phone may make the whole page scroll sideways.
       const widest = await cpuDemo.page.evaluate(() => document.documentElement.scrollWidth);
       assert.ok(widest <= 390, `the page is ${widest} px wide in a 390 px phone viewport`);
@@ -236,6 +240,12 @@ describe('the demo on WebGPU', () => {
       // Wider, every model shows again, side by side, and the tabs are gone.
       assert.deepEqual(await shown(), tabs);
       assert.equal(await cpuDemo.page.isVisible('#head-tabs'), false);
+      // A photo chosen at the top of the page brings the models' columns into the upper part
+      // of the screen.
+      await cpuDemo.page.evaluate(() => window.scrollTo(0, 0));
+      await predictSample(cpuDemo.page, CHECKED[1].file);
+      const columnsTop = await cpuDemo.page.$eval('#columns', (c) => c.getBoundingClientRect().top);
+      assert.ok(columnsTop >= 0 && columnsTop < 900 * 0.6, `the columns start at ${columnsTop} px`);
     });
 
     test('looks at the mirror image too when asked, for the photo on screen', async () => {

@@ -255,14 +255,18 @@ async function showPrediction(result, photo) {
   state.result = result;
   state.shown = {};
   render();
-  // On a phone the results start far below the inputs: bring them into view, from the shown
+  // The results start below the inputs: bring them into view. On a phone, from the shown
   // model's column where the tabs pick one (else the visitor lands on explanations, the
   // predictions further down; the column's scroll margin keeps its title clear of the tabs).
-  // At once, not smoothly: a smooth scroll past the sticky tabs overshot the title.
+  // Wider, from the results' heading, when the models' columns would start in the lower part
+  // of the screen (their photos and labels below it). At once, not smoothly: a smooth scroll
+  // past the sticky tabs overshot the title.
   const phone = $('#head-tabs').offsetParent !== null;
-  const results = phone ? $('.model-column.chosen') : $('#results');
-  if (results.getBoundingClientRect().top > innerHeight - 80) {
-    results.scrollIntoView({ block: 'start' });
+  if (phone) {
+    const column = $('.model-column.chosen');
+    if (column.getBoundingClientRect().top > innerHeight - 80) column.scrollIntoView({ block: 'start' });
+  } else if ($('#columns').getBoundingClientRect().top > innerHeight * 0.6) {
+    $('#results').scrollIntoView({ block: 'start' });
   }
   demo.predictions += 1;
   demo.lastSample = sampleName;
