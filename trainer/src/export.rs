@@ -6,13 +6,15 @@
 use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
-use querylabel::bundle::{BundleManifest, BundlePart, assemble, bundle_weights, load_bundle};
+use querylabel::bundle::{
+    BundleManifest, BundlePart, assemble, bundle_weights, head_weights, load_bundle,
+};
 use querylabel::int8_weights::quantize_int8;
 
 use crate::atomic_files::write_atomically;
 use crate::calibration::{ThresholdChoice, decision_threshold};
 use crate::checkpoint::{ModelFiles, write_json};
-use crate::error::{Context, Result, TrainerError};
+use crate::error::{Context, Locate, Result, TrainerError};
 use crate::model_dir::{ModelKind, ModelSource};
 use crate::model_source::{HeadNaming, load_bundle_dir, single_model_part};
 
@@ -70,11 +72,20 @@ fn bundle_parts(dir: &Path, device: &Device) -> Result<Vec<BundlePart>> {
         .collect())
 }
 
+/// The file of a head whose weights are downloaded on demand, beside the manifest.
+pub fn on_demand_file(head: &str) -> String {
+    format!("head-{head}.safetensors")
+}
+
 /// Exports `models`, which must share one backbone bit for bit, as one bundle in `out`
-/// (created if needed); returns the manifest's path. Nothing is written until every threshold
-/// is known, so a failure leaves no half export; each file is replaced atomically.
+/// (created if needed); returns the manifest's path. The heads named in `on_demand` get weights
+/// files of their own ([`on_demand_file`]), which the page downloads only when a visitor asks
+/// for them; they must come after the other heads. Nothing is written until every threshold
+/// is known, so a failure leaves no half export; each file is replaced atomically, the
+/// manifest last.
 pub fn export_bundle(
     models: &[ModelToExport],
+    on_demand: &[String],
     storage: WeightStorage,
     out: &Path,
 ) -> Result<PathBuf> {
@@ -112,17 +123,31 @@ pub fn export_bundle(
         }
     }
     let (bundle, mut description) = assemble(parts)?;
-    let mut bytes =
-        bundle_weights(&bundle, &description).context_in(out, "cannot serialise the bundle")?;
-    if storage == WeightStorage::Int8 {
-        bytes = quantize_int8(&bytes).map_err(|why| {
+    for name in on_demand {
+        let index = description.head_index(name).at_flag("--on-demand")?;
+        description.heads[index].weights = Some(on_demand_file(name));
+    }
+    description.validate().at_flag("--on-demand")?;
+    let store = |bytes: Vec<u8>| match storage {
+        WeightStorage::F16 => Ok(bytes),
+        WeightStorage::Int8 => quantize_int8(&bytes).map_err(|why| {
             TrainerError::new("cannot store the bundle's weights as int8")
                 .in_file(out)
                 .caused_by(why)
-        })?;
+        }),
+    };
+    let bytes = store(
+        bundle_weights(&bundle, &description).context_in(out, "cannot serialise the bundle")?,
+    )?;
+    let first_on_demand = description.heads.len() - description.on_demand_heads().len();
+    let mut head_files = Vec::new();
+    for index in first_on_demand..description.heads.len() {
+        let head = head_weights(&bundle, &description, index)
+            .context_in(out, "cannot serialise a head")?;
+        head_files.push(store(head)?);
     }
     // Thresholds are chosen for the weights the bundle ships, as they load.
-    let exported = load_bundle(&description, bytes.clone(), &device)
+    let exported = load_bundle(&description, bytes.clone(), head_files.clone(), &device)
         .context_in(out, "the bundle does not load back")?;
     for (index, (model, kind)) in origins.into_iter().enumerate() {
         let threshold = decision_threshold(
@@ -136,6 +161,13 @@ pub fn export_bundle(
     }
     description.validate()?;
     write_atomically(&out.join(WEIGHTS_FILE), &bytes)?;
+    for (head, file) in description.on_demand_heads().iter().zip(&head_files) {
+        let name = head
+            .weights
+            .as_deref()
+            .expect("an on-demand head names its file");
+        write_atomically(&out.join(name), file)?;
+    }
     let path = ModelFiles::in_dir(out).config;
     write_json(&path, &BundleManifest::new(description, WEIGHTS_FILE))?;
     Ok(path)

@@ -276,6 +276,11 @@ struct ExportArgs {
     /// own).
     #[arg(long, value_parser = flag_values::threshold)]
     threshold: Vec<f32>,
+    /// Store this head's weights in a file of its own (head-NAME.safetensors), which the page
+    /// downloads only when a visitor asks for the head; repeat for each. These heads must come
+    /// after the others. A bundle given as a --model keeps none of its own choices of this.
+    #[arg(long, value_name = "NAME")]
+    on_demand: Vec<String>,
     /// How to store the large weight tensors: f16, or int8 with a scale per slice (half the
     /// size, for the page; an accuracy cost to measure with `trainer eval`).
     #[arg(long, value_enum, default_value_t)]
@@ -635,7 +640,7 @@ fn run_export(args: ExportArgs, matches: &ArgMatches) -> Result<()> {
             threshold: thresholds[i],
         })
         .collect();
-    let manifest = export_bundle(&models, args.weights, &args.out)?;
+    let manifest = export_bundle(&models, &args.on_demand, args.weights, &args.out)?;
     eprintln!("wrote {}", manifest.display());
     Ok(())
 }

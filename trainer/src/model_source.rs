@@ -10,7 +10,7 @@ use std::path::Path;
 use burn::tensor::Device;
 use querylabel::bundle::description::default_head_description;
 use querylabel::bundle::{
-    Bundle, BundleDescription, BundlePart, TrainingLabels, assemble, load_bundle,
+    Bundle, BundleDescription, BundlePart, TrainingLabels, assemble, load_bundle, load_head,
     parse_bundle_manifest,
 };
 use querylabel::loss::LossKind;
@@ -163,13 +163,27 @@ pub fn selected_heads(description: &BundleDescription, name: Option<&str>) -> Re
 }
 
 /// Loads the bundle in `dir` (weights widened to f32), strictly, through the loader the browser
-/// uses too.
+/// uses too: the main weights file and every head's file of its own.
 pub fn load_bundle_dir(dir: &Path, device: &Device) -> Result<(Bundle, BundleDescription)> {
     let manifest_path = ModelFiles::in_dir(dir).config;
     let json = std::fs::read_to_string(&manifest_path).context_in(&manifest_path, "cannot read")?;
     let manifest = parse_bundle_manifest(&json).in_file(&manifest_path)?;
-    let weights = dir.join(&manifest.weights);
-    let bytes = std::fs::read(&weights).context_in(&weights, "cannot read")?;
-    let bundle = load_bundle(&manifest.model, bytes, device).in_file(&weights)?;
+    let read = |file: &str| {
+        let path = dir.join(file);
+        std::fs::read(&path).context_in(&path, "cannot read")
+    };
+    let main = read(&manifest.weights)?;
+    let description = manifest.model.in_main_file();
+    let mut bundle = load_bundle(&description, main, Vec::new(), device)
+        .in_file(&dir.join(&manifest.weights))?;
+    for head in manifest.model.on_demand_heads() {
+        let file = head
+            .weights
+            .as_deref()
+            .expect("an on-demand head names its file");
+        bundle
+            .heads
+            .push(load_head(head, read(file)?, device).in_file(&dir.join(file))?);
+    }
     Ok((bundle, manifest.model))
 }

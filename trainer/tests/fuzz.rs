@@ -255,7 +255,7 @@ fn a_damaged_bundle_loads_or_fails_without_a_panic() {
         |head| {
             let mut whole = head.to_vec();
             whole.extend_from_slice(&weights[split..]);
-            let ok = load_bundle(&description, whole, &device).is_ok();
+            let ok = load_bundle(&description, whole, Vec::new(), &device).is_ok();
             loaded.set(loaded.get() + usize::from(ok));
             ok
         },

@@ -9,7 +9,7 @@ use std::rc::Rc;
 use burn::tensor::Device;
 use burn::tensor::wgpu::WgpuInitError;
 use js_sys::Promise;
-use querylabel::bundle::HeadDescription;
+use querylabel::bundle::{BundleDescription, HeadDescription, parse_bundle_manifest};
 use querylabel::head::AttentionSelection;
 use querylabel::labels::display_label;
 use wasm_bindgen::prelude::*;
@@ -20,7 +20,7 @@ use crate::lesson::linear_run::{LESSON_EPOCHS, RunSettings};
 use crate::lesson::photo_targets::{PhotoTargets, TARGET_LOSSES, photo_targets};
 use crate::lesson::{LESSON_LOSSES, Lesson, validation_maps};
 use crate::prediction::{PhotoPredictions, Prediction};
-use crate::predictor::Predictor;
+use crate::predictor::{Predictor, attention_shape};
 
 /// Reports Rust panics on the console instead of an opaque `unreachable` trap.
 #[wasm_bindgen(start)]
@@ -91,13 +91,14 @@ impl Engine {
         self.fallback_reason.clone()
     }
 
-    /// Loads an exported bundle (`model.json` text and `model.safetensors` bytes).
+    /// Loads an exported bundle: its `model.json` text and main weights file's bytes (the
+    /// backbone and the heads without a file of their own).
     #[wasm_bindgen(js_name = loadModel)]
     pub fn load_model(&self, manifest_json: &str, weights: Vec<u8>) -> Result<Model, JsError> {
         let predictor = Predictor::from_export(manifest_json, weights, &self.device)
             .map_err(|e| JsError::new(&format!("cannot load the models: {e}")))?;
         Ok(Model {
-            predictor: Rc::new(predictor),
+            predictor: Rc::new(RefCell::new(predictor)),
         })
     }
 
@@ -117,16 +118,29 @@ impl Engine {
     }
 }
 
-/// The loaded bundle: one backbone, several heads, addressed by their index.
+/// What a bundle's `model.json` says, for the page: the labels, and every head, whether its
+/// weights are loaded or not (addressed by index, in the manifest's order). Reading it needs
+/// no device, so the page knows the heads while the inference worker loads them.
 #[wasm_bindgen]
-pub struct Model {
-    predictor: Rc<Predictor>,
+pub struct BundleInfo {
+    description: BundleDescription,
+    weights: String,
 }
 
-impl Model {
+/// Parses and validates a bundle's `model.json` text.
+#[wasm_bindgen(js_name = describeBundle)]
+pub fn describe_bundle(manifest_json: &str) -> Result<BundleInfo, JsError> {
+    let manifest = parse_bundle_manifest(manifest_json)
+        .map_err(|e| JsError::new(&format!("cannot read the models' manifest: {e}")))?;
+    Ok(BundleInfo {
+        description: manifest.model,
+        weights: manifest.weights,
+    })
+}
+
+impl BundleInfo {
     fn head(&self, head: usize) -> Result<&HeadDescription, JsError> {
-        self.predictor
-            .description()
+        self.description
             .heads
             .get(head)
             .ok_or_else(|| JsError::new(&format!("no head {head}")))
@@ -134,27 +148,40 @@ impl Model {
 }
 
 #[wasm_bindgen]
-impl Model {
+impl BundleInfo {
     /// Class names in output order, for people (`traffic light`).
     #[wasm_bindgen(getter, js_name = labelNames)]
     pub fn label_names(&self) -> Vec<String> {
-        let space = &self.predictor.description().label_space;
+        let space = &self.description.label_space;
         (0..space.n_classes())
             .map(|i| space.display_name(i).unwrap_or_default())
             .collect()
     }
 
     /// The output index of the class named `name` (words joined by `_` or spaces, any case),
-    /// or `undefined` when the model has no such class.
+    /// or `undefined` when the bundle has no such class.
     #[wasm_bindgen(js_name = labelIndex)]
     pub fn label_index(&self, name: &str) -> Option<usize> {
-        self.predictor.description().label_space.index_of(name)
+        self.description.label_space.index_of(name)
     }
 
-    /// The heads' names, in the order the page shows them (`full`, `wan`).
+    /// Every head's name, in the manifest's order (`full`, `wan`, …).
     #[wasm_bindgen(getter, js_name = headNames)]
     pub fn head_names(&self) -> Vec<String> {
-        self.predictor.description().head_names()
+        self.description.head_names()
+    }
+
+    /// The main weights file, beside `model.json`: the backbone and the heads loaded first.
+    #[wasm_bindgen(getter, js_name = weightsFile)]
+    pub fn weights_file(&self) -> String {
+        self.weights.clone()
+    }
+
+    /// The file of head `head`'s own weights, downloaded when a visitor asks for the head;
+    /// `undefined` for a head in the main weights file.
+    #[wasm_bindgen(js_name = headFile)]
+    pub fn head_file(&self, head: usize) -> Result<Option<String>, JsError> {
+        Ok(self.head(head)?.weights.clone())
     }
 
     /// Head `head`'s description for people ("Trained with all labels, ASL loss").
@@ -197,36 +224,84 @@ impl Model {
 
     /// Decoder layers of head `head` with attention (0: no attention maps).
     #[wasm_bindgen(js_name = attentionLayers)]
-    pub fn attention_layers(&self, head: usize) -> usize {
-        self.predictor.attention_layers(head)
+    pub fn attention_layers(&self, head: usize) -> Result<usize, JsError> {
+        Ok(attention_shape(&self.head(head)?.head).0)
     }
 
     /// Attention heads per layer of head `head`.
     #[wasm_bindgen(js_name = attentionHeads)]
-    pub fn attention_heads(&self, head: usize) -> usize {
-        self.predictor.attention_heads(head)
+    pub fn attention_heads(&self, head: usize) -> Result<usize, JsError> {
+        Ok(attention_shape(&self.head(head)?.head).1)
     }
 
     /// Input side in pixels.
     #[wasm_bindgen(getter, js_name = inputSize)]
     pub fn input_size(&self) -> usize {
-        self.predictor.description().preprocessing.height
+        self.description.preprocessing.height
+    }
+}
+
+/// The loaded bundle, in the inference worker: the backbone, and the heads loaded so far,
+/// addressed by name.
+#[wasm_bindgen]
+pub struct Model {
+    predictor: Rc<RefCell<Predictor>>,
+}
+
+/// The page serialises its calls to a model (a prediction awaits its read-back): a call that
+/// overlaps another is refused, never a panic.
+fn busy() -> JsError {
+    JsError::new("the models are busy with another call")
+}
+
+#[wasm_bindgen]
+impl Model {
+    /// The loaded heads' names, in the order they were loaded.
+    #[wasm_bindgen(getter, js_name = loadedHeads)]
+    pub fn loaded_heads(&self) -> Result<Vec<String>, JsError> {
+        let predictor = self.predictor.try_borrow().map_err(|_| busy())?;
+        Ok(predictor.description().head_names())
     }
 
-    /// One run of the backbone and every head on a blank input; resolves to its milliseconds.
+    /// Loads head `name` from its own weights file's bytes (nothing happens for a loaded head).
+    #[wasm_bindgen(js_name = addHead)]
+    pub fn add_head(&self, name: &str, weights: Vec<u8>) -> Result<(), JsError> {
+        let mut predictor = self.predictor.try_borrow_mut().map_err(|_| busy())?;
+        predictor
+            .add_head(name, weights)
+            .map_err(|e| JsError::new(&format!("cannot load the {name} head: {e}")))
+    }
+
+    /// One run of the backbone and every loaded head on a blank input; resolves to its
+    /// milliseconds.
+    // The shared borrow lasts until the read-back: an `addHead` meanwhile is refused by its
+    // `try_borrow_mut` (see `busy`), never a panic.
+    #[allow(clippy::await_holding_refcell_ref)]
     #[wasm_bindgen(js_name = warmUp)]
     pub fn warm_up(&self) -> Promise {
         let predictor = self.predictor.clone();
-        future_to_promise(async move { Ok(predictor.warm_up().await.into()) })
+        future_to_promise(async move {
+            let predictor = predictor.try_borrow().map_err(|_| busy())?;
+            Ok(predictor.warm_up().await.into())
+        })
     }
 
-    /// Predicts an encoded photo with every head (the backbone runs once, or on the photo and
-    /// its mirror image with `mirror_too`); resolves to a [`PhotoPrediction`], or rejects with
-    /// a message that says what is wrong with the file.
-    pub fn predict(&self, encoded: Vec<u8>, mirror_too: bool) -> Promise {
+    /// Predicts an encoded photo with the loaded heads named in `heads`, in that order (the
+    /// backbone runs once, or on the photo and its mirror image with `mirror_too`); resolves to
+    /// a [`PhotoPrediction`], or rejects with a message that says what is wrong with the file.
+    #[allow(clippy::await_holding_refcell_ref)] // as in `warm_up`
+    pub fn predict(&self, encoded: Vec<u8>, mirror_too: bool, heads: Vec<String>) -> Promise {
         let predictor = self.predictor.clone();
         future_to_promise(async move {
-            match predictor.predict(&encoded, mirror_too).await {
+            let predictor = predictor.try_borrow().map_err(|_| busy())?;
+            let mut positions = Vec::with_capacity(heads.len());
+            for name in &heads {
+                let position = predictor
+                    .head_position(name)
+                    .ok_or_else(|| JsError::new(&format!("the {name} head is not loaded")))?;
+                positions.push(position);
+            }
+            match predictor.predict(&encoded, mirror_too, &positions).await {
                 Ok(predictions) => Ok(PhotoPrediction { predictions }.into()),
                 Err(error) => Err(JsError::new(&error.to_string()).into()),
             }
@@ -234,7 +309,8 @@ impl Model {
     }
 }
 
-/// One photo's prediction by every head.
+/// One photo's prediction by several heads, addressed by position: made by [`Model::predict`]
+/// in the worker, and built again from its numbers on the page, which draws the maps.
 #[wasm_bindgen]
 pub struct PhotoPrediction {
     predictions: PhotoPredictions,
@@ -251,9 +327,71 @@ impl PhotoPrediction {
 
 #[wasm_bindgen]
 impl PhotoPrediction {
+    /// An empty prediction taking `milliseconds`, to fill with [`Self::add_head`].
+    #[wasm_bindgen(constructor)]
+    pub fn new(milliseconds: f64) -> PhotoPrediction {
+        PhotoPrediction {
+            predictions: PhotoPredictions {
+                heads: Vec::new(),
+                milliseconds,
+            },
+        }
+    }
+
+    /// Appends a head's results: its probabilities, its cross-attention (every decoder layer's
+    /// `[heads, labels, height · width]` one after another; empty for a linear head), its
+    /// attention heads per layer and its feature map's `height` and `width`.
+    #[wasm_bindgen(js_name = addHead)]
+    pub fn add_head(
+        &mut self,
+        probabilities: Vec<f32>,
+        cross_attention: Vec<f32>,
+        attention_heads: usize,
+        height: usize,
+        width: usize,
+    ) -> Result<(), JsError> {
+        let per_layer = attention_heads * probabilities.len() * height * width;
+        if per_layer == 0 && !cross_attention.is_empty()
+            || per_layer > 0 && !cross_attention.len().is_multiple_of(per_layer)
+        {
+            return Err(JsError::new(&format!(
+                "{} attention values do not split into layers of {per_layer}",
+                cross_attention.len()
+            )));
+        }
+        let cross_attention = if per_layer == 0 {
+            Vec::new()
+        } else {
+            cross_attention
+                .chunks(per_layer)
+                .map(<[f32]>::to_vec)
+                .collect()
+        };
+        self.predictions.heads.push(Prediction {
+            probabilities,
+            cross_attention,
+            heads: attention_heads,
+            feature_size: [height, width],
+        });
+        Ok(())
+    }
+
     /// Head `head`'s probability per label, in the label order.
     pub fn probabilities(&self, head: usize) -> Result<Vec<f32>, JsError> {
         Ok(self.head(head)?.probabilities.clone())
+    }
+
+    /// Head `head`'s cross-attention, every decoder layer's one after another (see
+    /// [`Self::add_head`]).
+    #[wasm_bindgen(js_name = crossAttention)]
+    pub fn cross_attention(&self, head: usize) -> Result<Vec<f32>, JsError> {
+        Ok(self.head(head)?.cross_attention.concat())
+    }
+
+    /// Head `head`'s attention heads per decoder layer.
+    #[wasm_bindgen(js_name = attentionHeads)]
+    pub fn attention_heads(&self, head: usize) -> Result<usize, JsError> {
+        Ok(self.head(head)?.heads)
     }
 
     /// Milliseconds from preprocessing to every head's results read back.

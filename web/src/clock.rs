@@ -1,13 +1,18 @@
 //! Milliseconds for timing predictions: `performance.now()` in the browser (where
 //! `std::time::Instant` panics), a monotonic clock natively.
 
-/// Milliseconds since an arbitrary fixed start.
+/// Milliseconds since an arbitrary fixed start: the page's or the inference worker's clock.
 #[cfg(target_arch = "wasm32")]
 pub fn now_ms() -> f64 {
-    web_sys::window()
-        .and_then(|window| window.performance())
-        .map(|performance| performance.now())
-        .unwrap_or_else(js_sys::Date::now)
+    use wasm_bindgen::JsCast;
+    let global = js_sys::global();
+    let performance = match global.dyn_ref::<web_sys::Window>() {
+        Some(window) => window.performance(),
+        None => global
+            .dyn_ref::<web_sys::WorkerGlobalScope>()
+            .and_then(|worker| worker.performance()),
+    };
+    performance.map_or_else(js_sys::Date::now, |performance| performance.now())
 }
 
 /// Milliseconds since an arbitrary fixed start.

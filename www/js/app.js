@@ -1,10 +1,12 @@
-// The demo page: starts the wasm engine (WebGPU, else the CPU backend), downloads the bundle of
-// models (one backbone, several heads) with progress (cached), takes photos from every input,
-// runs the backbone once per photo and every head on it, and shows each head's sorted label
-// probabilities (its prediction marked at its own threshold) and attention maps side by side.
-// Every number comes from the wasm module.
+// The demo page: downloads the bundle of models (one backbone, several heads) with progress
+// (cached) and hands it to the inference worker (WebGPU, else the CPU backend; inference.js),
+// takes photos from every input, has the worker run the backbone once per photo and the heads
+// the visitor chose on it, and shows each head's sorted label probabilities (its prediction
+// marked at its own threshold) and attention maps side by side. Heads stored in files of their
+// own download when first chosen. Every number comes from the wasm module.
 import { cachedBytes } from './download.js';
 import { drawOverlay, sizeCanvas } from './heatmap.js';
+import { createInference } from './inference.js';
 import { setupLesson } from './lesson.js';
 
 /** The bundle's directory: model.json names the weights file beside it. */
@@ -25,7 +27,17 @@ const demo = (window.demo = {
 });
 
 const state = {
-  wasm: null, engine: null, model: null, heads: [], labelNames: [], photo: null, result: null,
+  wasm: null,
+  /** The engine the worker runs on: { gpu, name, fallbackReason }. */
+  engine: null,
+  /** The manifest as the wasm module reads it (`BundleInfo`): labels and every head. */
+  info: null,
+  inference: null,
+  /** Every head's name, in the manifest's order; `loaded` those in the worker, `chosen` those shown. */
+  heads: [], loaded: new Set(), chosen: [],
+  labelNames: [], photo: null,
+  /** The shown photo's prediction: `prediction` (wasm `PhotoPrediction`) and each head's position in it. */
+  result: null,
   shown: {}, busy: false,
   /** The photo to run next: given while the models loaded or another photo ran (the latest wins). */
   pending: null,
@@ -33,8 +45,8 @@ const state = {
   // value, exactly (the slider's 0.01 steps would round it), until the visitor moves that
   // column's slider.
   thresholds: {},
-  /** The head trained from one positive label per image, whose prediction the lesson uses. */
-  singlePositiveHead: 0,
+  /** The main thread's engine, started for the lesson only. */
+  lessonEngine: null,
 };
 
 function wasmBindings() {
@@ -71,7 +83,8 @@ function scrollIntoViewIfHidden(element) {
 
 function megabytes(bytes) { return `${(bytes / 1e6).toFixed(1)} MB`; }
 
-async function loadModels() {
+/** Downloads the manifest and the main weights file, and starts the worker's models on them. */
+async function loadModels(tryGpu) {
   const bar = $('#progress');
   const text = $('#progress-text');
   const manifestResponse = await fetch(`${MODELS_DIR}/model.json`, { cache: 'no-store' });
@@ -82,43 +95,108 @@ async function loadModels() {
     bar.max = total || got; bar.value = got;
     text.textContent = cached ? 'from the cache' : `${megabytes(got)}${total ? ' of ' + megabytes(total) : ''}`;
   });
-  text.textContent = `${megabytes(bytes.length)}${fromCache ? ', from the cache' : ''}; warming up…`;
-  const model = state.engine.loadModel(manifest, bytes);
-  demo.warmUpMs = await model.warmUp();
-  const heads = model.headNames;
-  text.textContent = `${megabytes(bytes.length)}${fromCache ? ' (cached)' : ''}, ` +
-    `${heads.length} heads ready`;
-  return model;
+  const size = bytes.length;
+  text.textContent = `${megabytes(size)}${fromCache ? ', from the cache' : ''}; warming up…`;
+  const engine = await state.inference.load(tryGpu, manifest, bytes);
+  demo.warmUpMs = engine.warmUpMs;
+  return { manifest, engine, size, fromCache };
 }
 
-/** One column per head, in the bundle's order, and a tab per head for phones. */
+/** `head`'s short name for tabs and choices: its loss (`ROLE`), or its name. */
+function shortName(name) {
+  return name === 'full' ? 'Full' : name.toUpperCase();
+}
+
+/** One column per head (hidden until chosen), in the bundle's order, and the choice of heads. */
 function buildColumns() {
-  $('#head-tabs').replaceChildren(...state.heads.map((name, head) => {
-    const tab = document.createElement('button');
-    tab.type = 'button';
-    tab.setAttribute('role', 'tab');
-    tab.dataset.model = name;
-    tab.textContent = name;
-    tab.title = state.model.headDescription(head) || name;
-    tab.addEventListener('click', () => chooseColumn(name));
-    return tab;
-  }));
   const template = $('#column-template');
   $('#columns').replaceChildren(...state.heads.map((name, head) => {
     const root = template.content.firstElementChild.cloneNode(true);
     root.dataset.model = name;
-    $('[data-role="title"]', root).textContent = state.model.headDescription(head) || name;
+    root.hidden = true;
+    $('[data-role="title"]', root).textContent = state.info.headDescription(head) || name;
     $('[data-role="threshold"]', root).addEventListener('input', (event) => {
       setThreshold(name, Number(event.target.value));
-      if (state.photo) renderColumn(name);
+      if (hasResult(name)) renderColumn(name);
     });
     $('[data-role="threshold-reset"]', root).addEventListener('click', () => {
       resetThreshold(name);
-      if (state.photo) renderColumn(name);
+      if (hasResult(name)) renderColumn(name);
     });
     return root;
   }));
-  chooseColumn(state.heads[0]);
+  $('#head-choices').replaceChildren(...state.heads.map((name, head) => {
+    const choice = document.createElement('button');
+    choice.type = 'button';
+    choice.dataset.model = name;
+    choice.textContent = shortName(name);
+    choice.title = state.info.headDescription(head) || name;
+    choice.addEventListener('click', () => toggleHead(name).catch((error) =>
+      showMessage(`The ${shortName(name)} head could not be loaded: ${error.message ?? error}`)));
+    return choice;
+  }));
+  showChosen();
+}
+
+/** The chosen heads' columns and tabs, and the choices' pressed state. */
+function showChosen() {
+  for (const choice of $('#head-choices').children) {
+    const name = choice.dataset.model;
+    choice.setAttribute('aria-pressed', String(state.chosen.includes(name)));
+    choice.classList.toggle('on-demand', !state.loaded.has(name));
+  }
+  for (const root of $('#columns').children) root.hidden = !state.chosen.includes(root.dataset.model);
+  $('#head-tabs').replaceChildren(...state.chosen.map((name) => {
+    const tab = document.createElement('button');
+    tab.type = 'button';
+    tab.setAttribute('role', 'tab');
+    tab.dataset.model = name;
+    tab.textContent = shortName(name);
+    tab.title = state.info.headDescription(state.heads.indexOf(name)) || name;
+    tab.addEventListener('click', () => chooseColumn(name));
+    return tab;
+  }));
+  const current = $('.model-column.chosen')?.dataset.model;
+  chooseColumn(state.chosen.includes(current) ? current : state.chosen[0]);
+  demo.heads = [...state.chosen];
+}
+
+/**
+ * Shows or hides head `name`. A head not loaded yet downloads first (its own weights file) and
+ * goes to the worker; the shown photo then runs again, so that its column fills.
+ */
+async function toggleHead(name) {
+  if (state.chosen.includes(name)) {
+    if (state.chosen.length === 1) return; // something stays to look at
+    state.chosen = state.chosen.filter((n) => n !== name);
+    showChosen();
+    if (state.photo) render();
+    return;
+  }
+  if (!state.loaded.has(name)) {
+    const file = state.info.headFile(state.heads.indexOf(name));
+    const choice = $(`#head-choices [data-model="${name}"]`);
+    choice.disabled = true;
+    try {
+      const { bytes } = await cachedBytes(`${MODELS_DIR}/${file}`, (got, total) => {
+        showStatus(`Downloading the ${shortName(name)} head: ${megabytes(got)}${total ? ' of ' + megabytes(total) : ''}`);
+      });
+      showStatus(`Loading the ${shortName(name)} head…`);
+      await state.inference.addHead(name, bytes);
+      state.loaded.add(name);
+    } finally {
+      choice.disabled = false;
+      if (!state.busy) showStatus('');
+    }
+  }
+  // In the bundle's order, whatever the order of the clicks.
+  state.chosen = state.heads.filter((n) => n === name || state.chosen.includes(n));
+  showChosen();
+  chooseColumn(name);
+  if (state.photo) {
+    const { bytes, blob, trueLabels, sampleName } = state.photo;
+    await predictPhoto(bytes, blob, trueLabels, sampleName);
+  }
 }
 
 /** The column a phone shows: the others are hidden there, and side by side elsewhere. */
@@ -133,7 +211,7 @@ function chooseColumn(name) {
 function resetThreshold(name) {
   const root = column(name);
   const head = state.heads.indexOf(name);
-  const own = state.model.decisionThreshold(head);
+  const own = state.info.decisionThreshold(head);
   state.thresholds[name] = own;
   demo.thresholds[name] = own;
   $('[data-role="threshold"]', root).value = String(own);
@@ -142,9 +220,9 @@ function resetThreshold(name) {
   reset.textContent = `back to ${own.toFixed(2)}`;
   reset.hidden = true;
   // A value fixed with the exporter's --threshold flag: the flag means nothing to a visitor.
-  const recorded = state.model.thresholdRule(head);
+  const recorded = state.info.thresholdRule(head);
   const rule = recorded === 'fixed with --threshold' ? 'set when the model was exported' : recorded;
-  const wrong = state.model.thresholdWrongLabelsPerPhoto(head);
+  const wrong = state.info.thresholdWrongLabelsPerPhoto(head);
   $('[data-role="threshold-note"]', root).textContent = rule === 'default'
     ? `This model records no calibrated threshold; ${own.toFixed(2)} is the default.`
     : `${own.toFixed(2)} is this model's own threshold (${rule})` +
@@ -156,7 +234,7 @@ function setThreshold(name, value) {
   state.thresholds[name] = value;
   demo.thresholds[name] = value;
   $('[data-role="threshold-value"]', root).textContent = value.toFixed(2);
-  const own = state.model.decisionThreshold(state.heads.indexOf(name));
+  const own = state.info.decisionThreshold(state.heads.indexOf(name));
   $('[data-role="threshold-reset"]', root).hidden = value === own;
 }
 
@@ -173,34 +251,59 @@ function fillAttentionSelectors() {
   const layers = $('#layer-select');
   const heads = $('#head-select');
   const most = (count) => Math.max(0, ...state.heads.map((_, head) => count(head)));
-  for (let i = 0; i < most((h) => state.model.attentionLayers(h)); i++) layers.add(new Option(`layer ${i + 1}`, String(i)));
-  for (let i = 0; i < most((h) => state.model.attentionHeads(h)); i++) heads.add(new Option(`head ${i + 1}`, String(i)));
+  for (let i = 0; i < most((h) => state.info.attentionLayers(h)); i++) layers.add(new Option(`layer ${i + 1}`, String(i)));
+  for (let i = 0; i < most((h) => state.info.attentionHeads(h)); i++) heads.add(new Option(`head ${i + 1}`, String(i)));
 }
 
 async function start() {
   const params = new URLSearchParams(location.search);
-  state.wasm = await wasmBindings();
+  // The worker compiles the wasm module while the page's own copy starts and the models download.
+  state.inference = createInference();
   const askedForCpu = params.get('backend') === 'cpu';
   const hasWebGpu = 'gpu' in navigator;
-  state.engine = await state.wasm.startEngine(!askedForCpu && hasWebGpu);
-  demo.engine = state.engine.name;
-  demo.fallbackReason = state.engine.gpu ? ''
+  const models = loadModels(!askedForCpu && hasWebGpu);
+  state.wasm = await wasmBindings();
+  const { manifest, engine, size, fromCache } = await models;
+  state.engine = engine;
+  demo.engine = engine.name;
+  demo.fallbackReason = engine.gpu ? ''
     : askedForCpu ? 'asked for with ?backend=cpu'
-      : hasWebGpu ? state.engine.fallbackReason : 'this browser has no WebGPU (navigator.gpu)';
+      : hasWebGpu ? engine.fallbackReason : 'this browser has no WebGPU (navigator.gpu)';
   renderEngine();
-  state.model = await loadModels();
-  state.heads = state.model.headNames;
-  state.labelNames = state.model.labelNames;
-  const singlePositive = state.heads.findIndex((_, head) => state.model.headLabels(head) === 'single-positive');
-  state.singlePositiveHead = singlePositive >= 0 ? singlePositive : state.heads.length - 1;
+  state.info = state.wasm.describeBundle(manifest);
+  state.heads = state.info.headNames;
+  state.labelNames = state.info.labelNames;
+  state.loaded = new Set(state.heads.filter((_, head) => state.info.headFile(head) === undefined));
+  state.chosen = state.heads.filter((name) => state.loaded.has(name));
+  const more = state.heads.length - state.loaded.size;
+  $('#progress-text').textContent = `${megabytes(size)}${fromCache ? ' (cached)' : ''}, ` +
+    `${state.loaded.size} heads ready` + (more ? `, ${more} more on demand` : '');
   buildColumns();
   state.heads.forEach(resetThreshold);
   fillAttentionSelectors();
-  demo.heads = state.heads;
   demo.loadedAt = performance.now();
   demo.ready = true;
   // A photo given while the models loaded runs now.
   await runPending();
+}
+
+/** The lesson's engine, on this thread (its runs train between frames): started when first asked. */
+state.startLessonEngine = async () => {
+  state.lessonEngine ??= await state.wasm.startEngine(state.engine.gpu);
+  return state.lessonEngine;
+};
+
+/** Head `name`'s probabilities for the shown photo (it must be among the results). */
+state.probabilitiesOf = (name) => state.result.prediction.probabilities(state.result.positions[name]);
+
+/** The head whose prediction the lesson reads: the first single-positive one shown, else the first shown. */
+state.lessonHead = () => {
+  const shown = state.chosen.filter(hasResult);
+  return shown.find((name) => state.info.headLabels(state.heads.indexOf(name)) === 'single-positive') ?? shown[0];
+};
+
+function hasResult(name) {
+  return state.photo && state.result && name in state.result.positions;
 }
 
 /**
@@ -233,7 +336,7 @@ async function runPending() {
     showStatus(`Looking at the photo on ${state.engine.name}…`);
     try {
       const mirrorToo = $('#mirror-too').checked;
-      const result = await state.model.predict(bytes, mirrorToo);
+      const result = rebuild(await state.inference.predict(bytes, mirrorToo, state.chosen));
       await showPrediction(result, { bytes, blob, trueLabels, sampleName, mirrorToo });
     } catch (error) {
       showMessage(`This file cannot be used: ${error.message ?? error}. Try a JPEG or PNG photo.`);
@@ -244,6 +347,19 @@ async function runPending() {
   showStatus('');
 }
 
+/** The worker's numbers as a wasm `PhotoPrediction` of this thread, with each head's position. */
+function rebuild(numbers) {
+  const prediction = new state.wasm.PhotoPrediction(numbers.milliseconds);
+  const positions = {};
+  numbers.heads.forEach((head, position) => {
+    prediction.addHead(head.probabilities, head.crossAttention, head.attentionHeads,
+      numbers.mapHeight, numbers.mapWidth);
+    positions[head.name] = position;
+  });
+  return { prediction, positions, milliseconds: numbers.milliseconds,
+    mapHeight: numbers.mapHeight, mapWidth: numbers.mapWidth };
+}
+
 /** Shows `result`, the prediction of `photo` ({ bytes, blob, trueLabels, sampleName, mirrorToo }). */
 async function showPrediction(result, photo) {
   const { blob, trueLabels, sampleName } = photo;
@@ -251,7 +367,7 @@ async function showPrediction(result, photo) {
   showMessage('');
   state.photo = { ...photo, bitmap };
   // The previous photo's results live in wasm memory until freed.
-  state.result?.free();
+  state.result?.prediction.free();
   state.result = result;
   state.shown = {};
   render();
@@ -273,8 +389,8 @@ async function showPrediction(result, photo) {
   demo.firstPredictionAt ??= performance.now();
   demo.lastMilliseconds = result.milliseconds;
   demo.lastMirrorToo = photo.mirrorToo;
-  demo.last = Object.fromEntries(state.heads.map((name, head) => {
-    const probabilities = result.probabilities(head);
+  demo.last = Object.fromEntries(Object.keys(result.positions).map((name) => {
+    const probabilities = state.probabilitiesOf(name);
     return [name, {
       ranking: ranking(probabilities).map((i) => state.labelNames[i]),
       probabilities: Array.from(probabilities),
@@ -303,19 +419,20 @@ function render() {
   const shown = truth?.map((label) => state.wasm.displayLabel(label)).join(', ');
   $('#true-labels').textContent = truth ? `True labels of this COCO photo: ${shown}` : '';
   const looks = state.photo.mirrorToo ? ' on the photo and its mirror image' : '';
+  const columns = state.chosen.filter(hasResult);
   $('#timing').textContent = `${state.result.milliseconds.toFixed(0)} ms on ${state.engine.name} ` +
-    `for the backbone${looks} and all ${state.heads.length} heads`;
-  for (const name of state.heads) renderColumn(name);
+    `for the backbone${looks} and the ${columns.length} heads shown`;
+  for (const name of columns) renderColumn(name);
 }
 
 /** Head `name`'s attention map of `label` under the current layer and head choice. */
 function attentionMap(name, label) {
   const { layer, head } = selection();
-  return state.result.attentionMap(state.heads.indexOf(name), label, layer, head);
+  return state.result.prediction.attentionMap(state.result.positions[name], label, layer, head);
 }
 
 function renderColumn(name) {
-  const probabilities = state.result.probabilities(state.heads.indexOf(name));
+  const probabilities = state.probabilitiesOf(name);
   const order = ranking(probabilities);
   state.shown[name] ??= order[0];
   renderBars(name, order, probabilities);
@@ -327,7 +444,7 @@ function renderBars(name, order, probabilities) {
   const root = column(name);
   const list = $('[data-role="bars"]', root);
   const cutoff = threshold(name);
-  const truth = new Set((state.photo.trueLabels ?? []).map((l) => state.model.labelIndex(l)));
+  const truth = new Set((state.photo.trueLabels ?? []).map((l) => state.info.labelIndex(l)));
   list.replaceChildren(...order.map((label) => {
     const item = document.createElement('li');
     const p = probabilities[label];
@@ -435,7 +552,7 @@ function setupInputs() {
   });
   setupWebcam();
   for (const id of ['#opacity', '#layer-select', '#head-select']) {
-    $(id).addEventListener('input', () => state.photo && state.heads.forEach(renderColumn));
+    $(id).addEventListener('input', () => state.chosen.filter(hasResult).forEach(renderColumn));
   }
   // The shown photo again, with or without its mirror image.
   $('#mirror-too').addEventListener('change', () => {

@@ -40,12 +40,12 @@ function formatTarget(target, weight) {
 
 function renderTargets(state, demo, trueLabels, kept) {
   const names = state.labelNames;
-  const truth = trueLabels.map((label) => state.model.labelIndex(label)).filter((i) => i !== undefined);
+  const truth = trueLabels.map((label) => state.info.labelIndex(label)).filter((i) => i !== undefined);
   const multiHot = new Float32Array(names.length);
   truth.forEach((i) => { multiHot[i] = 1; });
   // The head trained from one positive label per image: every loss is read at its prediction
   // (what LL rejects, SPLC corrects, GR weighs), and ROLE's estimate is fitted to it.
-  const single = state.result.probabilities(state.singlePositiveHead);
+  const single = state.probabilitiesOf(state.lessonHead());
   const targets = state.wasm.lossTargets(multiHot, kept, single);
   const losses = state.wasm.targetLosses();
   const others = Array.from(single.keys()).filter((i) => !truth.includes(i))
@@ -97,7 +97,7 @@ function renderTargets(state, demo, trueLabels, kept) {
 function renderKeptChoices(state, demo, trueLabels) {
   const choices = $('#kept-choices');
   const names = state.labelNames;
-  const present = trueLabels.map((l) => state.model.labelIndex(l)).filter((i) => i !== undefined);
+  const present = trueLabels.map((l) => state.info.labelIndex(l)).filter((i) => i !== undefined);
   choices.replaceChildren(...present.map((label, n) => {
     const wrap = document.createElement('label');
     const input = document.createElement('input');
@@ -122,7 +122,8 @@ async function train(state, demo) {
   });
   // A new run starts from scratch; the previous one's tensors are released first.
   state.lessonRuns?.free();
-  const runs = (state.lessonRuns = state.engine.startLesson(bytes, 0));
+  const engine = await state.startLessonEngine();
+  const runs = (state.lessonRuns = engine.startLesson(bytes, 0));
   const losses = runs.losses;
   const series = losses.map((name) => ({ name, colour: LOSS_COLOURS[name] ?? '#333', points: [] }));
   const history = [];
@@ -144,7 +145,7 @@ async function train(state, demo) {
       return item;
     }));
     demo.lesson.seconds = (performance.now() - started) / 1000;
-    status.textContent = `${epochs.toFixed(1)} epochs in ${demo.lesson.seconds.toFixed(0)} s on ${state.engine.name}`;
+    status.textContent = `${epochs.toFixed(1)} epochs in ${demo.lesson.seconds.toFixed(0)} s on ${engine.name}`;
   };
   await evaluate();
   const steps = Math.max(1, Math.round(runs.trainImages / runs.batchSize / EVALUATIONS_PER_EPOCH));

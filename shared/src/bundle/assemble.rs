@@ -142,6 +142,7 @@ pub fn assemble(parts: Vec<BundlePart>) -> Result<(Bundle, BundleDescription), B
                 loss: part.loss,
                 head: part.model_description.classifier.head.clone(),
                 decision_threshold: part.model_description.decision_threshold.clone(),
+                weights: None,
             })
             .collect(),
     };
@@ -200,7 +201,7 @@ mod tests {
         assert_eq!(bundled.head_names(), ["a", "b"]);
         assert_eq!(bundled.heads[1].decision_threshold.value, 0.7);
         let bytes = bundle_weights(&bundle, &bundled).unwrap();
-        let loaded = load_bundle(&bundled, bytes, &device).unwrap();
+        let loaded = load_bundle(&bundled, bytes, Vec::new(), &device).unwrap();
         let input = Tensor::<4>::ones([1, 3, 32, 32], &device);
         let alone = source.classifier(1).forward(input.clone()).logits;
         let together = loaded.forward(input).remove(1).logits;

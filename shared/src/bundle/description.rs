@@ -94,6 +94,12 @@ pub struct HeadDescription {
     pub loss: Option<LossKind>,
     pub head: HeadConfig,
     pub decision_threshold: DecisionThreshold,
+    /// The file beside the manifest that holds this head's tensors, when they are not in the
+    /// bundle's main weights file: the page downloads it only when a visitor asks for the head.
+    /// Such heads come after every head of the main file, so that the heads loaded first keep
+    /// their places.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<String>,
 }
 
 /// `"trained with all labels, ASL loss"`, or as much of it as is known (empty when nothing is).
@@ -111,6 +117,16 @@ pub fn default_head_description(labels: Option<TrainingLabels>, loss: Option<Los
         Some(first) => first.to_uppercase().chain(chars).collect(),
         None => text,
     }
+}
+
+/// A file name without a directory part, so that a manifest can only name files beside it.
+fn is_plain_file_name(file: &str) -> bool {
+    !file.is_empty()
+        && file.len() <= 255
+        && file != "."
+        && file != ".."
+        && !file.contains(['/', '\\', ':'])
+        && !file.chars().any(char::is_control)
 }
 
 /// Whether `name` can name a head: see [`BundleError::HeadName`].
@@ -166,6 +182,32 @@ impl BundleDescription {
                     backbone: channels,
                 });
             }
+            if let Some(file) = &head.weights {
+                if !is_plain_file_name(file) {
+                    return Err(BundleError::HeadFile {
+                        head: name.clone(),
+                        why: format!("{file:?} is not a plain file name beside the manifest"),
+                    });
+                }
+                if self.heads[..i]
+                    .iter()
+                    .any(|other| other.weights.as_ref() == Some(file))
+                {
+                    return Err(BundleError::HeadFile {
+                        head: name.clone(),
+                        why: format!("{file:?} is another head's file too"),
+                    });
+                }
+            } else if let Some(before) = self.heads[..i].iter().find(|h| h.weights.is_some()) {
+                return Err(BundleError::HeadFile {
+                    head: name.clone(),
+                    why: format!(
+                        "it is in the main weights file, so it must come before {:?}, whose \
+                         weights are a file of their own",
+                        before.name
+                    ),
+                });
+            }
             let value = head.decision_threshold.value;
             if !(0.0..=1.0).contains(&value) {
                 return Err(BundleError::Threshold {
@@ -175,6 +217,26 @@ impl BundleDescription {
             }
         }
         Ok(())
+    }
+
+    /// The bundle as first loaded: the backbone and the heads in the main weights file.
+    pub fn in_main_file(&self) -> BundleDescription {
+        BundleDescription {
+            heads: self
+                .heads
+                .iter()
+                .filter(|head| head.weights.is_none())
+                .cloned()
+                .collect(),
+            ..self.clone()
+        }
+    }
+
+    /// The heads whose weights are files of their own, loaded on demand, in order (they follow
+    /// the main file's heads).
+    pub fn on_demand_heads(&self) -> &[HeadDescription] {
+        let first = self.heads.iter().position(|head| head.weights.is_some());
+        &self.heads[first.unwrap_or(self.heads.len())..]
     }
 
     /// Validates, then builds the network with fresh parameters on `device`.
@@ -336,5 +398,39 @@ mod tests {
             "WAN loss"
         );
         assert_eq!(default_head_description(None, None), "");
+    }
+
+    #[test]
+    fn heads_with_files_of_their_own_come_last_and_name_plain_distinct_files() {
+        let mut description = two_heads();
+        description.heads[1].weights = Some("head-wan.safetensors".into());
+        description.validate().unwrap();
+        assert_eq!(description.in_main_file().head_names(), ["full"]);
+        let on_demand: Vec<_> = description
+            .on_demand_heads()
+            .iter()
+            .map(|h| &h.name)
+            .collect();
+        assert_eq!(on_demand, ["wan"]);
+        assert!(two_heads().on_demand_heads().is_empty());
+
+        let why = |description: &BundleDescription| match description.validate() {
+            Err(BundleError::HeadFile { head, why }) => format!("{head}: {why}"),
+            other => panic!("expected a head file error, got {other:?}"),
+        };
+        let mut first_on_demand = two_heads();
+        first_on_demand.heads[0].weights = Some("head-full.safetensors".into());
+        assert!(why(&first_on_demand).starts_with("wan: it is in the main weights file"));
+        for file in ["../model.safetensors", "/etc/passwd", "a\\b", ".."] {
+            let mut outside = two_heads();
+            outside.heads[1].weights = Some(file.into());
+            assert!(why(&outside).contains("not a plain file name"), "{file}");
+        }
+        let mut shared = description.clone();
+        shared.heads.push(HeadDescription {
+            name: "epr".into(),
+            ..shared.heads[1].clone()
+        });
+        assert!(why(&shared).starts_with("epr: \"head-wan.safetensors\" is another head's file"));
     }
 }

@@ -32,6 +32,9 @@ pub enum BundleError {
         reads: usize,
         backbone: usize,
     },
+    /// A head's own weights file that cannot be: not a plain file name, shared, or placed before
+    /// a head of the main file.
+    HeadFile { head: String, why: String },
     /// A decision threshold that is not a probability.
     Threshold { head: String, value: f32 },
     /// No head of this name.
@@ -85,6 +88,7 @@ impl fmt::Display for BundleError {
                 f,
                 "head {head:?} reads {reads} feature channels but the backbone gives {backbone}"
             ),
+            Self::HeadFile { head, why } => write!(f, "head {head:?}'s weights file: {why}"),
             Self::Threshold { head, value } => write!(
                 f,
                 "head {head:?}: decision threshold {value} is not a probability in [0, 1]"

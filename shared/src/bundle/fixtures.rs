@@ -17,6 +17,7 @@ pub fn linear_head(name: &str) -> HeadDescription {
         loss: None,
         head: HeadConfig::Linear(LinearHeadConfig::new(80, 1280)),
         decision_threshold: DecisionThreshold::default(),
+        weights: None,
     }
 }
 

@@ -2,9 +2,10 @@
 //! number of named heads trained on it, so that a photo goes through the backbone once and the
 //! backbone's weights are stored (and downloaded) once.
 //!
-//! On disk a bundle is a manifest ([`BundleManifest`], `model.json`) and one half-precision
-//! safetensors file: the backbone's tensors under `backbone.`, each head's under
-//! `heads.<name>.`. Everything here works on bytes already in memory, so the native trainer and
+//! On disk a bundle is a manifest ([`BundleManifest`], `model.json`) and a safetensors file of
+//! half-precision or int8 weights: the backbone's tensors under `backbone.`, each head's under
+//! `heads.<name>.`. A head may instead have a file of its own (its description's `weights`),
+//! named the same way, so that the page downloads it only when a visitor asks for it. Everything here works on bytes already in memory, so the native trainer and
 //! the wasm demo share it; reading and writing files is the caller's business.
 //!
 //! - [`description`]: what a bundle holds (backbone, input, labels, heads), validated by `init`;
@@ -31,4 +32,4 @@ pub use error::BundleError;
 pub use format_version::BUNDLE_FORMAT_VERSION;
 pub use manifest::{BundleManifest, WEIGHTS_PRECISION, parse_bundle_manifest};
 pub use model::Bundle;
-pub use weights::{bundle_weights, load_bundle};
+pub use weights::{bundle_weights, head_weights, load_bundle, load_head};

@@ -19,10 +19,20 @@ impl Bundle {
     /// Every head's output for normalised `images` `[batch, 3, height, width]`, in head order;
     /// the backbone runs once.
     pub fn forward(&self, images: Tensor<4>) -> Vec<ClassifierOutput> {
+        let all: Vec<usize> = (0..self.heads.len()).collect();
+        self.forward_heads(images, &all)
+    }
+
+    /// The outputs of the heads at positions `heads`, in that order, for normalised `images`;
+    /// the backbone runs once, and the other heads not at all.
+    ///
+    /// # Panics
+    /// If a position is not a head's.
+    pub fn forward_heads(&self, images: Tensor<4>, heads: &[usize]) -> Vec<ClassifierOutput> {
         let features = self.backbone.forward_features(images);
-        self.heads
+        heads
             .iter()
-            .map(|head| head.forward(features.clone()))
+            .map(|&head| self.heads[head].forward(features.clone()))
             .collect()
     }
 

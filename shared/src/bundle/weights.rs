@@ -6,13 +6,14 @@
 use burn::store::{KeyRemapper, ModuleSnapshot, SafetensorsStore};
 use burn::tensor::Device;
 
-use super::description::BundleDescription;
+use super::description::{BundleDescription, HeadDescription};
 use super::error::BundleError;
 use super::format_version::BUNDLE_FORMAT_VERSION;
 use super::model::Bundle;
 use crate::exported::{half_precision, to_full_precision};
 use crate::int8_weights::dequantize_int8;
 use crate::load_problems::LoadProblems;
+use crate::model::Head;
 use crate::weight_values::check_finite_weights;
 
 /// Renames the tensors of head `i` from Burn's `heads.<i>.` to `heads.<name>.`, or back.
@@ -33,7 +34,9 @@ fn head_prefixes(
     KeyRemapper::from_pattern_iter(patterns).map_err(|e| BundleError::Weights(e.to_string()))
 }
 
-/// Serialises `bundle`'s parameters, described by `description`, in the export's layout.
+/// Serialises the parameters of `bundle`, described by `description`, that go into the main
+/// weights file: the backbone and every head without a file of its own
+/// ([`head_weights`] writes those).
 pub fn bundle_weights(
     bundle: &Bundle,
     description: &BundleDescription,
@@ -46,15 +49,54 @@ pub fn bundle_weights(
             description.heads.len()
         )));
     }
-    let mut store = SafetensorsStore::from_bytes(None)
+    let main = description.in_main_file();
+    let in_main = Bundle {
+        backbone: bundle.backbone.clone(),
+        heads: bundle.heads[..main.heads.len()].to_vec(),
+    };
+    let store = export_store().remap(head_prefixes(&main, true)?);
+    save(&in_main, store)
+}
+
+/// Serialises head `index` of `bundle` alone, its tensors named as in a main file
+/// (`heads.<name>.`), for a head whose weights are a file of their own.
+pub fn head_weights(
+    bundle: &Bundle,
+    description: &BundleDescription,
+    index: usize,
+) -> Result<Vec<u8>, BundleError> {
+    let (head, name) = head_at(bundle, description, index)?;
+    let store = export_store().remap(single_head_prefix(name, true)?);
+    save(head, store)
+}
+
+fn head_at<'a>(
+    bundle: &'a Bundle,
+    description: &'a BundleDescription,
+    index: usize,
+) -> Result<(&'a Head, &'a str), BundleError> {
+    match (bundle.heads.get(index), description.heads.get(index)) {
+        (Some(head), Some(described)) => Ok((head, &described.name)),
+        _ => Err(BundleError::Weights(format!("no head {index} to write"))),
+    }
+}
+
+/// The export's store: half precision where it is safe, enum variants left out of the names.
+fn export_store() -> SafetensorsStore {
+    SafetensorsStore::from_bytes(None)
         .skip_enum_variants(true)
         .with_to_adapter(half_precision())
-        .remap(head_prefixes(description, true)?)
         .metadata(
             "querylabel_export_version",
             BUNDLE_FORMAT_VERSION.to_string(),
-        );
-    bundle
+        )
+}
+
+fn save<M: ModuleSnapshot>(
+    module: &M,
+    mut store: SafetensorsStore,
+) -> Result<Vec<u8>, BundleError> {
+    module
         .save_into(&mut store)
         .map_err(|e| BundleError::Weights(e.to_string()))?;
     let bytes = store
@@ -67,36 +109,95 @@ pub fn bundle_weights(
     Ok(bytes)
 }
 
-/// Builds the network `description` describes on `device` and fills it with `weights` (the
-/// export's safetensors bytes, widened to f32 whatever float type each is stored in, int8
-/// tensors with their scales included: see [`crate::int8_weights`]). Strict: a
-/// missing, unexpected or misshapen tensor, or one that is not finite, is an error that names it.
-pub fn load_bundle(
-    description: &BundleDescription,
-    weights: Vec<u8>,
-    device: &Device,
-) -> Result<Bundle, BundleError> {
-    let mut bundle = description.init(device)?;
+/// Renames a lone head's tensors to `heads.<name>.`, or back to the head's own names.
+fn single_head_prefix(name: &str, to_name: bool) -> Result<KeyRemapper, BundleError> {
+    let named = format!("heads.{name}.");
+    let (from, to) = if to_name {
+        ("^".to_string(), named)
+    } else {
+        (format!("^{}", named.replace('.', r"\.")), String::new())
+    };
+    KeyRemapper::from_pattern_iter([(from, to)]).map_err(|e| BundleError::Weights(e.to_string()))
+}
+
+/// The store reading export bytes: any float type widened to f32, int8 tensors with their
+/// scales included (see [`crate::int8_weights`]), nothing that is not finite.
+fn import_store(weights: Vec<u8>) -> Result<SafetensorsStore, BundleError> {
     let weights = dequantize_int8(weights).map_err(BundleError::Weights)?;
     check_finite_weights(&weights).map_err(BundleError::Weights)?;
-    let mut store = SafetensorsStore::from_bytes(Some(weights))
+    Ok(SafetensorsStore::from_bytes(Some(weights))
         .skip_enum_variants(true)
         .with_from_adapter(to_full_precision())
-        .remap(head_prefixes(description, false)?)
         .validate(false)
-        .allow_partial(true);
-    let result = bundle
+        .allow_partial(true))
+}
+
+/// Fills `module` from `store`, strictly: a missing, unexpected or misshapen tensor is an
+/// error that names it.
+fn load_strictly<M: ModuleSnapshot>(
+    module: &mut M,
+    mut store: SafetensorsStore,
+    naming: &str,
+) -> Result<(), BundleError> {
+    let result = module
         .load_from(&mut store)
         .map_err(|e| BundleError::Weights(e.to_string()))?;
     let problems = LoadProblems::of(&result, |_| false);
     if problems.is_empty() {
-        Ok(bundle)
+        Ok(())
     } else {
         Err(BundleError::Weights(format!(
-            "{} problem(s) (head tensors named by position):\n{problems}",
+            "{} problem(s) ({naming}):\n{problems}",
             problems.len()
         )))
     }
+}
+
+/// Builds the network `description` describes on `device` and fills it: the backbone and the
+/// main file's heads from `weights` (that file's safetensors bytes), and each head with a file
+/// of its own from `on_demand`, one file's bytes per such head, in order. To load the main
+/// file alone, pass [`BundleDescription::in_main_file`] and no files. Strict: a missing,
+/// unexpected or misshapen tensor, or one that is not finite, is an error that names it.
+pub fn load_bundle(
+    description: &BundleDescription,
+    weights: Vec<u8>,
+    on_demand: Vec<Vec<u8>>,
+    device: &Device,
+) -> Result<Bundle, BundleError> {
+    description.validate()?;
+    let extra = description.on_demand_heads();
+    if extra.len() != on_demand.len() {
+        return Err(BundleError::Weights(format!(
+            "{} head(s) have files of their own, but {} such file(s) were given",
+            extra.len(),
+            on_demand.len()
+        )));
+    }
+    let main = description.in_main_file();
+    let mut bundle = main.init(device)?;
+    let store = import_store(weights)?.remap(head_prefixes(&main, false)?);
+    load_strictly(&mut bundle, store, "head tensors named by position")?;
+    for (head, bytes) in extra.iter().zip(on_demand) {
+        bundle.heads.push(load_head(head, bytes, device)?);
+    }
+    Ok(bundle)
+}
+
+/// Builds head `description` on `device` and fills it from `weights`, the bytes of the file
+/// [`head_weights`] wrote for it, strictly.
+pub fn load_head(
+    description: &HeadDescription,
+    weights: Vec<u8>,
+    device: &Device,
+) -> Result<Head, BundleError> {
+    let mut head = description.head.init(device);
+    let store = import_store(weights)?.remap(single_head_prefix(&description.name, false)?);
+    let naming = format!(
+        "head {:?}'s tensors named without heads.{}.",
+        description.name, description.name
+    );
+    load_strictly(&mut head, store, &naming)?;
+    Ok(head)
 }
 
 #[cfg(test)]
@@ -121,8 +222,8 @@ mod tests {
             half.len()
         );
         let input = Tensor::<4>::ones([1, 3, 32, 32], &device);
-        let from_half = load_bundle(&description, half, &device).unwrap();
-        let from_int8 = load_bundle(&description, int8, &device).unwrap();
+        let from_half = load_bundle(&description, half, Vec::new(), &device).unwrap();
+        let from_int8 = load_bundle(&description, int8, Vec::new(), &device).unwrap();
         let outputs = from_half.forward(input.clone()).into_iter();
         for (a, b) in outputs.zip(from_int8.forward(input)) {
             let (a, b) = (sigmoid(a.logits), sigmoid(b.logits));
@@ -146,7 +247,7 @@ mod tests {
         assert!(keys.iter().any(|k| k.starts_with("heads.wan.")));
         assert!(keys.iter().all(|k| !k.starts_with("heads.0")), "{keys:?}");
 
-        let loaded = load_bundle(&description, bytes, &device).unwrap();
+        let loaded = load_bundle(&description, bytes, Vec::new(), &device).unwrap();
         let input = Tensor::<4>::ones([1, 3, 32, 32], &device);
         let before = bundle.forward(input.clone());
         let after = loaded.forward(input);
@@ -167,7 +268,7 @@ mod tests {
         let bytes = bundle_weights(&bundle, &description).unwrap();
         // The same heads listed the other way round load into the right networks.
         let swapped = with_heads(vec![q2l_head("b"), linear_head("a")]);
-        let loaded = load_bundle(&swapped, bytes.clone(), &device).unwrap();
+        let loaded = load_bundle(&swapped, bytes.clone(), Vec::new(), &device).unwrap();
         let input = Tensor::<4>::ones([1, 3, 32, 32], &device);
         let before = bundle.forward(input.clone());
         let after = loaded.forward(input);
@@ -181,7 +282,7 @@ mod tests {
             );
         // A head the file does not have is named.
         let renamed = with_heads(vec![linear_head("a"), q2l_head("c")]);
-        let error = load_bundle(&renamed, bytes, &device).unwrap_err();
+        let error = load_bundle(&renamed, bytes, Vec::new(), &device).unwrap_err();
         assert!(
             matches!(&error, BundleError::Weights(why) if why.contains("missing tensor")),
             "{error}"
@@ -205,6 +306,7 @@ mod tests {
         let loaded = load_bundle(
             &description,
             full_precision_weights(&bundle, &description),
+            Vec::new(),
             &device,
         )
         .unwrap();
@@ -229,6 +331,7 @@ mod tests {
         let error = load_bundle(
             &description,
             full_precision_weights(&broken, &description),
+            Vec::new(),
             &device,
         )
         .unwrap_err()
@@ -247,7 +350,13 @@ mod tests {
     fn garbage_and_mismatched_weights_are_errors() {
         let device = Device::flex();
         let description = two_heads();
-        let error = load_bundle(&description, b"not safetensors".to_vec(), &device).unwrap_err();
+        let error = load_bundle(
+            &description,
+            b"not safetensors".to_vec(),
+            Vec::new(),
+            &device,
+        )
+        .unwrap_err();
         assert!(matches!(error, BundleError::Weights(_)), "{error}");
         let bundle = description.init(&device).unwrap();
         let one = with_heads(vec![linear_head("full")]);
@@ -255,5 +364,61 @@ mod tests {
             bundle_weights(&bundle, &one),
             Err(BundleError::Weights(_))
         ));
+    }
+
+    #[test]
+    fn a_head_in_a_file_of_its_own_loads_with_the_main_file_or_later() {
+        let device = Device::flex();
+        let mut description = with_heads(vec![linear_head("full"), q2l_head("role")]);
+        description.heads[1].weights = Some("head-role.safetensors".into());
+        let bundle = description.init(&device).unwrap();
+        let main = bundle_weights(&bundle, &description).unwrap();
+        let role = head_weights(&bundle, &description, 1).unwrap();
+        let names = |bytes: &[u8]| {
+            SafetensorsStore::from_bytes(Some(bytes.to_vec()))
+                .keys()
+                .unwrap()
+        };
+        assert!(names(&main).iter().all(|k| !k.starts_with("heads.role.")));
+        assert!(names(&role).iter().all(|k| k.starts_with("heads.role.")));
+
+        let input = Tensor::<4>::ones([1, 3, 32, 32], &device);
+        let before = bundle.forward(input.clone());
+        let whole = load_bundle(&description, main.clone(), vec![role.clone()], &device).unwrap();
+        // As the page does: the main file first, the head when asked for.
+        let mut later = load_bundle(
+            &description.in_main_file(),
+            main.clone(),
+            Vec::new(),
+            &device,
+        )
+        .unwrap();
+        assert_eq!(later.heads.len(), 1);
+        later
+            .heads
+            .push(load_head(&description.heads[1], role.clone(), &device).unwrap());
+        for loaded in [whole, later] {
+            for (a, b) in before.iter().zip(loaded.forward(input.clone())) {
+                a.logits
+                    .clone()
+                    .into_data()
+                    .assert_approx_eq::<f32>(&b.logits.into_data(), Tolerance::absolute(2e-2));
+            }
+        }
+
+        // The file missing, or another head's file given.
+        let error = load_bundle(&description, main.clone(), Vec::new(), &device).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("1 head(s) have files of their own"),
+            "{error}"
+        );
+        let error = load_head(&description.heads[1], main, &device).unwrap_err();
+        assert!(error.to_string().contains("missing tensor"), "{error}");
+        let mut renamed = description.heads[1].clone();
+        renamed.name = "epr".into();
+        let error = load_head(&renamed, role, &device).unwrap_err();
+        assert!(error.to_string().contains("head \"epr\""), "{error}");
     }
 }
