@@ -1,7 +1,8 @@
 // Benchmark of the browser demo: the sizes the page downloads, its time to first prediction
 // (fresh profile: download, compile, model load, warm-up, then one sample photo), the second
 // visit's start (models from the Cache API) and the per-photo latency (the backbone once, then
-// every head; then on the photo and its mirror image), for each backend.
+// the heads shown first; then on the photo and its mirror image; then with every head picked),
+// for each backend.
 // Prints numbers only; asserts nothing. Usage: node bench.mjs [DIST_DIR]
 import { resolve } from 'node:path';
 import { startServer } from '../../web/serve.mjs';
@@ -18,10 +19,15 @@ for (const [name, file] of files) {
   }
 }
 
-// A first visit downloads everything but the lesson's features, which wait for the lesson.
-const firstVisit = [...files.entries()].filter(([name]) => !name.startsWith('/lesson/'))
+// A first visit downloads everything but the lesson's features, which wait for the lesson, and
+// the heads in files of their own, which wait until a visitor picks them.
+const onDemand = (name) => /^\/models\/head-.*\.safetensors$/.test(name);
+const transferred = (keep) => [...files.entries()].filter(([name]) => keep(name))
   .reduce((sum, [, file]) => sum + (file.br ?? file.body).length, 0);
-console.log(`first visit: ${(firstVisit / 1e6).toFixed(2)} MB transferred (brotli where compressible), lesson features aside`);
+const firstVisit = transferred((name) => !name.startsWith('/lesson/') && !onDemand(name));
+console.log(`first visit: ${(firstVisit / 1e6).toFixed(2)} MB transferred (brotli where compressible), lesson features and heads on demand aside`);
+const headFiles = [...files.keys()].filter(onDemand);
+console.log(`heads on demand: ${headFiles.length}, ${(transferred(onDemand) / 1e6 / Math.max(1, headFiles.length)).toFixed(2)} MB each on average (brotli)`);
 
 const samples = [...files.keys()].filter((n) => n.startsWith('/samples/') && n.endsWith('.jpg'))
   .map((n) => n.slice('/samples/'.length));
@@ -51,6 +57,24 @@ for (const webgpu of [true, false]) {
       mirrored.push(await page.evaluate(() => window.demo.lastMilliseconds));
     }
     const heads = await page.evaluate(() => window.demo.heads);
+    // Every head at once: the visitor picks the rest (each downloads and loads once).
+    const uncheck = await page.evaluate(() => window.demo.predictions);
+    await page.uncheck('#mirror-too');
+    await page.waitForFunction((n) => window.demo.predictions > n, uncheck, { timeout: 600_000, polling: 100 });
+    const picked = performance.now();
+    for (const name of await page.$$eval('#head-choices button[aria-pressed="false"]', (b) => b.map((e) => e.dataset.model))) {
+      const before = await page.evaluate(() => window.demo.predictions);
+      await page.click(`#head-choices [data-model="${name}"]`);
+      await page.waitForFunction((n) => window.demo.predictions > n && !window.demo.status, before,
+        { timeout: 600_000, polling: 100 });
+    }
+    const pickSeconds = (performance.now() - picked) / 1000;
+    const everyHead = [];
+    for (const sample of samples.slice(0, 4)) {
+      await predictSample(page, sample);
+      everyHead.push(await page.evaluate(() => window.demo.lastMilliseconds));
+    }
+    const allHeads = await page.evaluate(() => window.demo.heads);
     await page.reload();
     await page.waitForFunction(() => window.demo?.ready, null, { timeout: 600_000 });
     const secondVisit = await page.evaluate(() => window.demo.loadedAt);
@@ -63,6 +87,10 @@ for (const webgpu of [true, false]) {
       `max ${Math.max(...latencies).toFixed(0)}, ${latencies.length} photos)`);
     console.log(`${engine}: the same with the mirror image too, median ${median(mirrored).toFixed(0)} ms ` +
       `(min ${Math.min(...mirrored).toFixed(0)}, max ${Math.max(...mirrored).toFixed(0)})`);
+    console.log(`${engine}: picking the other ${allHeads.length - heads.length} heads one by one took ` +
+      `${pickSeconds.toFixed(1)} s (download, load, and the photo again each time); with all ` +
+      `${allHeads.length} heads, per-photo latency median ${median(everyHead).toFixed(0)} ms ` +
+      `(min ${Math.min(...everyHead).toFixed(0)}, max ${Math.max(...everyHead).toFixed(0)}, ${everyHead.length} photos)`);
   } finally {
     await browser.close();
   }

@@ -174,8 +174,8 @@ pub fn load_bundle_dir(dir: &Path, device: &Device) -> Result<(Bundle, BundleDes
     };
     let main = read(&manifest.weights)?;
     let description = manifest.model.in_main_file();
-    let mut bundle = load_bundle(&description, main, Vec::new(), device)
-        .in_file(&dir.join(&manifest.weights))?;
+    let mut bundle =
+        load_bundle(&description, main, Vec::new(), device).in_file(dir.join(&manifest.weights))?;
     for head in manifest.model.on_demand_heads() {
         let file = head
             .weights
@@ -183,7 +183,7 @@ pub fn load_bundle_dir(dir: &Path, device: &Device) -> Result<(Bundle, BundleDes
             .expect("an on-demand head names its file");
         bundle
             .heads
-            .push(load_head(head, read(file)?, device).in_file(&dir.join(file))?);
+            .push(load_head(head, read(file)?, device).in_file(dir.join(file))?);
     }
     Ok((bundle, manifest.model))
 }

@@ -1,9 +1,10 @@
-//! The demo's three shipped heads (the bundle in `www/models/`, made by
-//! `scripts/reproduce-results.sh`) load from their int8 export, name what is in the
-//! demo's sample photos (real COCO val2014 photos, none of them seen in training, with their
-//! official labels), and reproduce docs/RESULTS.md's numbers on the 12 full-size photos of
-//! coco2014-mini's `demo/`, which they were not trained on (they were trained on every photo
-//! of its `train/`).
+//! The demo's shipped heads (the bundle in `www/models/`, made by
+//! `scripts/reproduce-results.sh`) load from their int8 export. The three the page loads first
+//! name what is in the demo's sample photos (real COCO val2014 photos, none of them seen in
+//! training, with their official labels). Every head, those downloaded on demand included,
+//! reproduces docs/RESULTS.md's numbers on the 12 full-size photos of coco2014-mini's `demo/`,
+//! which none was trained on (the first three were trained on every photo of its `train/`,
+//! the others on their seed-1 split of it).
 
 mod common;
 
@@ -161,23 +162,50 @@ fn flip_averaged_prediction_is_the_mean_of_the_photo_and_its_mirror() {
     assert!(largest_change > 1e-3, "{largest_change}");
 }
 
-#[test]
-fn the_shipped_bundle_stores_its_large_weights_as_int8() {
+/// The number of int8 values among the large tensors of the weights file `file` of the
+/// bundle, and the heads whose tensors it holds; every large tensor must be int8.
+fn int8_values_and_heads(file: &str) -> (usize, std::collections::BTreeSet<String>) {
     use querylabel::int8_weights::{MIN_QUANTIZED_VALUES, SCALE_SUFFIX};
-    let bytes = std::fs::read(bundle().join("model.safetensors")).unwrap();
-    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let bytes = std::fs::read(bundle().join(file)).unwrap();
+    let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let mut quantized = 0;
-    for (name, tensor) in file.tensors() {
+    let mut heads = std::collections::BTreeSet::new();
+    for (name, tensor) in tensors.tensors() {
+        if let Some(head) = name.strip_prefix("heads.") {
+            heads.insert(head.split('.').next().unwrap().to_string());
+        }
         let values: usize = tensor.shape().iter().product();
         let large = tensor.shape().len() >= 2 && values >= MIN_QUANTIZED_VALUES;
         if name.ends_with(SCALE_SUFFIX) || !large {
             continue;
         }
-        assert_eq!(tensor.dtype(), safetensors::Dtype::I8, "{name}");
+        assert_eq!(tensor.dtype(), safetensors::Dtype::I8, "{file}: {name}");
         quantized += values;
     }
-    // Nearly all of the backbone's and the heads' 7.7 million parameters.
+    (quantized, heads)
+}
+
+#[test]
+fn the_shipped_bundle_stores_its_large_weights_as_int8_each_head_where_the_manifest_says() {
+    let manifest = std::fs::read_to_string(bundle().join("model.json")).unwrap();
+    let manifest = querylabel::bundle::parse_bundle_manifest(&manifest).unwrap();
+    let (quantized, in_main) = int8_values_and_heads(&manifest.weights);
+    // Nearly all of the backbone's and the first three heads' 7.7 million parameters.
     assert!(quantized > 7_000_000, "{quantized} int8 values");
+    let main_heads: Vec<String> = manifest.model.in_main_file().head_names();
+    assert_eq!(in_main.into_iter().collect::<Vec<_>>(), {
+        let mut sorted = main_heads.clone();
+        sorted.sort();
+        sorted
+    });
+    assert_eq!(main_heads, ["full", "wan", "em"]);
+    for head in manifest.model.on_demand_heads() {
+        let file = head.weights.as_deref().unwrap();
+        let (quantized, heads) = int8_values_and_heads(file);
+        // Nearly all of a head's 0.9 million parameters.
+        assert!(quantized > 800_000, "{file}: {quantized} int8 values");
+        assert_eq!(heads.into_iter().collect::<Vec<_>>(), [head.name.clone()]);
+    }
 }
 
 // Every Lite2 head misses one photo, COCO_val2014_000000289393 (bird, cow, giraffe, potted
@@ -230,6 +258,7 @@ fn the_em_model_names_what_is_in_the_sample_photos() {
 
 /// What docs/RESULTS.md says `trainer eval` gives for a shipped head on the 12 demo photos.
 struct Documented {
+    head: &'static str,
     map: f64,
     top1_precision: f64,
     /// Wrong labels at or above the head's recorded decision threshold, per photo.
@@ -238,60 +267,89 @@ struct Documented {
     attention_focus: f64,
 }
 
-/// `trainer eval` of the export on the 12 unseen demo photos gives docs/RESULTS.md's numbers:
-/// mAP to 0.2 (on 12 photos a near-tie that another CPU's rounding flips moves it by tenths),
-/// the share of photos whose top label is right exactly (12 photos: steps of 8.3 points), the
-/// wrong labels per photo to 0.01 and the attention focus to 0.05.
-fn check_documented(model: &str, documented: Documented) {
-    let data = common::coco2014_mini().join("demo");
-    let evaluation = common::eval_all_with(&bundle(), &data, &["--head", model]);
-    assert_eq!(evaluation["head"], model);
-    assert_eq!(evaluation["images"], 12);
-    for (name, documented, tolerance) in [
-        ("mAP", documented.map, 0.2),
-        ("top1_precision", documented.top1_precision, 0.5),
-        (
-            "false_positives_per_image",
-            documented.false_positives_per_image,
-            0.01,
-        ),
-        ("attention_focus", documented.attention_focus, 0.05),
-    ] {
-        let measured = evaluation[name].as_f64().unwrap();
-        assert!(
-            (measured - documented).abs() < tolerance,
-            "{model}: {name} {measured}, documented {documented}"
-        );
+const fn documented(
+    head: &'static str,
+    map: f64,
+    top1_precision: f64,
+    false_positives_per_image: f64,
+    attention_focus: f64,
+) -> Documented {
+    Documented {
+        head,
+        map,
+        top1_precision,
+        false_positives_per_image,
+        attention_focus,
     }
 }
 
+/// docs/RESULTS.md's table of the shipped heads on the 12 demo photos, in the bundle's order:
+/// the three the page loads first, then those it downloads when a visitor picks them.
+const DOCUMENTED: &[Documented] = &[
+    documented("full", 76.19, 83.33, 1.08, 3.53),
+    documented("wan", 72.27, 58.33, 0.67, 2.64),
+    documented("em", 73.34, 50.0, 1.42, 3.12),
+    documented("an", 49.88, 16.67, 1.33, 10.96),
+    documented("an-ls", 38.39, 16.67, 1.17, 14.10),
+    documented("epr", 68.71, 16.67, 1.25, 6.19),
+    documented("role", 63.39, 33.33, 0.83, 12.58),
+    documented("hill", 69.83, 58.33, 1.17, 4.81),
+    documented("splc", 63.85, 50.0, 0.92, 3.52),
+    documented("ll-r", 42.83, 16.67, 1.08, 11.14),
+    documented("ll-ct", 41.58, 16.67, 0.83, 12.35),
+    documented("ll-cp", 41.04, 16.67, 0.92, 10.88),
+    documented("em-apl", 76.06, 33.33, 1.25, 2.55),
+    documented("gr", 62.61, 41.67, 0.83, 9.95),
+];
+
+/// `trainer eval` of every head of the export on the 12 unseen demo photos gives
+/// docs/RESULTS.md's numbers: mAP to 0.2 (on 12 photos a near-tie that another CPU's rounding
+/// flips moves it by tenths), the share of photos whose top label is right exactly (12 photos:
+/// steps of 8.3 points), the wrong labels per photo to 0.01 and the attention focus to 0.05.
+/// A head without documented numbers fails too.
 #[test]
 fn the_shipped_models_reproduce_the_documented_numbers_on_unseen_photos() {
-    check_documented(
-        "full",
-        Documented {
-            map: 76.19,
-            top1_precision: 83.33,
-            false_positives_per_image: 1.08,
-            attention_focus: 3.53,
-        },
-    );
-    check_documented(
-        "wan",
-        Documented {
-            map: 72.27,
-            top1_precision: 58.33,
-            false_positives_per_image: 0.67,
-            attention_focus: 2.64,
-        },
-    );
-    check_documented(
-        "em",
-        Documented {
-            map: 73.34,
-            top1_precision: 50.0,
-            false_positives_per_image: 1.42,
-            attention_focus: 3.12,
-        },
-    );
+    let data = common::coco2014_mini().join("demo");
+    let (ok, stdout, stderr) = common::trainer(&[
+        "eval",
+        "--backend",
+        "flex",
+        "--model",
+        bundle().to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+    ]);
+    assert!(ok, "trainer eval of the shipped bundle failed:\n{stderr}");
+    // One JSON line per head, after its report.
+    let evaluations: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter(|line| line.starts_with('{'))
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}")))
+        .collect();
+    let heads: Vec<&str> = evaluations
+        .iter()
+        .map(|e| e["head"].as_str().unwrap())
+        .collect();
+    let documented_heads: Vec<&str> = DOCUMENTED.iter().map(|d| d.head).collect();
+    assert_eq!(heads, documented_heads);
+    for (evaluation, documented) in evaluations.iter().zip(DOCUMENTED) {
+        assert_eq!(evaluation["images"], 12);
+        for (name, value, tolerance) in [
+            ("mAP", documented.map, 0.2),
+            ("top1_precision", documented.top1_precision, 0.5),
+            (
+                "false_positives_per_image",
+                documented.false_positives_per_image,
+                0.01,
+            ),
+            ("attention_focus", documented.attention_focus, 0.05),
+        ] {
+            let measured = evaluation[name].as_f64().unwrap();
+            assert!(
+                (measured - value).abs() < tolerance,
+                "{}: {name} {measured}, documented {value}",
+                documented.head
+            );
+        }
+    }
 }

@@ -1,7 +1,9 @@
-//! The JavaScript-facing surface of the demo (wasm only): start a backend, load the bundle of
-//! heads, predict a photo with all of them, read their attention maps, compute the lesson's
-//! per-loss targets and train its heads.
-//! The page (www/app.js, www/lesson.js) owns the DOM; this module owns every number.
+//! The JavaScript-facing surface of the demo (wasm only). In the inference worker
+//! (www/js/inference-worker.js): start a backend, load the bundle's main file and further heads,
+//! predict a photo with the heads chosen. On the page: read the manifest, rebuild a prediction
+//! from the worker's numbers and draw its attention maps, compute the lesson's per-loss targets
+//! and train its heads.
+//! The page (www/js/app.js, www/js/lesson.js) owns the DOM; this module owns every number.
 
 use std::cell::RefCell;
 use std::rc::Rc;

@@ -21,7 +21,7 @@ const column = (name) => $(`.model-column[data-model="${name}"]`);
 /** State the end-to-end test and the benchmark read; nothing else depends on it. */
 const demo = (window.demo = {
   ready: false, error: null, engine: null, fallbackReason: '', warmUpMs: null, loadedAt: null,
-  heads: [], predictions: 0, last: null, lastMilliseconds: null, messages: [],
+  heads: [], predictions: 0, answers: 0, last: null, lastMilliseconds: null, messages: [],
   firstPredictionAt: null, lesson: null, thresholds: {},
   status: '', statusLog: [], pendingSample: null, lastSample: null,
 });
@@ -336,7 +336,9 @@ async function runPending() {
     showStatus(`Looking at the photo on ${state.engine.name}…`);
     try {
       const mirrorToo = $('#mirror-too').checked;
-      const result = rebuild(await state.inference.predict(bytes, mirrorToo, state.chosen));
+      const numbers = await state.inference.predict(bytes, mirrorToo, state.chosen);
+      demo.answers += 1;
+      const result = rebuild(numbers);
       await showPrediction(result, { bytes, blob, trueLabels, sampleName, mirrorToo });
     } catch (error) {
       showMessage(`This file cannot be used: ${error.message ?? error}. Try a JPEG or PNG photo.`);
