@@ -193,18 +193,16 @@ fn the_shipped_bundle_stores_its_large_weights_as_int8_each_head_where_the_manif
     // Nearly all of the backbone's and the first three heads' 7.7 million parameters.
     assert!(quantized > 7_000_000, "{quantized} int8 values");
     let main_heads: Vec<String> = manifest.model.in_main_file().head_names();
-    assert_eq!(in_main.into_iter().collect::<Vec<_>>(), {
-        let mut sorted = main_heads.clone();
-        sorted.sort();
-        sorted
-    });
+    let mut sorted = main_heads.clone();
+    sorted.sort();
+    assert_eq!(in_main.into_iter().collect::<Vec<_>>(), sorted);
     assert_eq!(main_heads, ["full", "wan", "em"]);
     for head in manifest.model.on_demand_heads() {
         let file = head.weights.as_deref().unwrap();
         let (quantized, heads) = int8_values_and_heads(file);
         // Nearly all of a head's 0.9 million parameters.
         assert!(quantized > 800_000, "{file}: {quantized} int8 values");
-        assert_eq!(heads.into_iter().collect::<Vec<_>>(), [head.name.clone()]);
+        assert_eq!(heads.into_iter().collect::<Vec<_>>(), [head.name.as_str()]);
     }
 }
 

@@ -3,14 +3,20 @@
 // it, and WebGPU's set-up and read-backs wait here too). inference.js is the page's side. Calls
 // run one at a time, in the order they came: a model is never asked two things at once.
 
+let bindings = null;
 let model = null;
 let queue = Promise.resolve();
 
 const calls = {
-  /** Loads the wasm module, starts the engine and the bundle's main file, and warms it up. */
-  async start({ moduleUrl, wasmUrl, tryGpu, manifest, weights }) {
-    const bindings = await import(moduleUrl);
+  /** Loads and compiles the wasm module, while the page downloads the models. */
+  async init({ moduleUrl, wasmUrl }) {
+    bindings = await import(moduleUrl);
     await bindings.default({ module_or_path: wasmUrl });
+    return {};
+  },
+
+  /** Starts the engine and the bundle's main file, and warms it up. */
+  async start({ tryGpu, manifest, weights }) {
     const engine = await bindings.startEngine(tryGpu);
     model = engine.loadModel(manifest, new Uint8Array(weights));
     const warmUpMs = await model.warmUp();

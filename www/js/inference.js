@@ -12,7 +12,7 @@ function moduleUrls() {
 }
 
 /**
- * Starts a worker that compiles the wasm module and waits for the models' bytes. Call
+ * Starts a worker that compiles the wasm module at once and waits for the models' bytes. Call
  * `load(...)` once, then `addHead` and `predict` as often as needed; each returns a promise.
  */
 export function createInference() {
@@ -35,10 +35,13 @@ export function createInference() {
     waiting.set(id, { resolve, reject });
     worker.postMessage({ id, call, args }, transfer);
   });
+  // At once: compiling the module overlaps the models' download.
+  const ready = send('init', moduleUrls());
   return {
     /** Starts the engine (WebGPU when `tryGpu` and available) and the main weights file. */
     load: (tryGpu, manifest, weights) =>
-      send('start', { ...moduleUrls(), tryGpu, manifest, weights }, [weights.buffer]),
+      Promise.all([ready, send('start', { tryGpu, manifest, weights }, [weights.buffer])])
+        .then(([, engine]) => engine),
     /** Loads head `name` from the bytes of its own weights file. */
     addHead: (name, weights) => send('addHead', { name, weights }, [weights.buffer]),
     /** Predicts `bytes` (a copy is sent) with the heads named, in that order. */
