@@ -96,7 +96,7 @@ async function loadModels(tryGpu) {
     text.textContent = cached ? 'from the cache' : `${megabytes(got)}${total ? ' of ' + megabytes(total) : ''}`;
   });
   const size = bytes.length;
-  text.textContent = `${megabytes(size)}${fromCache ? ', from the cache' : ''}; warming up…`;
+  text.textContent = `${megabytes(size)}${fromCache ? ', from the cache' : ''}; starting the models…`;
   const engine = await state.inference.load(tryGpu, manifest, bytes);
   demo.warmUpMs = engine.warmUpMs;
   return { manifest, engine, size, fromCache };
