@@ -6,7 +6,7 @@
 // Prints numbers only; asserts nothing. Usage: node bench.mjs [DIST_DIR]
 import { resolve } from 'node:path';
 import { startServer } from '../../web/serve.mjs';
-import { launch, predictSample } from './browser.mjs';
+import { launch, predictSample, rerunAfter } from './browser.mjs';
 
 const dist = resolve(process.argv[2] ?? '../../www/dist');
 const { server, files, port } = await startServer(dist, 0);
@@ -53,9 +53,7 @@ for (const webgpu of [true, false]) {
       latencies.push(await page.evaluate(() => window.demo.lastMilliseconds));
     }
     // The same photos, each looked at as it is and mirrored (the page's checkbox).
-    const before = await page.evaluate(() => window.demo.predictions);
-    await page.check('#mirror-too');
-    await page.waitForFunction((n) => window.demo.predictions > n, before, { timeout: 600_000, polling: 100 });
+    await rerunAfter(page, () => page.check('#mirror-too'), { timeout: 600_000 });
     const mirrored = [];
     for (const sample of samples) {
       await predictSample(page, sample);
@@ -63,15 +61,10 @@ for (const webgpu of [true, false]) {
     }
     const heads = await page.evaluate(() => window.demo.heads);
     // Every head at once: the visitor picks the rest (each downloads and loads once).
-    const uncheck = await page.evaluate(() => window.demo.predictions);
-    await page.uncheck('#mirror-too');
-    await page.waitForFunction((n) => window.demo.predictions > n, uncheck, { timeout: 600_000, polling: 100 });
+    await rerunAfter(page, () => page.uncheck('#mirror-too'), { timeout: 600_000 });
     const picked = performance.now();
     for (const name of await page.$$eval('#head-choices button[aria-pressed="false"]', (b) => b.map((e) => e.dataset.model))) {
-      const before = await page.evaluate(() => window.demo.predictions);
-      await page.click(`#head-choices [data-model="${name}"]`);
-      await page.waitForFunction((n) => window.demo.predictions > n && !window.demo.status, before,
-        { timeout: 600_000, polling: 100 });
+      await rerunAfter(page, () => page.click(`#head-choices [data-model="${name}"]`), { timeout: 600_000 });
     }
     const pickSeconds = (performance.now() - picked) / 1000;
     const everyHead = [];

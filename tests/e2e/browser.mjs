@@ -52,3 +52,14 @@ export async function predictSample(page, file, { timeout = 300_000 } = {}) {
   await page.waitForFunction((n) => window.demo.predictions > n, before, { timeout, polling: 100 });
   return page.evaluate(() => window.demo.last);
 }
+
+/**
+ * Runs `action`, which makes the page look at a photo again (a head or the mirror picked), and
+ * waits until that prediction is shown and nothing else waits.
+ */
+export async function rerunAfter(page, action, { timeout = 300_000 } = {}) {
+  const before = await page.evaluate(() => window.demo.predictions);
+  await action();
+  await page.waitForFunction((n) => window.demo.predictions > n && !window.demo.status, before,
+    { timeout, polling: 100 });
+}

@@ -8,7 +8,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { crc32, deflateSync } from 'node:zlib';
 import { startServer } from '../../web/serve.mjs';
-import { launch, openDemo, predictSample } from './browser.mjs';
+import { launch, openDemo, predictSample, rerunAfter } from './browser.mjs';
 
 const DIST = resolve(process.env.DEMO_DIST ?? '../../www/dist');
 const SHOTS = resolve(process.env.SCREENSHOT_DIR ?? 'screenshots');
@@ -259,9 +259,7 @@ describe('the demo on WebGPU', () => {
       const file = CHECKED[0].file;
       const plain = await predictSample(page, file);
       const rerun = async (change) => {
-        const before = await page.evaluate(() => window.demo.predictions);
-        await change();
-        await page.waitForFunction((n) => window.demo.predictions > n, before, { timeout: 300_000, polling: 100 });
+        await rerunAfter(page, change);
         return page.evaluate(() => ({
           last: window.demo.last, mirrorToo: window.demo.lastMirrorToo, sample: window.demo.lastSample,
         }));
@@ -286,12 +284,8 @@ describe('the demo on WebGPU', () => {
       const workers = page.workers().map((w) => w.url());
       assert.ok(workers.some((url) => url.endsWith('/js/inference-worker.js')), `workers: ${workers}`);
       // The mirror too, for a longer prediction (checking it runs the photo on screen again).
-      const mirrored = async (check) => {
-        const before = await page.evaluate(() => window.demo.predictions);
-        await (check ? page.check('#mirror-too') : page.uncheck('#mirror-too'));
-        await page.waitForFunction((n) => window.demo.predictions > n && !window.demo.status, before,
-          { timeout: 300_000, polling: 100 });
-      };
+      const mirrored = (check) => rerunAfter(page,
+        () => (check ? page.check('#mirror-too') : page.uncheck('#mirror-too')));
       await mirrored(true);
       // A 10 ms timer on the page's thread, until the worker's answer arrives: a prediction on
       // this thread (about 300 ms on the CPU backend with the mirror) would stall it.
@@ -321,10 +315,8 @@ describe('the demo on WebGPU', () => {
       const headFile = `${origin}/models/head-role.safetensors`;
       assert.equal(requests.includes(headFile), false, 'not before it is picked');
       await predictSample(page, CHECKED[0].file);
-      const before = await page.evaluate(() => window.demo.predictions);
-      await page.click('#head-choices [data-model="role"]');
       // The photo on screen runs again with the new head.
-      await page.waitForFunction((n) => window.demo.predictions > n, before, { timeout: 300_000, polling: 100 });
+      await rerunAfter(page, () => page.click('#head-choices [data-model="role"]'));
       assert.ok(requests.includes(headFile));
       const last = await page.evaluate(() => window.demo.last);
       assert.deepEqual(Object.keys(last), ['full', 'wan', 'em', 'role']);

@@ -308,22 +308,7 @@ const DOCUMENTED: &[Documented] = &[
 #[test]
 fn the_shipped_models_reproduce_the_documented_numbers_on_unseen_photos() {
     let data = common::coco2014_mini().join("demo");
-    let (ok, stdout, stderr) = common::trainer(&[
-        "eval",
-        "--backend",
-        "flex",
-        "--model",
-        bundle().to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-    ]);
-    assert!(ok, "trainer eval of the shipped bundle failed:\n{stderr}");
-    // One JSON line per head, after its report.
-    let evaluations: Vec<serde_json::Value> = stdout
-        .lines()
-        .filter(|line| line.starts_with('{'))
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}")))
-        .collect();
+    let evaluations = common::eval_every_head_with(&bundle(), &data, &[]);
     let heads: Vec<&str> = evaluations
         .iter()
         .map(|e| e["head"].as_str().unwrap())

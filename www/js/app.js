@@ -193,10 +193,14 @@ async function toggleHead(name) {
   state.chosen = state.heads.filter((n) => n === name || state.chosen.includes(n));
   showChosen();
   chooseColumn(name);
-  if (state.photo) {
-    const { bytes, blob, trueLabels, sampleName } = state.photo;
-    await predictPhoto(bytes, blob, trueLabels, sampleName);
-  }
+  await rerunPhoto();
+}
+
+/** The photo on screen again (with a changed choice of heads or of the mirror), if there is one. */
+async function rerunPhoto() {
+  if (!state.photo) return;
+  const { bytes, blob, trueLabels, sampleName } = state.photo;
+  await predictPhoto(bytes, blob, trueLabels, sampleName);
 }
 
 /** The column a phone shows: the others are hidden there, and side by side elsewhere. */
@@ -298,12 +302,17 @@ state.probabilitiesOf = (name) => state.result.prediction.probabilities(state.re
 
 /** The head whose prediction the lesson reads: the first single-positive one shown, else the first shown. */
 state.lessonHead = () => {
-  const shown = state.chosen.filter(hasResult);
+  const shown = shownWithResults();
   return shown.find((name) => state.info.headLabels(state.heads.indexOf(name)) === 'single-positive') ?? shown[0];
 };
 
 function hasResult(name) {
   return state.photo && state.result && name in state.result.positions;
+}
+
+/** The heads shown whose results for the photo on screen are in (a head just picked is not yet). */
+function shownWithResults() {
+  return state.chosen.filter(hasResult);
 }
 
 /**
@@ -421,7 +430,7 @@ function render() {
   const shown = truth?.map((label) => state.wasm.displayLabel(label)).join(', ');
   $('#true-labels').textContent = truth ? `True labels of this COCO photo: ${shown}` : '';
   const looks = state.photo.mirrorToo ? ' on the photo and its mirror image' : '';
-  const columns = state.chosen.filter(hasResult);
+  const columns = shownWithResults();
   $('#timing').textContent = `${state.result.milliseconds.toFixed(0)} ms on ${state.engine.name} ` +
     `for the backbone${looks} and the ${columns.length} heads shown`;
   for (const name of columns) renderColumn(name);
@@ -554,13 +563,10 @@ function setupInputs() {
   });
   setupWebcam();
   for (const id of ['#opacity', '#layer-select', '#head-select']) {
-    $(id).addEventListener('input', () => state.chosen.filter(hasResult).forEach(renderColumn));
+    $(id).addEventListener('input', () => shownWithResults().forEach(renderColumn));
   }
   // The shown photo again, with or without its mirror image.
-  $('#mirror-too').addEventListener('change', () => {
-    const { bytes, blob, trueLabels, sampleName } = state.photo ?? {};
-    if (bytes) predictPhoto(bytes, blob, trueLabels, sampleName);
-  });
+  $('#mirror-too').addEventListener('change', rerunPhoto);
 }
 
 function setupWebcam() {

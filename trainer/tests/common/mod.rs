@@ -70,6 +70,14 @@ pub fn eval_with(model: &Path, data: &Path, extra: &[&str]) -> Value {
 /// `trainer eval` of `model` on every photo of `data`, with `extra` flags; returns its last
 /// JSON line.
 pub fn eval_all_with(model: &Path, data: &Path, extra: &[&str]) -> Value {
+    eval_every_head_with(model, data, extra)
+        .pop()
+        .expect("trainer eval printed a JSON line")
+}
+
+/// `trainer eval` of `model` on every photo of `data`, with `extra` flags; returns the JSON
+/// line it prints after each head's report, in the bundle's head order.
+pub fn eval_every_head_with(model: &Path, data: &Path, extra: &[&str]) -> Vec<Value> {
     let mut args = vec![
         "eval",
         "--backend",
@@ -82,7 +90,11 @@ pub fn eval_all_with(model: &Path, data: &Path, extra: &[&str]) -> Value {
     args.extend_from_slice(extra);
     let (ok, stdout, stderr) = trainer(&args);
     assert!(ok, "trainer eval of {} failed:\n{stderr}", model.display());
-    last_json_line(&stdout)
+    stdout
+        .lines()
+        .filter(|line| line.starts_with('{'))
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}")))
+        .collect()
 }
 
 /// The epoch records of a run's `metrics.jsonl`.
