@@ -91,7 +91,7 @@ describe('the demo on WebGPU', () => {
       assert.ok(offered.includes(loss), `no ${loss} head on offer: ${offered}`);
     }
     const more = offered.length - heads.length;
-    assert.match(await demo.page.textContent('#progress-text'), new RegExp(`3 heads ready, ${more} more on demand`));
+    assert.match(await demo.page.textContent('#progress-text'), new RegExp(`: 3 heads \\+ ${more} on demand$`));
   });
 
   test("ranks each sample photo's true labels high with every head", async () => {
@@ -397,6 +397,11 @@ describe('the demo on WebGPU', () => {
       await cpuDemo.page.reload();
       await cpuDemo.page.waitForFunction(() => window.demo?.ready, null, { timeout: 300_000 });
       assert.match(await cpuDemo.page.textContent('#progress-text'), /cached/);
+      // Its longer download status still fits a phone without making the page scroll sideways.
+      await cpuDemo.page.setViewportSize({ width: 390, height: 844 });
+      const widest = await cpuDemo.page.evaluate(() => document.documentElement.scrollWidth);
+      assert.ok(widest <= 390, `the page is ${widest} px wide in a 390 px phone viewport`);
+      await cpuDemo.page.setViewportSize({ width: 1280, height: 900 });
     });
   });
 });

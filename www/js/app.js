@@ -280,8 +280,9 @@ async function start() {
   state.loaded = new Set(state.heads.filter((_, head) => state.info.headFile(head) === undefined));
   state.chosen = state.heads.filter((name) => state.loaded.has(name));
   const more = state.heads.length - state.loaded.size;
-  $('#progress-text').textContent = `${megabytes(size)}${fromCache ? ' (cached)' : ''}, ` +
-    `${state.loaded.size} heads ready` + (more ? `, ${more} more on demand` : '');
+  // Short enough for one line on a 390 px phone, cached or not.
+  $('#progress-text').textContent = `${megabytes(size)}${fromCache ? ' cached' : ''}: ` +
+    `${state.loaded.size} heads` + (more ? ` + ${more} on demand` : ' ready');
   buildColumns();
   state.heads.forEach(resetThreshold);
   fillAttentionSelectors();
