@@ -10,16 +10,17 @@
 
 use std::fmt;
 
-use burn::store::{FloatCastAdapter, HalfPrecisionAdapter, ModuleSnapshot, SafetensorsStore};
+use burn::store::{FloatCastAdapter, HalfPrecisionAdapter, KeyRemapper};
+#[cfg(test)]
+use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::{DType, Device};
 use serde::{Deserialize, Serialize};
 
+use crate::export_tensors::{apply_export_tensors, read_export_tensors};
 use crate::labels::LabelSpace;
-use crate::load_problems::LoadProblems;
 use crate::metrics::ChosenThreshold;
 use crate::model::{Classifier, ClassifierConfig};
 use crate::preprocess::Preprocessing;
-use crate::weight_values::check_finite_weights;
 
 /// Version of the single-model export layout (bundles are
 /// [`BUNDLE_FORMAT_VERSION`](crate::bundle::BUNDLE_FORMAT_VERSION)).
@@ -240,16 +241,9 @@ pub fn load_exported_model(
     device: &Device,
 ) -> Result<Classifier, ExportError> {
     let mut model = manifest.model.classifier.init(device);
-    check_finite_weights(&weights).map_err(ExportError::Weights)?;
-    let mut store = SafetensorsStore::from_bytes(Some(weights))
-        .skip_enum_variants(true)
-        .with_from_adapter(to_full_precision())
-        .validate(false)
-        .allow_partial(true);
-    let result = model
-        .load_from(&mut store)
-        .map_err(|e| ExportError::Weights(e.to_string()))?;
-    let problems = LoadProblems::of(&result, |_| false);
+    let tensors =
+        read_export_tensors(&weights, &KeyRemapper::new()).map_err(ExportError::Weights)?;
+    let problems = apply_export_tensors(&mut model, tensors);
     if problems.is_empty() {
         Ok(model)
     } else {

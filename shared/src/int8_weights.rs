@@ -9,8 +9,9 @@
 //! beside the tensor as `<name>` + [`SCALE_SUFFIX`], in f32. Biases, norms and small tensors
 //! keep their float type.
 //!
-//! Everything here works on the safetensors bytes: [`dequantize_int8`] turns them back into
-//! float tensors before a network is built from them, so the loaders stay as they are.
+//! Everything here works on the safetensors bytes: [`dequantized_tensors`] turns them back into
+//! float tensors before a network is built from them (see [`crate::export_tensors`]), and
+//! [`dequantize_int8`] into a float file.
 
 use std::collections::HashMap;
 
@@ -29,15 +30,15 @@ pub const MIN_QUANTIZED_VALUES: usize = 1024;
 /// The largest stored magnitude; -128 is not used, so the range is symmetric.
 const LEVELS: f32 = 127.0;
 
-/// A tensor as the export will hold it.
-struct Stored {
-    name: String,
-    dtype: Dtype,
-    shape: Vec<usize>,
-    data: Vec<u8>,
+/// One tensor of a safetensors file: its name, type, shape and little-endian bytes.
+pub struct StoredTensor {
+    pub name: String,
+    pub dtype: Dtype,
+    pub shape: Vec<usize>,
+    pub data: Vec<u8>,
 }
 
-impl Stored {
+impl StoredTensor {
     fn view(&self) -> Result<(String, TensorView<'_>), String> {
         let view = TensorView::new(self.dtype, self.shape.clone(), &self.data)
             .map_err(|e| format!("'{}': {e}", self.name))?;
@@ -90,10 +91,10 @@ fn read(bytes: &[u8]) -> Result<(SafeTensors<'_>, Option<Metadata>), String> {
     Ok((file, header.metadata().clone()))
 }
 
-fn write(tensors: &[Stored], metadata: Option<Metadata>) -> Result<Vec<u8>, String> {
+fn write(tensors: &[StoredTensor], metadata: Option<Metadata>) -> Result<Vec<u8>, String> {
     let views = tensors
         .iter()
-        .map(Stored::view)
+        .map(StoredTensor::view)
         .collect::<Result<Vec<_>, _>>()?;
     safetensors::serialize(views, metadata).map_err(|e| e.to_string())
 }
@@ -109,7 +110,7 @@ pub fn quantize_int8(bytes: &[u8]) -> Result<Vec<u8>, String> {
         }
         let shape = tensor.shape().to_vec();
         if !worth_quantizing(tensor.dtype(), &shape) {
-            stored.push(Stored {
+            stored.push(StoredTensor {
                 name,
                 dtype: tensor.dtype(),
                 shape,
@@ -139,13 +140,13 @@ pub fn quantize_int8(bytes: &[u8]) -> Result<Vec<u8>, String> {
                 level.clamp(-LEVELS, LEVELS) as i8 as u8
             }));
         }
-        stored.push(Stored {
+        stored.push(StoredTensor {
             name: format!("{name}{SCALE_SUFFIX}"),
             dtype: Dtype::F32,
             shape: vec![slices],
             data: scales.iter().flat_map(|s| s.to_le_bytes()).collect(),
         });
-        stored.push(Stored {
+        stored.push(StoredTensor {
             name,
             dtype: Dtype::I8,
             shape,
@@ -155,10 +156,8 @@ pub fn quantize_int8(bytes: &[u8]) -> Result<Vec<u8>, String> {
     write(&stored, metadata)
 }
 
-/// The safetensors `bytes` with every int8 tensor turned back into f32 (its values times its
-/// slices' scales) and the scale tensors gone; bytes without int8 tensors come back as they
-/// are. An int8 tensor without its scales, scales without their tensor or of the wrong length,
-/// and scales that are negative or not finite are errors that name the tensor.
+/// The safetensors `bytes` with every int8 tensor turned back into f32 (see
+/// [`dequantized_tensors`]); bytes without int8 tensors come back as they are.
 pub fn dequantize_int8(bytes: Vec<u8>) -> Result<Vec<u8>, String> {
     let (file, metadata) = read(&bytes)?;
     let has_int8 = file.tensors().iter().any(|(_, t)| t.dtype() == Dtype::I8);
@@ -166,6 +165,19 @@ pub fn dequantize_int8(bytes: Vec<u8>) -> Result<Vec<u8>, String> {
     if !has_int8 && !has_scales {
         return Ok(bytes);
     }
+    write(&widened(&file)?, metadata)
+}
+
+/// The tensors of safetensors `bytes`, in one pass, with every int8 tensor turned back into
+/// f32 (its values times its slices' scales) and the scale tensors gone; other tensors as they
+/// are. An int8 tensor without its scales, scales without their tensor or of the wrong length,
+/// and scales that are negative or not finite are errors that name the tensor.
+pub fn dequantized_tensors(bytes: &[u8]) -> Result<Vec<StoredTensor>, String> {
+    let (file, _) = read(bytes)?;
+    widened(&file)
+}
+
+fn widened(file: &SafeTensors<'_>) -> Result<Vec<StoredTensor>, String> {
     let mut stored = Vec::new();
     for (name, tensor) in file.tensors() {
         if let Some(quantized) = name.strip_suffix(SCALE_SUFFIX) {
@@ -175,7 +187,7 @@ pub fn dequantize_int8(bytes: Vec<u8>) -> Result<Vec<u8>, String> {
             }
         }
         if tensor.dtype() != Dtype::I8 {
-            stored.push(Stored {
+            stored.push(StoredTensor {
                 name,
                 dtype: tensor.dtype(),
                 shape: tensor.shape().to_vec(),
@@ -207,21 +219,21 @@ pub fn dequantize_int8(bytes: Vec<u8>) -> Result<Vec<u8>, String> {
             .enumerate()
             .flat_map(|(i, &level)| (level as i8 as f32 * scales[i / slice_len]).to_le_bytes())
             .collect();
-        stored.push(Stored {
+        stored.push(StoredTensor {
             name,
             dtype: Dtype::F32,
             shape,
             data,
         });
     }
-    write(&stored, metadata)
+    Ok(stored)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn tensor(name: &str, dtype: Dtype, shape: &[usize], values: &[f32]) -> Stored {
+    fn tensor(name: &str, dtype: Dtype, shape: &[usize], values: &[f32]) -> StoredTensor {
         let data = match dtype {
             Dtype::F16 => values
                 .iter()
@@ -231,7 +243,7 @@ mod tests {
             Dtype::I8 => values.iter().map(|v| *v as i8 as u8).collect(),
             _ => unreachable!(),
         };
-        Stored {
+        StoredTensor {
             name: name.into(),
             dtype,
             shape: shape.to_vec(),
@@ -249,7 +261,7 @@ mod tests {
             .collect()
     }
 
-    fn file(tensors: &[Stored]) -> Vec<u8> {
+    fn file(tensors: &[StoredTensor]) -> Vec<u8> {
         let metadata = HashMap::from([("querylabel_export_version".into(), "2".into())]);
         write(tensors, Some(metadata)).unwrap()
     }

@@ -9,6 +9,7 @@
 pub mod backbone;
 pub mod bundle;
 pub mod damaged_jpeg;
+pub mod export_tensors;
 pub mod exported;
 pub mod head;
 pub mod int8_weights;

@@ -11,10 +11,21 @@ const SHOWN: usize = 5;
 /// Why the bytes of an export's weights are not usable values.
 pub fn check_finite_weights(bytes: &[u8]) -> Result<(), String> {
     let file = SafeTensors::deserialize(bytes).map_err(|e| format!("not safetensors: {e}"))?;
+    let tensors = file.tensors();
+    check_finite_tensors(
+        tensors
+            .iter()
+            .map(|(name, tensor)| (name.as_str(), tensor.dtype(), tensor.data())),
+    )
+}
+
+/// Why tensors, each given as its name, type and little-endian bytes, are not usable values.
+pub fn check_finite_tensors<'a>(
+    tensors: impl IntoIterator<Item = (&'a str, Dtype, &'a [u8])>,
+) -> Result<(), String> {
     let mut bad: Vec<(String, usize)> = Vec::new();
-    for (name, tensor) in file.tensors() {
-        let data = tensor.data();
-        let non_finite = match tensor.dtype() {
+    for (name, dtype, data) in tensors {
+        let non_finite = match dtype {
             Dtype::F16 => count(data, 2, |b| !f16::from_le_bytes([b[0], b[1]]).is_finite()),
             Dtype::BF16 => count(data, 2, |b| !bf16::from_le_bytes([b[0], b[1]]).is_finite()),
             Dtype::F32 => count(data, 4, |b| {
@@ -26,7 +37,7 @@ pub fn check_finite_weights(bytes: &[u8]) -> Result<(), String> {
             _ => 0,
         };
         if non_finite > 0 {
-            bad.push((name, non_finite));
+            bad.push((name.to_string(), non_finite));
         }
     }
     if bad.is_empty() {

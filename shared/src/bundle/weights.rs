@@ -10,9 +10,8 @@ use super::description::{BundleDescription, HeadDescription};
 use super::error::BundleError;
 use super::format_version::BUNDLE_FORMAT_VERSION;
 use super::model::Bundle;
-use crate::exported::{half_precision, to_full_precision};
-use crate::int8_weights::dequantize_int8;
-use crate::load_problems::LoadProblems;
+use crate::export_tensors::{apply_export_tensors, read_export_tensors};
+use crate::exported::half_precision;
 use crate::model::Head;
 use crate::weight_values::check_finite_weights;
 
@@ -120,29 +119,17 @@ fn single_head_prefix(name: &str, to_name: bool) -> Result<KeyRemapper, BundleEr
     KeyRemapper::from_pattern_iter([(from, to)]).map_err(|e| BundleError::Weights(e.to_string()))
 }
 
-/// The store reading export bytes: any float type widened to f32, int8 tensors with their
-/// scales included (see [`crate::int8_weights`]), nothing that is not finite.
-fn import_store(weights: Vec<u8>) -> Result<SafetensorsStore, BundleError> {
-    let weights = dequantize_int8(weights).map_err(BundleError::Weights)?;
-    check_finite_weights(&weights).map_err(BundleError::Weights)?;
-    Ok(SafetensorsStore::from_bytes(Some(weights))
-        .skip_enum_variants(true)
-        .with_from_adapter(to_full_precision())
-        .validate(false)
-        .allow_partial(true))
-}
-
-/// Fills `module` from `store`, strictly: a missing, unexpected or misshapen tensor is an
-/// error that names it.
+/// Fills `module` from export bytes `weights`, its tensors renamed by `remapper`, strictly: a
+/// missing, unexpected or misshapen tensor, or one that is not finite, is an error that names
+/// it.
 fn load_strictly<M: ModuleSnapshot>(
     module: &mut M,
-    mut store: SafetensorsStore,
+    weights: &[u8],
+    remapper: KeyRemapper,
     naming: &str,
 ) -> Result<(), BundleError> {
-    let result = module
-        .load_from(&mut store)
-        .map_err(|e| BundleError::Weights(e.to_string()))?;
-    let problems = LoadProblems::of(&result, |_| false);
+    let tensors = read_export_tensors(weights, &remapper).map_err(BundleError::Weights)?;
+    let problems = apply_export_tensors(module, tensors);
     if problems.is_empty() {
         Ok(())
     } else {
@@ -175,8 +162,12 @@ pub fn load_bundle(
     }
     let main = description.in_main_file();
     let mut bundle = main.init(device)?;
-    let store = import_store(weights)?.remap(head_prefixes(&main, false)?);
-    load_strictly(&mut bundle, store, "head tensors named by position")?;
+    load_strictly(
+        &mut bundle,
+        &weights,
+        head_prefixes(&main, false)?,
+        "head tensors named by position",
+    )?;
     for (head, bytes) in extra.iter().zip(on_demand) {
         bundle.heads.push(load_head(head, bytes, device)?);
     }
@@ -191,12 +182,12 @@ pub fn load_head(
     device: &Device,
 ) -> Result<Head, BundleError> {
     let mut head = description.head.init(device);
-    let store = import_store(weights)?.remap(single_head_prefix(&description.name, false)?);
+    let remapper = single_head_prefix(&description.name, false)?;
     let naming = format!(
         "head {:?}'s tensors named without heads.{}.",
         description.name, description.name
     );
-    load_strictly(&mut head, store, &naming)?;
+    load_strictly(&mut head, &weights, remapper, &naming)?;
     Ok(head)
 }
 
