@@ -78,11 +78,13 @@ describe('the demo on WebGPU', () => {
     assert.match(await demo.page.textContent('#engine'), /WebGPU/);
   });
 
-  test('loads one bundle: one weights file, one column per head, the other heads on offer', async () => {
+  test('loads one wasm module and one bundle: one weights file, one column per head, the other heads on offer', async () => {
     const heads = await demo.page.evaluate(() => window.demo.heads);
     assert.deepEqual(heads, ['full', 'wan', 'em']);
     const weights = new Set(demo.requests.filter((url) => url.endsWith('.safetensors') && url.includes('/models/')));
     assert.deepEqual([...weights], [`${origin}/models/model.safetensors`]);
+    // One wasm module, downloaded and compiled once: the worker gets the page's compiled copy.
+    assert.equal(demo.requests.filter((url) => url.endsWith('.wasm')).length, 1);
     const columns = await demo.page.$$eval('.model-column:not([hidden])', (c) => c.map((e) => e.dataset.model));
     assert.deepEqual(columns, heads);
     // Every single-positive loss has a head to pick, loaded only when picked.

@@ -7,7 +7,7 @@
 import { cachedBytes } from './download.js';
 import { drawOverlay, sizeCanvas } from './heatmap.js';
 import { createInference } from './inference.js';
-import { setupLesson } from './lesson.js';
+import { wasmBindings } from './wasm.js';
 
 /** The bundle's directory: model.json names the weights file beside it. */
 const MODELS_DIR = 'models';
@@ -49,12 +49,6 @@ const state = {
   lessonEngine: null,
 };
 
-function wasmBindings() {
-  if (window.wasmBindings) return Promise.resolve(window.wasmBindings);
-  return new Promise((resolve) => addEventListener('TrunkApplicationStarted',
-    () => resolve(window.wasmBindings), { once: true }));
-}
-
 /** Shows `text` where the visitor is looking (or hides the message when empty). */
 function showMessage(text) {
   const box = $('#message');
@@ -83,13 +77,17 @@ function scrollIntoViewIfHidden(element) {
 
 function megabytes(bytes) { return `${(bytes / 1e6).toFixed(1)} MB`; }
 
-/** Downloads the manifest and the main weights file, and starts the worker's models on them. */
-async function loadModels(tryGpu) {
+/** The bundle's `model.json`, as text. */
+async function fetchManifest() {
+  const response = await fetch(`${MODELS_DIR}/model.json`, { cache: 'no-store' });
+  if (!response.ok) throw new Error(`${MODELS_DIR}/model.json: ${response.status}`);
+  return response.text();
+}
+
+/** Downloads the main weights file that `manifest` names and starts the worker's models on it. */
+async function loadModels(tryGpu, manifest) {
   const bar = $('#progress');
   const text = $('#progress-text');
-  const manifestResponse = await fetch(`${MODELS_DIR}/model.json`, { cache: 'no-store' });
-  if (!manifestResponse.ok) throw new Error(`${MODELS_DIR}/model.json: ${manifestResponse.status}`);
-  const manifest = await manifestResponse.text();
   const weightsFile = JSON.parse(manifest).weights;
   const { bytes, fromCache } = await cachedBytes(`${MODELS_DIR}/${weightsFile}`, (got, total, cached) => {
     bar.max = total || got; bar.value = got;
@@ -99,7 +97,7 @@ async function loadModels(tryGpu) {
   text.textContent = `${megabytes(size)}${fromCache ? ', from the cache' : ''}; starting the models…`;
   const engine = await state.inference.load(tryGpu, manifest, bytes);
   demo.warmUpMs = engine.warmUpMs;
-  return { manifest, engine, size, fromCache };
+  return { engine, size, fromCache };
 }
 
 /** `head`'s short name for tabs and choices: its loss (`ROLE`), or its name. */
@@ -265,27 +263,31 @@ async function start() {
   state.inference = createInference();
   const askedForCpu = params.get('backend') === 'cpu';
   const hasWebGpu = 'gpu' in navigator;
-  const models = loadModels(!askedForCpu && hasWebGpu);
+  const manifest = await fetchManifest();
+  const models = loadModels(!askedForCpu && hasWebGpu, manifest);
+  models.catch(() => {}); // awaited below: a failure meanwhile is reported there, once
+  // The columns and choices need only the manifest: they are built while the weights download
+  // and the worker loads them.
   state.wasm = await wasmBindings();
-  const { manifest, engine, size, fromCache } = await models;
+  state.info = state.wasm.describeBundle(manifest);
+  state.heads = state.info.headNames;
+  state.labelNames = state.info.labelNames;
+  state.loaded = new Set(state.heads.filter((_, head) => state.info.headFile(head) === undefined));
+  state.chosen = state.heads.filter((name) => state.loaded.has(name));
+  buildColumns();
+  state.heads.forEach(resetThreshold);
+  fillAttentionSelectors();
+  const { engine, size, fromCache } = await models;
   state.engine = engine;
   demo.engine = engine.name;
   demo.fallbackReason = engine.gpu ? ''
     : askedForCpu ? 'asked for with ?backend=cpu'
       : hasWebGpu ? engine.fallbackReason : 'this browser has no WebGPU (navigator.gpu)';
   renderEngine();
-  state.info = state.wasm.describeBundle(manifest);
-  state.heads = state.info.headNames;
-  state.labelNames = state.info.labelNames;
-  state.loaded = new Set(state.heads.filter((_, head) => state.info.headFile(head) === undefined));
-  state.chosen = state.heads.filter((name) => state.loaded.has(name));
   const more = state.heads.length - state.loaded.size;
   // Short enough for one line on a 390 px phone, cached or not.
   $('#progress-text').textContent = `${megabytes(size)}${fromCache ? ' cached' : ''}: ` +
     `${state.loaded.size} heads` + (more ? ` + ${more} on demand` : ' ready');
-  buildColumns();
-  state.heads.forEach(resetThreshold);
-  fillAttentionSelectors();
   demo.loadedAt = performance.now();
   demo.ready = true;
   // A photo given while the models loaded runs now.
@@ -526,9 +528,9 @@ function markSample(name) {
 }
 
 async function setupSamples() {
-  const wasm = await wasmBindings();
   const response = await fetch('samples/samples.json');
   const samples = await response.json();
+  const wasm = await wasmBindings();
   const container = $('#samples');
   for (const sample of samples) {
     const button = document.createElement('button');
@@ -599,7 +601,9 @@ function setupWebcam() {
 setupInputs();
 setupSamples().catch((error) => showMessage(`The sample photos could not be loaded: ${error.message}`));
 start()
-  .then(() => setupLesson(state, demo))
+  // Imported once the models run: the lesson and its chart are not on the first photo's path.
+  .then(() => import('./lesson.js'))
+  .then(({ setupLesson }) => setupLesson(state, demo))
   .catch((error) => {
     demo.error = String(error.message ?? error);
     showMessage(`The demo could not start: ${demo.error}`);

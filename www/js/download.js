@@ -57,15 +57,20 @@ export async function cachedBytes(url, onProgress = () => {}) {
   const bytes = new Uint8Array(received);
   let offset = 0;
   for (const chunk of chunks) { bytes.set(chunk, offset); offset += chunk.length; }
-  if (cache) {
-    try {
-      for (const old of await cache.keys()) {
-        if (old.url.split('?')[0] === key.href.split('?')[0]) await cache.delete(old);
-      }
-      await cache.put(key.href, new Response(bytes));
-    } catch {
-      // Out of quota: the page still works, it downloads again next time.
-    }
-  }
+  // Kept in the background: writing 8 MB to the cache took 70-100 ms that the models need not
+  // wait for. The Response copies the bytes now, before the caller hands them to the worker.
+  if (cache) keep(cache, key, new Response(bytes));
   return { bytes, fromCache: false };
+}
+
+/** Stores `response` under `key`, dropping the file's other versions. */
+async function keep(cache, key, response) {
+  try {
+    for (const old of await cache.keys()) {
+      if (old.url.split('?')[0] === key.href.split('?')[0]) await cache.delete(old);
+    }
+    await cache.put(key.href, response);
+  } catch {
+    // Out of quota: the page still works, it downloads again next time.
+  }
 }

@@ -8,10 +8,10 @@ let model = null;
 let queue = Promise.resolve();
 
 const calls = {
-  /** Loads and compiles the wasm module, while the page downloads the models. */
-  async init({ moduleUrl, wasmUrl }) {
+  /** Instantiates the page's compiled wasm module here, while the page downloads the models. */
+  async init({ moduleUrl, module }) {
     bindings = await import(moduleUrl);
-    await bindings.default({ module_or_path: wasmUrl });
+    await bindings.default({ module_or_path: module });
     return {};
   },
 
