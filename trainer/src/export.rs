@@ -12,7 +12,7 @@ use querylabel::bundle::{
 use querylabel::int8_weights::quantize_int8;
 
 use crate::atomic_files::write_atomically;
-use crate::calibration::{ThresholdChoice, decision_threshold};
+use crate::calibration::{ThresholdChoice, bundle_thresholds};
 use crate::checkpoint::{ModelFiles, write_json};
 use crate::error::{Context, Locate, Result, TrainerError};
 use crate::model_dir::{ModelKind, ModelSource};
@@ -149,15 +149,13 @@ pub fn export_bundle(
     // Thresholds are chosen for the weights the bundle ships, as they load.
     let exported = load_bundle(&description, bytes.clone(), head_files.clone(), &device)
         .context_in(out, "the bundle does not load back")?;
-    for (index, (model, kind)) in origins.into_iter().enumerate() {
-        let threshold = decision_threshold(
-            model.threshold_choice(kind),
-            &model.path,
-            &exported.classifier(index),
-            &description.model_description(index),
-            &device,
-        )?;
-        description.heads[index].decision_threshold = threshold;
+    let choices: Vec<(ThresholdChoice, &Path)> = origins
+        .iter()
+        .map(|(model, kind)| (model.threshold_choice(*kind), model.path.as_path()))
+        .collect();
+    let thresholds = bundle_thresholds(&choices, &exported, &description, &device)?;
+    for (head, threshold) in description.heads.iter_mut().zip(thresholds) {
+        head.decision_threshold = threshold;
     }
     description.validate()?;
     write_atomically(&out.join(WEIGHTS_FILE), &bytes)?;

@@ -186,12 +186,14 @@ fn check_decision_thresholds(run: &Path, export: &Path, evaluation: &Value, scra
         "x.jpg",
     ]);
     assert!(!ok && stderr.contains("[0, 1]"), "{stderr}");
-    check_bundle_of_two_heads(run, scratch);
+    check_bundle_of_two_heads(run, &chosen, scratch);
 }
 
 /// Two heads over one backbone: names and thresholds follow the --model before them, two heads
 /// of one name are refused, and `eval` gives one JSON line per head (or the one `--head` names).
-fn check_bundle_of_two_heads(run: &Path, scratch: &Path) {
+/// Heads trained on one split get their thresholds in one pass over it, the same as alone
+/// (`chosen`, the run's head exported alone).
+fn check_bundle_of_two_heads(run: &Path, chosen: &Value, scratch: &Path) {
     let bundle = scratch.join("bundle");
     let run = run.to_str().unwrap();
     let out = bundle.to_str().unwrap();
@@ -216,6 +218,30 @@ fn check_bundle_of_two_heads(run: &Path, scratch: &Path) {
         out,
     ]);
     assert!(ok, "trainer export of two heads failed:\n{stderr}");
+    let shared = scratch.join("one-split");
+    let (ok, _, stderr) = trainer(&[
+        "export",
+        "--model",
+        run,
+        "--model",
+        run,
+        "--name",
+        "again",
+        "--out",
+        shared.to_str().unwrap(),
+    ]);
+    assert!(ok, "trainer export of two heads failed:\n{stderr}");
+    assert_eq!(
+        stderr.matches("choosing the decision threshold").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(stderr.contains("of 2 head(s)"), "{stderr}");
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(shared.join("model.json")).unwrap()).unwrap();
+    for head in manifest["model"]["heads"].as_array().unwrap() {
+        assert_eq!(&head["decision_threshold"], chosen, "{head}");
+    }
     let data = querylabel_trainer::dataset::sample_dir();
     let eval = |extra: &[&str]| {
         let mut args = vec!["eval", "--backend", "flex", "--model", out];
