@@ -7,11 +7,10 @@
 //! parsed once and each tensor handed to Burn with its bytes in hand.
 
 use burn::store::burn_pack::{Bytes, Tensor as PackTensor};
-use burn::store::{ApplyResult, KeyRemapper, ModuleSnapshot};
+use burn::store::{ApplyResult, FloatCastAdapter, KeyRemapper, ModuleSnapshot};
 use burn::tensor::DType;
 use safetensors::Dtype;
 
-use crate::exported::to_full_precision;
 use crate::int8_weights::dequantized_tensors;
 use crate::load_problems::LoadProblems;
 use crate::weight_values::check_finite_tensors;
@@ -58,6 +57,13 @@ pub fn apply_export_tensors<M: ModuleSnapshot>(
     let result: ApplyResult =
         module.apply(tensors, None, Some(Box::new(to_full_precision())), true);
     LoadProblems::of(&result, |_| false)
+}
+
+/// The conversion on loading: every float tensor to f32, whatever it was stored in. (The
+/// half-precision adapter would turn an f32 tensor into f16 on the way in, which the network's
+/// f32 parameters cannot hold.)
+fn to_full_precision() -> FloatCastAdapter {
+    FloatCastAdapter::to(DType::F32)
 }
 
 /// Burn's name for a safetensors element type; `None` for one Burn cannot hold.

@@ -10,10 +10,10 @@
 
 use std::fmt;
 
-use burn::store::{FloatCastAdapter, HalfPrecisionAdapter, KeyRemapper};
+use burn::store::{HalfPrecisionAdapter, KeyRemapper};
 #[cfg(test)]
 use burn::store::{ModuleSnapshot, SafetensorsStore};
-use burn::tensor::{DType, Device};
+use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 use crate::export_tensors::{apply_export_tensors, read_export_tensors};
@@ -184,13 +184,6 @@ pub fn half_precision() -> HalfPrecisionAdapter {
     HalfPrecisionAdapter::new()
         .with_module("GroupWiseLinear")
         .with_module("Query2Label")
-}
-
-/// The conversion on loading: every float tensor to f32, whatever it was stored in. (The
-/// half-precision adapter would turn an f32 tensor into f16 on the way in, which the network's
-/// f32 parameters cannot hold.)
-pub fn to_full_precision() -> FloatCastAdapter {
-    FloatCastAdapter::to(DType::F32)
 }
 
 /// Parses and checks the `model.json` of a single-model export.
