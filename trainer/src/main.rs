@@ -646,6 +646,7 @@ fn run_export(args: ExportArgs, matches: &ArgMatches) -> Result<()> {
 }
 
 fn main() -> ExitCode {
+    querylabel_trainer::allocator::keep_freed_memory();
     querylabel_trainer::backend::provide_runtime_dir();
     // The matches too: export's per-model flags belong to the --model before them.
     let matches = Cli::command().get_matches();
