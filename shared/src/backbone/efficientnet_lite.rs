@@ -21,12 +21,12 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
-use burn::tensor::activation::relu6;
 use burn::tensor::{Device, Tensor};
 
 use serde::{Deserialize, Serialize};
 
 use super::batch_norm_folding::{conv_then_norm, folded};
+use super::relu6::relu6;
 use crate::pooling::global_average_pool;
 
 /// Batch-norm epsilon of the Lite models (TensorFlow's `batch_norm_epsilon = 1e-3`).

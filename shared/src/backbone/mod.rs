@@ -8,6 +8,7 @@
 
 pub mod batch_norm_folding;
 pub mod efficientnet_lite;
+pub mod relu6;
 pub mod resnet;
 
 use core::fmt;
