@@ -2,6 +2,7 @@
 
 pub mod attention_entropy;
 pub mod attention_map;
+pub mod dropout;
 pub mod group_wise_linear;
 pub mod linear;
 pub mod position_encoding;

@@ -10,6 +10,8 @@ use burn::nn::{
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
+use super::dropout::drop_out;
+
 /// Sizes shared by the encoder and decoder layers.
 #[derive(Config, Debug)]
 pub struct TransformerLayerConfig {
@@ -95,7 +97,7 @@ pub struct FeedForward {
 impl FeedForward {
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         self.outer
-            .forward(self.dropout.forward(relu(self.inner.forward(x))))
+            .forward(drop_out(&self.dropout, relu(self.inner.forward(x))))
     }
 }
 
@@ -124,10 +126,10 @@ impl EncoderLayer {
             .context;
         let tokens = self
             .attention_norm
-            .forward(tokens + self.attention_dropout.forward(attended));
+            .forward(tokens + drop_out(&self.attention_dropout, attended));
         let transformed = self.feedforward.forward(tokens.clone());
         self.feedforward_norm
-            .forward(tokens + self.feedforward_dropout.forward(transformed))
+            .forward(tokens + drop_out(&self.feedforward_dropout, transformed))
     }
 }
 
@@ -183,7 +185,7 @@ impl DecoderLayer {
                     .context;
                 block
                     .norm
-                    .forward(queries + block.dropout.forward(attended))
+                    .forward(queries + drop_out(&block.dropout, attended))
             }
             None => queries,
         };
@@ -194,11 +196,11 @@ impl DecoderLayer {
         ));
         let queries = self
             .cross_attention_norm
-            .forward(queries + self.cross_attention_dropout.forward(attention.context));
+            .forward(queries + drop_out(&self.cross_attention_dropout, attention.context));
         let transformed = self.feedforward.forward(queries.clone());
         let queries = self
             .feedforward_norm
-            .forward(queries + self.feedforward_dropout.forward(transformed));
+            .forward(queries + drop_out(&self.feedforward_dropout, transformed));
         DecoderLayerOutput {
             queries,
             cross_attention: attention.weights,
