@@ -85,10 +85,18 @@ fn worth_quantizing(dtype: Dtype, shape: &[usize]) -> bool {
 
 /// The tensors of safetensors `bytes`, and the file's metadata.
 fn read(bytes: &[u8]) -> Result<(SafeTensors<'_>, Option<Metadata>), String> {
-    let not_safetensors = |e: SafeTensorError| format!("not safetensors: {e}");
-    let file = SafeTensors::deserialize(bytes).map_err(not_safetensors)?;
+    let file = parse(bytes)?;
     let (_, header) = SafeTensors::read_metadata(bytes).map_err(not_safetensors)?;
     Ok((file, header.metadata().clone()))
+}
+
+/// The tensors of safetensors `bytes`, the header parsed once.
+fn parse(bytes: &[u8]) -> Result<SafeTensors<'_>, String> {
+    SafeTensors::deserialize(bytes).map_err(not_safetensors)
+}
+
+fn not_safetensors(error: SafeTensorError) -> String {
+    format!("not safetensors: {error}")
 }
 
 fn write(tensors: &[StoredTensor], metadata: Option<Metadata>) -> Result<Vec<u8>, String> {
@@ -173,8 +181,7 @@ pub fn dequantize_int8(bytes: Vec<u8>) -> Result<Vec<u8>, String> {
 /// are. An int8 tensor without its scales, scales without their tensor or of the wrong length,
 /// and scales that are negative or not finite are errors that name the tensor.
 pub fn dequantized_tensors(bytes: &[u8]) -> Result<Vec<StoredTensor>, String> {
-    let (file, _) = read(bytes)?;
-    widened(&file)
+    widened(&parse(bytes)?)
 }
 
 fn widened(file: &SafeTensors<'_>) -> Result<Vec<StoredTensor>, String> {
