@@ -194,11 +194,10 @@ fn validation_photos(options_path: &Path) -> Result<Dataset> {
         let split = train_validation_split(dataset.len(), options.val_fraction, options.seed);
         return Ok(dataset.subset(&split.validation));
     };
-    let cache = FeatureCache::read(cache_path).or_error(|| {
+    let header = FeatureCache::read_header(cache_path).or_error(|| {
         TrainerError::new("cannot read the feature cache").at_field(options_path, "features")
     })?;
-    let split = train_validation_split(cache.len(), options.val_fraction, options.seed);
-    let header = &cache.header;
+    let split = train_validation_split(header.images.len(), options.val_fraction, options.seed);
     let dataset = open_dataset(&header.source, options.format, header.split).or_error(|| {
         TrainerError::new("cannot open the data set the features were extracted from")
             .at_field(cache_path, "source")

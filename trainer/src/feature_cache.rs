@@ -19,6 +19,7 @@
 //! several views on its size check, naming the file.
 
 use std::collections::HashMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Tensor, TensorData};
@@ -36,6 +37,38 @@ use crate::images::{PLAIN_VIEW, RandomResizedCropConfig};
 /// Version of the cache layout; readers refuse versions they do not know.
 pub const FEATURE_CACHE_VERSION: u32 = 1;
 const HEADER_KEY: &str = "querylabel_feature_cache";
+/// The largest safetensors header the format allows (the safetensors crate's limit).
+const MAX_SAFETENSORS_HEADER: usize = 100_000_000;
+const EXTRACT_AGAIN: &str = "extract the features again with `trainer extract`";
+
+fn not_a_cache(path: &Path) -> TrainerError {
+    TrainerError::new("not a feature cache of this trainer")
+        .in_file(path)
+        .with_hint("make one with `trainer extract`")
+}
+
+/// The cache header in a safetensors file's `metadata`, of the version this trainer reads.
+fn parse_header(
+    metadata: Option<&HashMap<String, String>>,
+    path: &Path,
+) -> Result<FeatureCacheHeader> {
+    let header_json = metadata
+        .and_then(|entries| entries.get(HEADER_KEY))
+        .ok_or_else(|| not_a_cache(path))?;
+    let header: FeatureCacheHeader = serde_json::from_str(header_json).or_error(|| {
+        TrainerError::new("the cache's header is malformed")
+            .at_field(path, HEADER_KEY)
+            .with_hint(EXTRACT_AGAIN)
+    })?;
+    if header.format_version != FEATURE_CACHE_VERSION {
+        return Err(TrainerError::new(format!(
+            "is not the feature cache version {FEATURE_CACHE_VERSION} this trainer reads"
+        ))
+        .at_field_value(path, "format_version", header.format_version)
+        .with_hint(EXTRACT_AGAIN));
+    }
+    Ok(header)
+}
 const FEATURES: &str = "features";
 const LABELS: &str = "labels";
 
@@ -216,34 +249,12 @@ impl FeatureCache {
     /// Reads a cache written by [`FeatureCache::write`], checking that its parts agree.
     pub fn read(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).context_in(path, "cannot read")?;
-        let not_a_cache = || {
-            TrainerError::new("not a feature cache of this trainer")
-                .in_file(path)
-                .with_hint("make one with `trainer extract`")
-        };
-        let extract_again = "extract the features again with `trainer extract`";
-        let (_, metadata) = SafeTensors::read_metadata(&bytes).or_error(not_a_cache)?;
-        let header_json = metadata
-            .metadata()
-            .as_ref()
-            .and_then(|entries| entries.get(HEADER_KEY))
-            .ok_or_else(not_a_cache)?;
-        let header: FeatureCacheHeader = serde_json::from_str(header_json).or_error(|| {
-            TrainerError::new("the cache's header is malformed")
-                .at_field(path, HEADER_KEY)
-                .with_hint(extract_again)
-        })?;
-        if header.format_version != FEATURE_CACHE_VERSION {
-            return Err(TrainerError::new(format!(
-                "is not the feature cache version {FEATURE_CACHE_VERSION} this trainer reads"
-            ))
-            .at_field_value(path, "format_version", header.format_version)
-            .with_hint(extract_again));
-        }
-        let tensors = SafeTensors::deserialize(&bytes).or_error(not_a_cache)?;
+        let (_, metadata) = SafeTensors::read_metadata(&bytes).or_error(|| not_a_cache(path))?;
+        let header = parse_header(metadata.metadata().as_ref(), path)?;
+        let tensors = SafeTensors::deserialize(&bytes).or_error(|| not_a_cache(path))?;
         let tensor = |name: &str, dtype: Dtype| -> Result<TensorView<'_>> {
             let at_tensor =
-                |error: TrainerError| error.at_field(path, name).with_hint(extract_again);
+                |error: TrainerError| error.at_field(path, name).with_hint(EXTRACT_AGAIN);
             let view = tensors
                 .tensor(name)
                 .or_error(|| at_tensor(TrainerError::new("no such tensor")))?;
@@ -268,7 +279,7 @@ impl FeatureCache {
                 header.feature_shape
             ))
             .at_field(path, FEATURES)
-            .with_hint(extract_again));
+            .with_hint(EXTRACT_AGAIN));
         }
         let features = features
             .data()
@@ -284,8 +295,32 @@ impl FeatureCache {
         cache
             .check_sizes()
             .in_file(path)
-            .map_err(|error| error.with_hint(extract_again))?;
+            .map_err(|error| error.with_hint(EXTRACT_AGAIN))?;
         Ok(cache)
+    }
+
+    /// The header of the cache at `path`, checked as [`FeatureCache::read`] checks it, read
+    /// without the features: a Lite2 cache is gigabytes, and choosing a threshold needs only
+    /// the photos it lists.
+    pub fn read_header(path: &Path) -> Result<FeatureCacheHeader> {
+        let mut file = std::fs::File::open(path).context_in(path, "cannot read")?;
+        let mut length = [0u8; 8];
+        file.read_exact(&mut length)
+            .or_error(|| not_a_cache(path))?;
+        let length = usize::try_from(u64::from_le_bytes(length))
+            .ok()
+            .filter(|&n| n <= MAX_SAFETENSORS_HEADER)
+            .ok_or_else(|| not_a_cache(path))?;
+        let mut json = vec![0u8; length];
+        file.read_exact(&mut json).or_error(|| not_a_cache(path))?;
+        /// The part of a safetensors header that holds the free-form metadata.
+        #[derive(Deserialize)]
+        struct MetadataOnly {
+            #[serde(rename = "__metadata__")]
+            metadata: Option<HashMap<String, String>>,
+        }
+        let parsed: MetadataOnly = serde_json::from_slice(&json).or_error(|| not_a_cache(path))?;
+        parse_header(parsed.metadata.as_ref(), path)
     }
 
     /// Whether the header, the features and the labels agree; the error says which does not.

@@ -41,6 +41,11 @@ fn a_head_trained_on_cached_features_scores_the_same_on_the_photos() {
     let header = FeatureCache::read(&cache).unwrap().header;
     assert_eq!(header.feature_shape, [1280, 5, 5]);
     assert_eq!(header.image_size, 160);
+    // The header alone, read without the features, is the same.
+    assert_eq!(
+        serde_json::to_value(FeatureCache::read_header(&cache).unwrap()).unwrap(),
+        serde_json::to_value(&header).unwrap()
+    );
 
     let run = dir.path().join("run");
     let linear = [
