@@ -1,5 +1,6 @@
 //! Classification heads over a backbone's feature map: Query2Label and the linear head.
 
+pub mod attention;
 pub mod attention_entropy;
 pub mod attention_map;
 pub mod dropout;
@@ -7,6 +8,7 @@ pub mod group_wise_linear;
 pub mod linear;
 pub mod position_encoding;
 pub mod query2label;
+pub mod token_linear;
 pub mod transformer;
 
 pub use attention_entropy::attention_spread_beyond;

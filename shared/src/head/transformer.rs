@@ -3,14 +3,15 @@
 
 use burn::config::Config;
 use burn::module::Module;
-use burn::nn::attention::{MhaInput, MultiHeadAttention, MultiHeadAttentionConfig};
 use burn::nn::{
     Dropout, DropoutConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig,
 };
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
+use super::attention::{Attention, AttentionConfig};
 use super::dropout::drop_out;
+use super::token_linear::linear_over_tokens;
 
 /// Sizes shared by the encoder and decoder layers.
 #[derive(Config, Debug)]
@@ -27,10 +28,9 @@ pub struct TransformerLayerConfig {
 
 impl TransformerLayerConfig {
     /// Xavier-uniform weights, as the official `_reset_parameters`.
-    fn attention(&self, device: &Device) -> MultiHeadAttention {
-        MultiHeadAttentionConfig::new(self.d_model, self.heads)
+    fn attention(&self, device: &Device) -> Attention {
+        AttentionConfig::new(self.d_model, self.heads)
             .with_dropout(self.dropout)
-            .with_initializer(Initializer::XavierUniform { gain: 1.0 })
             .init(device)
     }
 
@@ -96,15 +96,15 @@ pub struct FeedForward {
 
 impl FeedForward {
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        self.outer
-            .forward(drop_out(&self.dropout, relu(self.inner.forward(x))))
+        let hidden = relu(linear_over_tokens(&self.inner, x));
+        linear_over_tokens(&self.outer, drop_out(&self.dropout, hidden))
     }
 }
 
 /// Self-attention over image tokens, then a feed-forward block, each followed by add & norm.
 #[derive(Module, Debug)]
 pub struct EncoderLayer {
-    pub self_attention: MultiHeadAttention,
+    pub self_attention: Attention,
     pub attention_norm: LayerNorm,
     pub attention_dropout: Dropout,
     pub feedforward: FeedForward,
@@ -118,11 +118,7 @@ impl EncoderLayer {
         let with_position = tokens.clone() + position;
         let attended = self
             .self_attention
-            .forward(MhaInput::new(
-                with_position.clone(),
-                with_position,
-                tokens.clone(),
-            ))
+            .forward(with_position.clone(), with_position, tokens.clone())
             .context;
         let tokens = self
             .attention_norm
@@ -136,7 +132,7 @@ impl EncoderLayer {
 /// The optional attention among label queries of a decoder layer.
 #[derive(Module, Debug)]
 pub struct QuerySelfAttention {
-    pub attention: MultiHeadAttention,
+    pub attention: Attention,
     pub norm: LayerNorm,
     pub dropout: Dropout,
 }
@@ -146,7 +142,7 @@ pub struct QuerySelfAttention {
 #[derive(Module, Debug)]
 pub struct DecoderLayer {
     pub self_attention: Option<QuerySelfAttention>,
-    pub cross_attention: MultiHeadAttention,
+    pub cross_attention: Attention,
     pub cross_attention_norm: LayerNorm,
     pub cross_attention_dropout: Dropout,
     pub feedforward: FeedForward,
@@ -177,11 +173,7 @@ impl DecoderLayer {
                 let with_position = queries.clone() + query_position.clone();
                 let attended = block
                     .attention
-                    .forward(MhaInput::new(
-                        with_position.clone(),
-                        with_position,
-                        queries.clone(),
-                    ))
+                    .forward(with_position.clone(), with_position, queries.clone())
                     .context;
                 block
                     .norm
@@ -189,11 +181,11 @@ impl DecoderLayer {
             }
             None => queries,
         };
-        let attention = self.cross_attention.forward(MhaInput::new(
+        let attention = self.cross_attention.forward(
             queries.clone() + query_position,
             memory.clone() + memory_position,
             memory,
-        ));
+        );
         let queries = self
             .cross_attention_norm
             .forward(queries + drop_out(&self.cross_attention_dropout, attention.context));
