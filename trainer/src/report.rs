@@ -81,20 +81,34 @@ fn metrics_problem(path: &Path, state: &TrainingState) -> Option<String> {
     })
 }
 
-/// Runs that differ only in their seed. Ordered by head, then full labels first, then the
-/// single-positive losses in the MLSPL paper's order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+/// Runs that differ only in their seed (or in where they ran). Ordered by head, then full
+/// labels first, then the single-positive losses in the MLSPL paper's order, then the other
+/// options, so that a wider head or focused attention gets a row of its own.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Setting {
     head: u8,
     full_labels_last: bool,
     loss_order: usize,
     full_labels: bool,
     loss: &'static str,
+    /// Every other option, by name (JSON values as text).
+    other: BTreeMap<String, String>,
 }
+
+/// Options that say where or from which draw a run ran, not what it trained.
+const NOT_A_SETTING: [&str; 3] = ["seed", "backend", "devices"];
 
 impl Setting {
     fn of(options: &TrainOptions) -> Self {
         let full_labels = options.labels == LabelMode::Full;
+        let other = match serde_json::to_value(options) {
+            Ok(serde_json::Value::Object(fields)) => fields
+                .into_iter()
+                .filter(|(name, _)| !NOT_A_SETTING.contains(&name.as_str()))
+                .map(|(name, value)| (name, value.to_string()))
+                .collect(),
+            _ => BTreeMap::new(),
+        };
         Self {
             head: match options.head {
                 HeadKind::Linear => 0,
@@ -107,19 +121,36 @@ impl Setting {
                 .unwrap_or(usize::MAX),
             full_labels,
             loss: options.loss().name(),
+            other,
         }
     }
 
-    fn head_name(self) -> &'static str {
+    fn head_name(&self) -> &'static str {
         ["linear", "Query2Label"][usize::from(self.head)]
     }
 
-    fn label(self) -> String {
-        if self.full_labels {
+    fn same_head_and_loss(&self, other: &Setting) -> bool {
+        (self.head, self.full_labels, self.loss) == (other.head, other.full_labels, other.loss)
+    }
+
+    /// The row's name: labels and loss, and the options in which it differs from another row of
+    /// the same head and loss (`--q2l-hidden-dim 512`, say).
+    fn label(&self, settings: &[&Setting]) -> String {
+        let mut label = if self.full_labels {
             format!("Full ({})", self.loss.to_uppercase())
         } else {
             self.loss.to_uppercase()
+        };
+        let siblings: Vec<&&Setting> = settings
+            .iter()
+            .filter(|s| s.same_head_and_loss(self))
+            .collect();
+        for (name, value) in &self.other {
+            if siblings.iter().any(|s| s.other.get(name) != Some(value)) {
+                label.push_str(&format!(", --{} {value}", name.replace('_', "-")));
+            }
         }
+        label
     }
 }
 
@@ -144,10 +175,23 @@ pub fn report(run_dirs: &[PathBuf], plots: &Path) -> Result<String> {
     if groups.is_empty() {
         return Err(TrainerError::new("no runs given"));
     }
-    let full_map = |head: u8| -> Option<f64> {
-        groups
-            .iter()
-            .find(|(s, _)| s.head == head && s.full_labels)
+    // The share compares with the head's full-label row of the same Query2Label width, or with
+    // its first full-label row.
+    let settings: Vec<&Setting> = groups.keys().collect();
+    let full_map = |setting: &Setting| -> Option<f64> {
+        let full_rows = || {
+            groups
+                .iter()
+                .filter(|(s, _)| s.head == setting.head && s.full_labels)
+        };
+        let same_width = |s: &Setting| {
+            ["q2l_hidden_dim", "q2l_feedforward_dim"]
+                .iter()
+                .all(|name| s.other.get(*name) == setting.other.get(*name))
+        };
+        full_rows()
+            .find(|(s, _)| same_width(s))
+            .or_else(|| full_rows().next())
             .map(|(_, runs)| {
                 mean_and_spread(&runs.iter().map(|r| r.best().0).collect::<Vec<_>>()).0
             })
@@ -163,7 +207,7 @@ pub fn report(run_dirs: &[PathBuf], plots: &Path) -> Result<String> {
         let (map, spread) = mean_and_spread(&best.iter().map(|b| b.0).collect::<Vec<_>>());
         let (cf1, _) = mean_and_spread(&best.iter().map(|b| b.1).collect::<Vec<_>>());
         let (of1, _) = mean_and_spread(&best.iter().map(|b| b.2).collect::<Vec<_>>());
-        let share = full_map(setting.head)
+        let share = full_map(setting)
             .map(|full| format!("{:.0}%", 100.0 * map / full))
             .unwrap_or_else(|| "n/a".into());
         let spread = if runs.len() > 1 {
@@ -174,7 +218,7 @@ pub fn report(run_dirs: &[PathBuf], plots: &Path) -> Result<String> {
         table.push_str(&format!(
             "| {} | {} | {} | {map:.1}{spread} | {cf1:.1} | {of1:.1} | {share} |\n",
             setting.head_name(),
-            setting.label(),
+            setting.label(&settings),
             runs.len()
         ));
         // The mean curve over the seeds, for the epochs every seed reached.
@@ -192,7 +236,7 @@ pub fn report(run_dirs: &[PathBuf], plots: &Path) -> Result<String> {
         curves
             .entry(setting.head)
             .or_default()
-            .push((setting.label(), points));
+            .push((setting.label(&settings), points));
     }
     for (head, head_curves) in &curves {
         let name = ["linear", "q2l"][usize::from(*head)];
@@ -207,4 +251,41 @@ pub fn report(run_dirs: &[PathBuf], plots: &Path) -> Result<String> {
         )?;
     }
     Ok(table)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        options: TrainOptions,
+    }
+
+    fn setting(flags: &[&str]) -> Setting {
+        let args = ["train"].iter().chain(flags);
+        Setting::of(&Cli::try_parse_from(args).expect("valid flags").options)
+    }
+
+    #[test]
+    fn seeds_share_a_row_and_other_options_get_their_own() {
+        let q2l = ["--head", "q2l", "--labels", "full"];
+        let seed_2 = setting(&[&q2l[..], &["--seed", "2"]].concat());
+        let seed_3 = setting(&[&q2l[..], &["--seed", "3"]].concat());
+        assert_eq!(seed_2, seed_3);
+
+        let wide = setting(&[&q2l[..], &["--q2l-hidden-dim", "512"]].concat());
+        assert_ne!(seed_2, wide);
+        let role = setting(&["--labels", "single-positive", "--loss", "role"]);
+        let settings = [&seed_2, &wide, &role];
+        assert_eq!(
+            wide.label(&settings),
+            "Full (ASL), --q2l-hidden-dim 512",
+            "named by the one option in which it differs"
+        );
+        assert_eq!(seed_2.label(&settings), "Full (ASL), --q2l-hidden-dim 256");
+        assert_eq!(role.label(&settings), "ROLE", "alone in its loss: no options named");
+    }
 }
