@@ -286,6 +286,10 @@ mod tests {
             "named by the one option in which it differs"
         );
         assert_eq!(seed_2.label(&settings), "Full (ASL), --q2l-hidden-dim 256");
-        assert_eq!(role.label(&settings), "ROLE", "alone in its loss: no options named");
+        assert_eq!(
+            role.label(&settings),
+            "ROLE",
+            "alone in its loss: no options named"
+        );
     }
 }
