@@ -19,6 +19,8 @@ use half::{bf16, f16};
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensorError, SafeTensors};
 
+use crate::sorted_header::with_sorted_header;
+
 /// A safetensors file's free-form metadata.
 type Metadata = HashMap<String, String>;
 
@@ -104,7 +106,8 @@ fn write(tensors: &[StoredTensor], metadata: Option<Metadata>) -> Result<Vec<u8>
         .iter()
         .map(StoredTensor::view)
         .collect::<Result<Vec<_>, _>>()?;
-    safetensors::serialize(views, metadata).map_err(|e| e.to_string())
+    let bytes = safetensors::serialize(views, metadata).map_err(|e| e.to_string())?;
+    with_sorted_header(&bytes)
 }
 
 /// The safetensors `bytes` with every large float tensor stored as int8 with per-slice scales

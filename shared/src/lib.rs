@@ -22,4 +22,5 @@ pub mod optim;
 pub mod pooling;
 pub mod preprocess;
 pub mod single_positive;
+pub mod sorted_header;
 pub mod weight_values;

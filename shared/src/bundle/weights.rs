@@ -13,6 +13,7 @@ use super::model::Bundle;
 use crate::export_tensors::{apply_export_tensors, read_export_tensors};
 use crate::exported::half_precision;
 use crate::model::Head;
+use crate::sorted_header::with_sorted_header;
 use crate::weight_values::check_finite_weights;
 
 /// Renames the tensors of head `i` from Burn's `heads.<i>.` to `heads.<name>.`, or back.
@@ -105,7 +106,7 @@ fn save<M: ModuleSnapshot>(
     // an export that could not be loaded.
     check_finite_weights(&bytes)
         .map_err(|why| BundleError::Weights(format!("in half precision, {why}")))?;
-    Ok(bytes)
+    with_sorted_header(&bytes).map_err(BundleError::Weights)
 }
 
 /// Renames a lone head's tensors to `heads.<name>.`, or back to the head's own names.
@@ -229,6 +230,10 @@ mod tests {
         let description = two_heads();
         let bundle = description.init(&device).unwrap();
         let bytes = bundle_weights(&bundle, &description).unwrap();
+        let again = bundle_weights(&bundle, &description).unwrap();
+        assert!(bytes == again, "the same bundle exports to the same bytes");
+        let int8 = |bytes: &[u8]| crate::int8_weights::quantize_int8(bytes).unwrap();
+        assert!(int8(&bytes) == int8(&again), "and so does its int8 form");
 
         let keys = SafetensorsStore::from_bytes(Some(bytes.clone()))
             .keys()
