@@ -101,14 +101,23 @@ const NOT_A_SETTING: [&str; 3] = ["seed", "backend", "devices"];
 impl Setting {
     fn of(options: &TrainOptions) -> Self {
         let full_labels = options.labels == LabelMode::Full;
-        let other = match serde_json::to_value(options) {
-            Ok(serde_json::Value::Object(fields)) => fields
-                .into_iter()
-                .filter(|(name, _)| !NOT_A_SETTING.contains(&name.as_str()))
-                .map(|(name, value)| (name, value.to_string()))
-                .collect(),
-            _ => BTreeMap::new(),
-        };
+        let mut other = BTreeMap::new();
+        if let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(options) {
+            for (name, value) in fields {
+                match value {
+                    // A group of options (the losses' settings) counts option by option.
+                    serde_json::Value::Object(group) => other.extend(
+                        group
+                            .into_iter()
+                            .map(|(name, value)| (name, value.to_string())),
+                    ),
+                    _ if NOT_A_SETTING.contains(&name.as_str()) => {}
+                    value => {
+                        other.insert(name, value.to_string());
+                    }
+                }
+            }
+        }
         Self {
             head: match options.head {
                 HeadKind::Linear => 0,
@@ -278,6 +287,22 @@ mod tests {
 
         let wide = setting(&[&q2l[..], &["--q2l-hidden-dim", "512"]].concat());
         assert_ne!(seed_2, wide);
+        let em = |alpha: &str| {
+            setting(&[
+                "--labels",
+                "single-positive",
+                "--loss",
+                "em",
+                "--em-alpha",
+                alpha,
+            ])
+        };
+        let (em_official, em_half) = (em("0.1"), em("0.05"));
+        assert_eq!(
+            em_half.label(&[&em_official, &em_half]),
+            "EM, --em-alpha 0.05",
+            "a loss's own setting is named as its flag"
+        );
         let role = setting(&["--labels", "single-positive", "--loss", "role"]);
         let settings = [&seed_2, &wide, &role];
         assert_eq!(
