@@ -10,7 +10,7 @@ use burn::module::Module;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressStyle};
-use querylabel::head::attention_spread_beyond;
+use querylabel::head::attention_spread_cost;
 use querylabel::labels::LabelSpace;
 use querylabel::loss::{
     LabelEstimator, LabelEstimatorConfig, LossOutput, LossProgress, MultiLabelLoss, PseudoLabeler,
@@ -284,8 +284,8 @@ impl BatchInput {
     }
 }
 
-/// The loss to minimise for one batch's `output`: the labels' loss, plus the spread of the
-/// present labels' attention (those `targets` marks 1) beyond `--attention-spread-ceiling`,
+/// The loss to minimise for one batch's `output`: the labels' loss, plus what the present
+/// labels' attention (those `targets` marks 1) costs for its spread (`--attention-spread-cost`),
 /// weighted by `--attention-entropy`, when the head has attention and the weight is not 0.
 fn batch_loss(
     setup: &StepSetup,
@@ -302,10 +302,10 @@ fn batch_loss(
     let mut losses = (setup.loss_function).forward(logits, targets.clone(), estimated, progress);
     let options = setup.options;
     if options.attention_entropy > 0.0 && !cross_attention.is_empty() {
-        let spread = attention_spread_beyond(
+        let spread = attention_spread_cost(
             &cross_attention,
             feature_size,
-            options.attention_spread_ceiling,
+            options.spread_cost(),
             targets.equal_elem(1.0).float(),
         );
         losses.total = losses.total + spread.mul_scalar(options.attention_entropy);

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use burn::optim::ModuleOptimizer;
 use querylabel::backbone::{BackboneConfig, BackboneKind};
-use querylabel::head::{LinearHeadConfig, Query2LabelConfig};
+use querylabel::head::{LinearHeadConfig, Query2LabelConfig, SpreadCost};
 use querylabel::loss::{
     AsymmetricLossConfig, DEFAULT_EXPECTED_POSITIVES, LossKind, MultiLabelLossConfig, PseudoLabeler,
 };
@@ -195,6 +195,14 @@ pub struct TrainOptions {
     #[arg(long, default_value_t = 0.0, value_parser = flag_values::fraction)]
     #[serde(default)]
     pub attention_spread_ceiling: f64,
+    /// With --attention-entropy: how a map's spread is charged. `linear` charges the spread
+    /// itself, whose pull vanishes as a map evens out, so a map that starts to flatten may
+    /// flatten for good; `log` charges minus the logarithm of the map's concentration (1 minus
+    /// the spread), whose pull grows there instead (docs/RESULTS.md compares them). Missing in
+    /// older runs: linear.
+    #[arg(long, value_enum, default_value_t = SpreadCostKind::Linear)]
+    #[serde(default)]
+    pub attention_spread_cost: SpreadCostKind,
     #[command(flatten)]
     #[serde(flatten)]
     pub device: DeviceOptions,
@@ -202,6 +210,15 @@ pub struct TrainOptions {
 
 fn default_q2l_dropout() -> f64 {
     q2l_defaults().dropout
+}
+
+/// How `--attention-entropy` charges a map's spread ([`SpreadCost`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum SpreadCostKind {
+    #[default]
+    Linear,
+    Log,
 }
 
 /// Runs before `--ema-decay 0` existed saved "off" as `null`.
@@ -216,6 +233,16 @@ impl TrainOptions {
             LabelMode::Full => LossKind::Asl,
             LabelMode::SinglePositive => LossKind::An,
         })
+    }
+
+    /// How `--attention-entropy` charges the present labels' maps.
+    pub fn spread_cost(&self) -> SpreadCost {
+        match self.attention_spread_cost {
+            SpreadCostKind::Linear => SpreadCost::Linear {
+                ceiling: self.attention_spread_ceiling,
+            },
+            SpreadCostKind::Log => SpreadCost::Log,
+        }
     }
 
     /// The decay of the weights' moving average, when one is kept.
@@ -247,6 +274,21 @@ impl TrainOptions {
                 TrainerError::new("has no effect without --attention-entropy")
                     .at_flag_value("--attention-spread-ceiling", self.attention_spread_ceiling)
                     .with_hint("give --attention-entropy a weight, or leave out the ceiling"),
+            );
+        }
+        if self.attention_spread_cost == SpreadCostKind::Log && self.attention_entropy == 0.0 {
+            return Err(
+                TrainerError::new("has no effect without --attention-entropy")
+                    .at_flag_value("--attention-spread-cost", "log")
+                    .with_hint("give --attention-entropy a weight, or leave out the cost"),
+            );
+        }
+        if self.attention_spread_cost == SpreadCostKind::Log && self.attention_spread_ceiling > 0.0
+        {
+            return Err(
+                TrainerError::new("the log cost charges every bit of spread")
+                    .at_flag_value("--attention-spread-ceiling", self.attention_spread_ceiling)
+                    .with_hint("a ceiling goes with --attention-spread-cost linear"),
             );
         }
         if self.linear_init_epochs > 0 && !self.finetune {

@@ -474,6 +474,23 @@ fn a_rule_between_flags_names_the_flag_and_says_what_to_do() {
         ),
         "{stderr}"
     );
+    let (ok, _, stderr) = trainer(&[
+        "train",
+        "--attention-entropy",
+        "1e-4",
+        "--attention-spread-cost",
+        "log",
+        "--attention-spread-ceiling",
+        "0.7",
+    ]);
+    assert!(!ok);
+    assert!(
+        stderr.contains(
+            "error: --attention-spread-ceiling 0.7: the log cost charges every bit of spread\n\
+             hint: a ceiling goes with --attention-spread-cost linear"
+        ),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -12,22 +12,36 @@ use super::attention_map::{AttentionSelection, attention_maps};
 /// Guards the logarithm of positions with zero weight (0 · ln 0 counts as 0).
 const LOG_FLOOR: f64 = 1e-12;
 
-/// How far the label maps the page draws (the mean over decoder layers and heads) spread beyond
-/// `ceiling`, averaged over the photos' present labels: those `present` (`[batch, labels]`,
-/// 1 or 0) marks. Only they have something to look at; an absent label's query may look
-/// anywhere. Spread is a map's entropy divided by an even map's: 1 for an even wash, 0 when a
-/// query looks at a single position. A map at or below the
-/// ceiling costs nothing, so the penalty keeps queries from flattening without forcing them
-/// onto one position (a ceiling of 0 counts every bit of entropy). `cross_attention` is one
-/// `[batch, heads, labels, positions]` tensor per decoder layer; `feature_size` is the map's
-/// `[height, width]`.
+/// Keeps [`SpreadCost::Log`] finite for a perfectly even map.
+const CONCENTRATION_FLOOR: f64 = 1e-6;
+
+/// What a present label's map costs for its spread `s` (its entropy over an even map's: 0 when
+/// the query looks at one position, 1 for an even wash).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum SpreadCost {
+    /// `max(s − ceiling, 0)`. Near an even map `1 − s` shrinks with the square of how far the
+    /// attention's logits differ, so this cost's pull vanishes just where a map flattens: a
+    /// query that has started to flatten is let go, one that has started to focus is pushed on.
+    Linear { ceiling: f64 },
+    /// `−ln(1 − s)`, the logarithm of the map's concentration. Its pull grows as the map
+    /// evens out, at the same rate as the linear cost's vanishes, so it does not let a map
+    /// flatten however far it has gone; on a focused map it pulls less than the linear cost,
+    /// so the labels' loss decides how far to focus.
+    Log,
+}
+
+/// What the label maps the page draws (the mean over decoder layers and heads) cost for their
+/// spread ([`SpreadCost`]), averaged over the photos' present labels: those `present`
+/// (`[batch, labels]`, 1 or 0) marks. Only they have something to look at; an absent label's
+/// query may look anywhere. `cross_attention` is one `[batch, heads, labels, positions]`
+/// tensor per decoder layer; `feature_size` is the map's `[height, width]`.
 ///
 /// # Panics
 /// If there are no layers, or the positions do not match `feature_size`.
-pub fn attention_spread_beyond(
+pub fn attention_spread_cost(
     cross_attention: &[Tensor<4>],
     feature_size: [usize; 2],
-    ceiling: f64,
+    cost: SpreadCost,
     present: Tensor<2>,
 ) -> Tensor<1> {
     let maps = attention_maps(cross_attention, feature_size, AttentionSelection::default());
@@ -35,11 +49,20 @@ pub fn attention_spread_beyond(
     let positions = height * width;
     let maps = maps.reshape([batch, labels, positions]);
     let entropy = -(maps.clone() * maps.clamp_min(LOG_FLOOR).log()).sum_dim(2);
-    // A 1×1 map has no choice to make: its entropy is 0, and so is the penalty.
+    // A 1×1 map has no choice to make: its entropy is 0, and so is its cost.
     let even = (positions as f64).ln().max(f64::MIN_POSITIVE);
-    let beyond = (entropy.div_scalar(even) - ceiling).clamp_min(0.0);
+    let spread = entropy.div_scalar(even);
+    let cost = match cost {
+        SpreadCost::Linear { ceiling } => (spread - ceiling).clamp_min(0.0),
+        SpreadCost::Log => spread
+            .neg()
+            .add_scalar(1.0)
+            .clamp_min(CONCENTRATION_FLOOR)
+            .log()
+            .neg(),
+    };
     let counted = present.clone().sum().clamp_min(1.0);
-    (beyond.reshape([batch, labels]) * present).sum() / counted
+    (cost.reshape([batch, labels]) * present).sum() / counted
 }
 
 #[cfg(test)]
@@ -47,12 +70,14 @@ mod tests {
     use super::*;
     use burn::tensor::{Device, TensorData};
 
+    const LINEAR: SpreadCost = SpreadCost::Linear { ceiling: 0.0 };
+
     fn entropy_of(weights: Vec<f32>, shape: [usize; 4], size: [usize; 2]) -> f32 {
         let device = Device::flex();
         let attention = Tensor::<4>::from_data(TensorData::new(weights, shape), &device);
         let [batch, _, labels, _] = shape;
         let present = Tensor::<2>::ones([batch, labels], &device);
-        attention_spread_beyond(&[attention], size, 0.0, present).into_scalar::<f32>()
+        attention_spread_cost(&[attention], size, LINEAR, present).into_scalar::<f32>()
     }
 
     #[test]
@@ -76,10 +101,10 @@ mod tests {
         );
         let present = Tensor::<2>::ones([1, 2], &device);
         let beyond = |ceiling| {
-            attention_spread_beyond(
+            attention_spread_cost(
                 std::slice::from_ref(&attention),
                 [2, 2],
-                ceiling,
+                SpreadCost::Linear { ceiling },
                 present.clone(),
             )
             .into_scalar::<f32>()
@@ -102,10 +127,10 @@ mod tests {
         );
         let present = Tensor::<2>::from_data(TensorData::new(vec![0.0f32, 1.0], [1, 2]), &device);
         let spread =
-            attention_spread_beyond(std::slice::from_ref(&attention), [2, 2], 0.0, present);
+            attention_spread_cost(std::slice::from_ref(&attention), [2, 2], LINEAR, present);
         assert!((spread.into_scalar::<f32>() - 0.5).abs() < 1e-6);
         let none = Tensor::<2>::zeros([1, 2], &device);
-        let spread = attention_spread_beyond(&[attention], [2, 2], 0.0, none);
+        let spread = attention_spread_cost(&[attention], [2, 2], LINEAR, none);
         assert!(spread.into_scalar::<f32>().abs() < 1e-6);
     }
 
@@ -124,5 +149,49 @@ mod tests {
             (entropy - expected).abs() < 1e-6,
             "{entropy} against {expected}"
         );
+    }
+
+    #[test]
+    fn the_log_cost_is_minus_the_log_of_the_concentration() {
+        // Two of four positions: spread 0.5, concentration 0.5, cost ln 2.
+        let device = Device::flex();
+        let attention = Tensor::<4>::from_data(
+            TensorData::new(vec![0.5f32, 0.5, 0.0, 0.0], [1, 1, 1, 4]),
+            &device,
+        );
+        let present = Tensor::<2>::ones([1, 1], &device);
+        let cost = attention_spread_cost(&[attention], [2, 2], SpreadCost::Log, present)
+            .into_scalar::<f32>();
+        assert!((cost - 2f32.ln()).abs() < 1e-6, "{cost}");
+    }
+
+    /// The size of the cost's gradient with respect to the attention's logits, for one label
+    /// whose logits are `scale` times a fixed pattern: the smaller the scale, the evener the map.
+    fn pull_at(cost: SpreadCost, scale: f32) -> f32 {
+        let device = Device::flex().autodiff();
+        let pattern = [1.0f32, -1.0, 0.5, -0.5];
+        let logits = Tensor::<4>::from_data(
+            TensorData::new(pattern.map(|x| x * scale).to_vec(), [1, 1, 1, 4]),
+            &device,
+        )
+        .require_grad();
+        let attention = burn::tensor::activation::softmax(logits.clone(), 3);
+        let present = Tensor::<2>::ones([1, 1], &device);
+        let gradients = attention_spread_cost(&[attention], [2, 2], cost, present).backward();
+        let gradient = logits.grad(&gradients).expect("a gradient for the logits");
+        gradient.powi_scalar(2).sum().sqrt().into_scalar::<f32>()
+    }
+
+    #[test]
+    fn near_an_even_map_the_linear_pull_vanishes_and_the_log_pull_grows() {
+        let linear = [pull_at(LINEAR, 0.1), pull_at(LINEAR, 0.01)];
+        let log = [
+            pull_at(SpreadCost::Log, 0.1),
+            pull_at(SpreadCost::Log, 0.01),
+        ];
+        // Ten times evener: the linear cost pulls about ten times less, the log cost about ten
+        // times more.
+        assert!(linear[1] < 0.2 * linear[0], "linear {linear:?}");
+        assert!(log[1] > 5.0 * log[0], "log {log:?}");
     }
 }

@@ -11,7 +11,7 @@ pub mod query2label;
 pub mod token_linear;
 pub mod transformer;
 
-pub use attention_entropy::attention_spread_beyond;
+pub use attention_entropy::{SpreadCost, attention_spread_cost};
 pub use attention_map::{AttentionSelection, attention_maps, peak_over_even_share};
 pub use linear::{LinearHead, LinearHeadConfig};
 pub use query2label::{Query2Label, Query2LabelConfig, Query2LabelOutput};
