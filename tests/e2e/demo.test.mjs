@@ -89,7 +89,7 @@ describe('the demo on WebGPU', () => {
     assert.deepEqual(columns, heads);
     // Every single-positive loss has a head to pick, loaded only when picked.
     const offered = await demo.page.$$eval('#head-choices button', (b) => b.map((e) => e.dataset.model));
-    for (const loss of ['an', 'an-ls', 'epr', 'role', 'hill', 'splc', 'll-r', 'll-ct', 'll-cp', 'em-apl', 'gr']) {
+    for (const loss of ['em-linear', 'an', 'an-ls', 'epr', 'role', 'hill', 'splc', 'll-r', 'll-ct', 'll-cp', 'em-apl', 'gr']) {
       assert.ok(offered.includes(loss), `no ${loss} head on offer: ${offered}`);
     }
     const more = offered.length - heads.length;
@@ -312,7 +312,7 @@ describe('the demo on WebGPU', () => {
       assert.ok(longest < Math.max(100, milliseconds / 2), `the page stalled for ${longest} ms`);
     });
 
-    test('downloads a head when it is picked, and shows and runs only the heads picked', async () => {
+    test('downloads a head when it is picked, and shows and runs only the heads picked, a linear one too', async () => {
       const { page, requests } = cpuDemo;
       const headFile = `${origin}/models/head-role.safetensors`;
       assert.equal(requests.includes(headFile), false, 'not before it is picked');
@@ -335,6 +335,14 @@ describe('the demo on WebGPU', () => {
       assert.match(await page.textContent('#timing'), /and the 3 heads shown/);
       await page.click('#head-choices [data-model="wan"]');
       await page.click('#head-choices [data-model="role"]');
+      await page.waitForFunction(() => !window.demo.status, null, { timeout: 300_000 });
+      // The linear head ranks labels too, and says that it has no map to draw.
+      await rerunAfter(page, () => page.click('#head-choices [data-model="em-linear"]'));
+      const linear = await page.evaluate(() => window.demo.last['em-linear']);
+      assert.equal(linear.probabilities.length, 80);
+      assert.match(await page.textContent('.model-column[data-model="em-linear"] [data-role="map-caption"]'),
+        /no per-label attention/);
+      await page.click('#head-choices [data-model="em-linear"]');
       await page.waitForFunction(() => !window.demo.status, null, { timeout: 300_000 });
       assert.deepEqual(await page.evaluate(() => window.demo.heads), ['full', 'wan', 'em']);
     });
