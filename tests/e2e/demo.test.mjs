@@ -342,6 +342,8 @@ describe('the demo on WebGPU', () => {
       assert.equal(linear.probabilities.length, 80);
       assert.match(await page.textContent('.model-column[data-model="em-linear"] [data-role="map-caption"]'),
         /no per-label attention/);
+      assert.equal(await page.isVisible('.model-column[data-model="em-linear"] [data-role="grid"]'), false,
+        'no grid of maps that would repeat the bare photo');
       await page.click('#head-choices [data-model="em-linear"]');
       await page.waitForFunction(() => !window.demo.status, null, { timeout: 300_000 });
       assert.deepEqual(await page.evaluate(() => window.demo.heads), ['full', 'wan', 'em']);

@@ -497,7 +497,9 @@ function renderMap(name) {
 function renderGrid(name, order, probabilities) {
   const root = column(name);
   const grid = $('[data-role="grid"]', root);
-  grid.replaceChildren(...order.slice(0, GRID_LABELS).map((label) => {
+  // A head without attention has no maps: the grid would repeat the bare photo.
+  grid.hidden = attentionMap(name, order[0]).length === 0;
+  grid.replaceChildren(...(grid.hidden ? [] : order.slice(0, GRID_LABELS)).map((label) => {
     const figure = document.createElement('figure');
     const canvas = document.createElement('canvas');
     sizeCanvas(canvas, state.photo.bitmap, 180);
