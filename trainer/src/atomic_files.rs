@@ -6,7 +6,6 @@
 //! scratch names, so that [`remove_stale_temporaries`] recognises every one.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Context, Result, TrainerError};
@@ -37,12 +36,23 @@ pub fn scratch_path(path: &Path) -> Result<PathBuf> {
 
 /// Writes `bytes` to `path` atomically (temporary file in the same directory, fsync, rename).
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomically_with(path, |temporary| {
+        fs::write(temporary, bytes).context_in(temporary, "cannot write")
+    })
+}
+
+/// Makes `path` hold what `write` writes to the scratch file it is given, atomically as
+/// [`write_atomically`]: for content too large to assemble in memory first.
+pub fn write_atomically_with(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let dir = parent_dir(path);
     fs::create_dir_all(dir).context_in(dir, "cannot create")?;
     let temporary = scratch_path(path)?;
-    let written = fs::File::create(&temporary)
-        .and_then(|mut file| file.write_all(bytes).and_then(|()| file.sync_all()))
-        .context_in(&temporary, "cannot write")
+    let written = write(&temporary)
+        .and_then(|()| {
+            fs::File::open(&temporary)
+                .and_then(|file| file.sync_all())
+                .context_in(&temporary, "cannot write")
+        })
         .and_then(|()| fs::rename(&temporary, path).context_in(path, "cannot move into place"));
     if written.is_err() {
         // Leave no half-written scratch file behind.

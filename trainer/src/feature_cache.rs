@@ -18,18 +18,19 @@
 //! the change only adds to the header, and a trainer from before views refuses a cache of
 //! several views on its size check, naming the file.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
-use std::io::Read;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Tensor, TensorData};
 use half::f16;
 use querylabel::backbone::BackboneKind;
 use querylabel::labels::LabelSpace;
-use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use safetensors::{Dtype, tensor::TensorView};
 use serde::{Deserialize, Serialize};
 
-use crate::atomic_files::write_atomically;
+use crate::atomic_files::write_atomically_with;
 use crate::dataset::Split;
 use crate::error::{Context, Locate, Result, TrainerError};
 use crate::images::{PLAIN_VIEW, RandomResizedCropConfig};
@@ -69,6 +70,117 @@ fn parse_header(
     }
     Ok(header)
 }
+/// A safetensors file's header: its free-form metadata and where each tensor lies.
+#[derive(Deserialize)]
+struct FileLayout {
+    #[serde(rename = "__metadata__")]
+    metadata: Option<HashMap<String, String>>,
+    #[serde(flatten)]
+    tensors: HashMap<String, TensorEntry>,
+}
+
+/// One tensor's entry in a safetensors header: offsets are from the start of the data, which
+/// follows the header.
+#[derive(Deserialize)]
+struct TensorEntry {
+    dtype: Dtype,
+    shape: Vec<usize>,
+    data_offsets: [u64; 2],
+}
+
+impl TensorEntry {
+    /// Whether its offsets hold exactly its shape of `dtype` and lie within the `data_len`
+    /// bytes of data the file has, checked before anything is allocated for it.
+    fn check_extent(&self, dtype: Dtype, data_len: u64) -> std::result::Result<(), TrainerError> {
+        let [begin, end] = self.data_offsets;
+        let expected = self
+            .shape
+            .iter()
+            .try_fold(dtype.bitsize() as u64 / 8, |bytes, &d| {
+                bytes.checked_mul(d as u64)
+            });
+        if begin > end || end > data_len || expected != Some(end - begin) {
+            return Err(TrainerError::new(format!(
+                "its place in the file ({begin}..{end} of {data_len} bytes of data) does not \
+                 hold its shape {:?}",
+                self.shape
+            )));
+        }
+        Ok(())
+    }
+
+    fn len_bytes(&self) -> usize {
+        (self.data_offsets[1] - self.data_offsets[0]) as usize
+    }
+}
+
+/// Reads the safetensors header at the start of `file`: the layout, and where the data starts.
+fn read_layout(file: &mut std::fs::File, path: &Path) -> Result<(FileLayout, u64)> {
+    let mut length = [0u8; 8];
+    file.read_exact(&mut length)
+        .or_error(|| not_a_cache(path))?;
+    let length = usize::try_from(u64::from_le_bytes(length))
+        .ok()
+        .filter(|&n| n <= MAX_SAFETENSORS_HEADER)
+        .ok_or_else(|| not_a_cache(path))?;
+    let mut json = vec![0u8; length];
+    file.read_exact(&mut json).or_error(|| not_a_cache(path))?;
+    let layout: FileLayout = serde_json::from_slice(&json).or_error(|| not_a_cache(path))?;
+    Ok((layout, 8 + length as u64))
+}
+
+/// `values` as the file stores them, little-endian: their own bytes on a little-endian machine,
+/// a converted copy on another.
+fn little_endian_bytes(values: &[f16]) -> Cow<'_, [u8]> {
+    if cfg!(target_endian = "little") {
+        Cow::Borrowed(bytemuck::cast_slice(values))
+    } else {
+        Cow::Owned(
+            values
+                .iter()
+                .flat_map(|value| value.to_le_bytes())
+                .collect(),
+        )
+    }
+}
+
+/// How many bytes of a tensor are read and converted at a time.
+const READ_SLICE: usize = 1 << 24;
+
+/// `entry`'s little-endian half-precision values, read a slice at a time into their vector.
+fn read_f16(
+    file: &mut std::fs::File,
+    data_start: u64,
+    entry: &TensorEntry,
+) -> std::io::Result<Vec<f16>> {
+    file.seek(SeekFrom::Start(data_start + entry.data_offsets[0]))?;
+    let mut values = Vec::with_capacity(entry.len_bytes() / 2);
+    let mut slice = vec![0u8; READ_SLICE.min(entry.len_bytes())];
+    let mut left = entry.len_bytes();
+    while left > 0 {
+        let part = &mut slice[..READ_SLICE.min(left)];
+        file.read_exact(part)?;
+        values.extend(
+            part.chunks_exact(2)
+                .map(|pair| f16::from_le_bytes([pair[0], pair[1]])),
+        );
+        left -= part.len();
+    }
+    Ok(values)
+}
+
+/// `entry`'s bytes.
+fn read_bytes(
+    file: &mut std::fs::File,
+    data_start: u64,
+    entry: &TensorEntry,
+) -> std::io::Result<Vec<u8>> {
+    file.seek(SeekFrom::Start(data_start + entry.data_offsets[0]))?;
+    let mut bytes = vec![0u8; entry.len_bytes()];
+    file.read_exact(&mut bytes)?;
+    Ok(bytes)
+}
+
 const FEATURES: &str = "features";
 const LABELS: &str = "labels";
 
@@ -221,14 +333,11 @@ impl FeatureCache {
         self.features.len() * std::mem::size_of::<f16>()
     }
 
-    /// Writes the cache to `path` atomically.
+    /// Writes the cache to `path` atomically, the features straight from memory: writing a
+    /// cache takes no memory beyond the cache.
     pub fn write(&self, path: &Path) -> Result<()> {
         let [c, h, w] = self.header.feature_shape;
-        let feature_bytes: Vec<u8> = self
-            .features
-            .iter()
-            .flat_map(|value| value.to_le_bytes())
-            .collect();
+        let feature_bytes = little_endian_bytes(&self.features);
         let serialising = "cannot serialise the feature cache";
         let features = TensorView::new(
             Dtype::F16,
@@ -240,53 +349,65 @@ impl FeatureCache {
             .context_in(path, serialising)?;
         let header = serde_json::to_string(&self.header).context_in(path, serialising)?;
         let metadata = HashMap::from([(HEADER_KEY.to_string(), header)]);
-        let bytes =
-            safetensors::serialize([(FEATURES, features), (LABELS, labels)], Some(metadata))
-                .context_in(path, serialising)?;
-        write_atomically(path, &bytes)
+        write_atomically_with(path, |temporary| {
+            // safetensors writes through a private file of its own (mode 0600); the cache gets
+            // the mode that any new file gets here, so that others can read it as before.
+            let mode = std::fs::File::create(temporary)
+                .and_then(|file| file.metadata())
+                .context_in(temporary, "cannot write")?
+                .permissions();
+            safetensors::serialize_to_file(
+                [(FEATURES, features), (LABELS, labels)],
+                Some(metadata),
+                temporary,
+            )
+            .context_in(temporary, "cannot write")?;
+            std::fs::set_permissions(temporary, mode).context_in(temporary, "cannot write")
+        })
     }
 
-    /// Reads a cache written by [`FeatureCache::write`], checking that its parts agree.
+    /// Reads a cache written by [`FeatureCache::write`], checking that its parts agree. The
+    /// features go from the file straight into their place in memory, a slice at a time, so
+    /// that reading a cache takes its size in memory, not twice that.
     pub fn read(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).context_in(path, "cannot read")?;
-        let (_, metadata) = SafeTensors::read_metadata(&bytes).or_error(|| not_a_cache(path))?;
-        let header = parse_header(metadata.metadata().as_ref(), path)?;
-        let tensors = SafeTensors::deserialize(&bytes).or_error(|| not_a_cache(path))?;
-        let tensor = |name: &str, dtype: Dtype| -> Result<TensorView<'_>> {
+        let mut file = std::fs::File::open(path).context_in(path, "cannot read")?;
+        let (layout, data_start) = read_layout(&mut file, path)?;
+        let header = parse_header(layout.metadata.as_ref(), path)?;
+        let file_len = file.metadata().context_in(path, "cannot read")?.len();
+        let data_len = file_len.saturating_sub(data_start);
+        let tensor = |name: &str, dtype: Dtype| -> Result<&TensorEntry> {
             let at_tensor =
                 |error: TrainerError| error.at_field(path, name).with_hint(EXTRACT_AGAIN);
-            let view = tensors
-                .tensor(name)
-                .or_error(|| at_tensor(TrainerError::new("no such tensor")))?;
-            if view.dtype() != dtype {
-                let found = view.dtype();
+            let entry = layout
+                .tensors
+                .get(name)
+                .ok_or_else(|| at_tensor(TrainerError::new("no such tensor")))?;
+            if entry.dtype != dtype {
+                let found = entry.dtype;
                 return Err(at_tensor(TrainerError::new(format!(
                     "a tensor of {found:?}, expected {dtype:?}"
                 ))));
             }
-            Ok(view)
+            entry.check_extent(dtype, data_len).map_err(at_tensor)?;
+            Ok(entry)
         };
         let features = tensor(FEATURES, Dtype::F16)?;
         let [c, h, w] = header.feature_shape;
         let (n, views) = (header.images.len(), header.views);
-        let shape_ok = features.shape() == [n, views, c, h, w]
-            || (views == 1 && features.shape() == [n, c, h, w]);
+        let shape_ok =
+            features.shape == [n, views, c, h, w] || (views == 1 && features.shape == [n, c, h, w]);
         if !shape_ok {
             return Err(TrainerError::new(format!(
                 "has shape {:?}, but the header describes {n} images of {views} views of shape \
                  {:?}",
-                features.shape(),
-                header.feature_shape
+                features.shape, header.feature_shape
             ))
             .at_field(path, FEATURES)
             .with_hint(EXTRACT_AGAIN));
         }
-        let features = features
-            .data()
-            .chunks_exact(2)
-            .map(|pair| f16::from_le_bytes([pair[0], pair[1]]))
-            .collect();
-        let labels = tensor(LABELS, Dtype::U8)?.data().to_vec();
+        let features = read_f16(&mut file, data_start, features).context_in(path, "cannot read")?;
+        let labels = tensor(LABELS, Dtype::U8)?;
+        let labels = read_bytes(&mut file, data_start, labels).context_in(path, "cannot read")?;
         let cache = Self {
             header,
             features,
@@ -304,23 +425,8 @@ impl FeatureCache {
     /// the photos it lists.
     pub fn read_header(path: &Path) -> Result<FeatureCacheHeader> {
         let mut file = std::fs::File::open(path).context_in(path, "cannot read")?;
-        let mut length = [0u8; 8];
-        file.read_exact(&mut length)
-            .or_error(|| not_a_cache(path))?;
-        let length = usize::try_from(u64::from_le_bytes(length))
-            .ok()
-            .filter(|&n| n <= MAX_SAFETENSORS_HEADER)
-            .ok_or_else(|| not_a_cache(path))?;
-        let mut json = vec![0u8; length];
-        file.read_exact(&mut json).or_error(|| not_a_cache(path))?;
-        /// The part of a safetensors header that holds the free-form metadata.
-        #[derive(Deserialize)]
-        struct MetadataOnly {
-            #[serde(rename = "__metadata__")]
-            metadata: Option<HashMap<String, String>>,
-        }
-        let parsed: MetadataOnly = serde_json::from_slice(&json).or_error(|| not_a_cache(path))?;
-        parse_header(parsed.metadata.as_ref(), path)
+        let (layout, _) = read_layout(&mut file, path)?;
+        parse_header(layout.metadata.as_ref(), path)
     }
 
     /// Whether the header, the features and the labels agree; the error says which does not.

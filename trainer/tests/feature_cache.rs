@@ -730,3 +730,19 @@ fn label_states_survive_a_resume_and_resume_refuses_changed_options() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_cache_cut_short_is_an_error_that_names_the_tensor_it_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cut.safetensors");
+    extract_views(&path, 8, 1, &[]);
+    let bytes = std::fs::read(&path).unwrap();
+    // The labels come last: cut into them.
+    std::fs::write(&path, &bytes[..bytes.len() - 10]).unwrap();
+    let error = format!("{:#}", FeatureCache::read(&path).err().unwrap());
+    assert!(
+        error.contains("labels") && error.contains("does not hold its shape"),
+        "{error}"
+    );
+    assert!(error.contains("cut.safetensors"), "{error}");
+}
