@@ -8,6 +8,7 @@ use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand,
 use querylabel::backbone::BackboneKind;
 use querylabel::bundle::TrainingLabels;
 use querylabel::loss::LossKind;
+use querylabel::model::HeadConfig;
 use querylabel_trainer::backend::{BackendChoice, DeviceOptions};
 use querylabel_trainer::bench::{BenchSize, BenchWork, bench_backend};
 use querylabel_trainer::calibration::{threshold_in_use, threshold_origin};
@@ -345,7 +346,8 @@ struct PredictArgs {
     /// decision threshold, 0.5 for a model that records none).
     #[arg(long, value_parser = flag_values::threshold)]
     threshold: Option<f32>,
-    /// Write a PNG per photo and shown label with that label's attention over the photo.
+    /// Write a PNG per photo and shown label with that label's attention over the photo
+    /// (Query2Label heads: a linear head has none, which is said once).
     #[arg(long)]
     attention: Option<PathBuf>,
     /// Average each head's probabilities over the photo and its mirror image (test-time flip
@@ -567,6 +569,26 @@ fn run_predict(args: PredictArgs) -> Result<()> {
             index,
             threshold: threshold.value,
         });
+    }
+    if args.attention.is_some() {
+        let linear = heads
+            .iter()
+            .map(|choice| &description.heads[choice.index])
+            .filter(|head| matches!(head.head, HeadConfig::Linear(_)));
+        for head in linear {
+            if args.head.is_some() {
+                return Err(TrainerError::new(format!(
+                    "head {:?} is a linear head: it has no per-label attention to draw",
+                    head.name
+                ))
+                .at_flag("--attention")
+                .with_hint("choose a Query2Label head with --head"));
+            }
+            println!(
+                "head {}: a linear head, no attention maps to draw (--attention)",
+                head.name
+            );
+        }
     }
     if args.tta_flip {
         println!("probabilities are the mean over each photo and its mirror image (--tta-flip)");

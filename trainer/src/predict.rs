@@ -165,14 +165,8 @@ fn head_prediction(
         .collect();
 
     let mut attention_files = Vec::new();
-    if let Some(dir) = overlays.dir {
-        if output.cross_attention.is_empty() {
-            return Err(TrainerError::new(format!(
-                "head {head:?} is a linear head: it has no per-label attention to draw"
-            ))
-            .at_flag("--attention")
-            .with_hint("choose a Query2Label head with --head"));
-        }
+    // A linear head has no maps to draw; the command says so once, before the photos.
+    if let Some(dir) = overlays.dir.filter(|_| !output.cross_attention.is_empty()) {
         let [height, width] = output.feature_size;
         let maps = attention_maps(
             &output.cross_attention,

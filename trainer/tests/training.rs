@@ -150,6 +150,34 @@ fn check_decision_thresholds(run: &Path, export: &Path, evaluation: &Value, scra
         "{stdout}"
     );
 
+    // A linear head has no maps to draw: with every head it is said once and the photo is
+    // labelled; asked for by name it is refused before any photo.
+    let maps = scratch.join("maps");
+    let maps = maps.to_str().unwrap();
+    let stdout = predict_sample_photo(export, &["--attention", maps]);
+    assert!(
+        stdout.contains("head full: a linear head, no attention maps to draw")
+            && stdout.contains("  full predicted: "),
+        "{stdout}"
+    );
+    let export_path = export.to_str().unwrap();
+    let (ok, _, stderr) = trainer(&[
+        "predict",
+        "--backend",
+        "flex",
+        "--model",
+        export_path,
+        "--head",
+        "full",
+        "--attention",
+        maps,
+        "x.jpg",
+    ]);
+    assert!(
+        !ok && stderr.contains("\"full\" is a linear head: it has no per-label attention"),
+        "{stderr}"
+    );
+
     // A fixed threshold of 0 predicts every label, and predict uses it by default.
     let fixed = scratch.join("export-fixed");
     let (ok, _, stderr) = trainer(&[
