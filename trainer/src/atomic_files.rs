@@ -145,3 +145,32 @@ fn sync_directory(dir: &Path) -> Result<()> {
         .and_then(|d| d.sync_all())
         .context_in(dir, "cannot sync")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_write_leaves_the_old_file_and_no_scratch_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache.safetensors");
+        write_atomically(&path, b"old").unwrap();
+        let failed = write_atomically_with(&path, |temporary| {
+            fs::write(temporary, b"half of the new").unwrap();
+            Err(TrainerError::new("disk full").in_file(temporary))
+        });
+        assert!(failed.is_err());
+        assert_eq!(fs::read(&path).unwrap(), b"old");
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["cache.safetensors"]);
+        // A write that succeeds replaces it whole.
+        write_atomically_with(&path, |temporary| {
+            fs::write(temporary, b"new").context_in(temporary, "cannot write")
+        })
+        .unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"new");
+    }
+}
