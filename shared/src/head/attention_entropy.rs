@@ -23,10 +23,11 @@ pub enum SpreadCost {
     /// attention's logits differ, so this cost's pull vanishes just where a map flattens: a
     /// query that has started to flatten is let go, one that has started to focus is pushed on.
     Linear { ceiling: f64 },
-    /// `−ln(1 − s)`, the logarithm of the map's concentration. Its pull grows as the map
-    /// evens out, at the same rate as the linear cost's vanishes, so it does not let a map
-    /// flatten however far it has gone; on a focused map it pulls less than the linear cost,
-    /// so the labels' loss decides how far to focus.
+    /// `−ln(1 − s)`, minus the logarithm of the map's concentration. Its pull grows as the map
+    /// evens out, at the same rate as the linear cost's vanishes, so it does not fade as a map
+    /// flattens (though the cost itself grows only logarithmically: at a small enough weight
+    /// the labels' loss can still pay for an even map, docs/RESULTS.md); on a focused map it
+    /// pulls less than the linear cost, so the labels' loss decides how far to focus.
     Log,
 }
 
