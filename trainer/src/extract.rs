@@ -13,10 +13,13 @@ use indicatif::{ProgressBar, ProgressStyle};
 use querylabel::backbone::{BackboneConfig, BackboneKind};
 use querylabel::pooling::global_average_pool;
 use querylabel::preprocess::Preprocessing;
+use serde::Serialize;
 
 use crate::backend::BackendChoice;
 use crate::dataset::{Dataset, DatasetFormat, Split, open_dataset};
 use crate::error::{Result, TrainerError};
+use crate::extract_parts::ExtractionParts;
+use crate::fault_points::pause_if_asked;
 use crate::feature_cache::{FEATURE_CACHE_VERSION, FeatureCache, FeatureCacheHeader, ViewCrops};
 use crate::images::{ImageRequest, LoadedBatch, PhotoViews, prefetch};
 use crate::weights::pretrained_backbone;
@@ -26,9 +29,13 @@ use crate::weights::pretrained_backbone;
 pub const DEFAULT_VIEWS: usize = 1;
 /// Seed of the random-crop views when `--seed` is not given.
 pub const DEFAULT_VIEW_SEED: u64 = 1;
+/// Seconds of extraction between the parts a killed extraction continues from, unless
+/// `--part-seconds` says: at most this much work is lost, for a write of what it made.
+pub const DEFAULT_PART_SECONDS: u64 = 300;
 
-/// What to extract.
-#[derive(Clone, Debug)]
+/// What to extract. Serialised, it is the record a killed extraction's parts are kept under
+/// (extract_parts): everything but what does not change the features.
+#[derive(Clone, Debug, Serialize)]
 pub struct ExtractOptions {
     pub data: PathBuf,
     pub format: Option<DatasetFormat>,
@@ -46,7 +53,12 @@ pub struct ExtractOptions {
     pub view_seed: u64,
     /// Extract only the first this many images (for quick runs).
     pub max_images: Option<usize>,
+    /// Write a part (extract_parts) after whole batches once this many seconds have passed
+    /// since the last (0: after every batch).
+    #[serde(skip)]
+    pub part_seconds: u64,
     pub backend: BackendChoice,
+    #[serde(skip)]
     pub device: usize,
 }
 
@@ -75,7 +87,30 @@ pub fn extract_features(options: &ExtractOptions, out: &Path) -> Result<FeatureC
         n_classes: dataset.n_classes(),
         ..Extracted::default()
     };
-    for (chunk, batch) in view_batches(&dataset, &views, &preprocessing, options.batch_size) {
+    let (parts, photos_done, done) = ExtractionParts::open(out, options, dataset.len())?;
+    for part in done {
+        extracted.append(part);
+    }
+    if photos_done > 0 {
+        progress.suspend(|| {
+            eprintln!(
+                "continuing a killed extraction after its first {photos_done} photos (their \
+                 parts are beside the cache)"
+            )
+        });
+    }
+    let from_parts = extracted.images.len();
+    progress.set_position((photos_done * n_views) as u64);
+    let mut part = PartStart::at(photos_done, &extracted);
+    let mut last_part = Instant::now();
+    let batches = view_batches(
+        &dataset,
+        &views,
+        &preprocessing,
+        options.batch_size,
+        photos_done,
+    );
+    for (chunk, batch) in batches {
         progress.inc((chunk.len() * n_views) as u64);
         (extracted.skipped).extend(batch.skipped.iter().map(|s| s.path.clone()));
         if batch.images.is_empty() {
@@ -105,6 +140,13 @@ pub fn extract_features(options: &ExtractOptions, out: &Path) -> Result<FeatureC
             });
         }
         extracted.add(maps, &chunk, &batch.kept);
+        let photos_after = chunk.last().map_or(0, |request| request.index as usize + 1);
+        if last_part.elapsed().as_secs() >= options.part_seconds {
+            extracted.write_part(&parts, (&part, photos_after), options, &views, &dataset)?;
+            part = PartStart::at(photos_after, &extracted);
+            last_part = Instant::now();
+            pause_if_asked("extract-part");
+        }
     }
     progress.finish_and_clear();
     let elapsed = started.elapsed().as_secs_f64();
@@ -112,14 +154,26 @@ pub fn extract_features(options: &ExtractOptions, out: &Path) -> Result<FeatureC
         0 => String::new(),
         skipped => format!(", {skipped} unreadable images skipped"),
     };
+    let now = extracted.images.len() - from_parts;
+    let continued = match from_parts {
+        0 => String::new(),
+        _ => format!(" (and {from_parts} from the killed run's parts)"),
+    };
     eprintln!(
-        "extracted {} images × {} in {elapsed:.0} s ({:.1} views/s){skipped}",
-        extracted.images.len(),
+        "extracted {now} images × {} in {elapsed:.0} s ({:.1} views/s){continued}{skipped}",
         view_count(n_views),
-        (extracted.images.len() * n_views) as f64 / elapsed.max(1e-9),
+        (now * n_views) as f64 / elapsed.max(1e-9),
     );
-    let cache = extracted.into_cache(options, &views, &dataset)?;
+    let cache = match extracted.into_cache(options, &views, &dataset) {
+        Ok(cache) => cache,
+        Err(error) => {
+            // Nothing worth continuing from: no photo could be read.
+            let _ = parts.remove();
+            return Err(error);
+        }
+    };
     cache.write(out)?;
+    parts.remove()?;
     let size = human_bytes(cache.feature_bytes());
     eprintln!("wrote {} ({size})", out.display());
     Ok(cache.header)
@@ -151,6 +205,7 @@ fn view_batches(
     views: &PhotoViews,
     preprocessing: &Preprocessing,
     batch_size: usize,
+    first_photo: usize,
 ) -> impl Iterator<Item = (Vec<ImageRequest>, LoadedBatch)> + use<> {
     let requests: Vec<ImageRequest> = (dataset.examples.iter().enumerate())
         .map(|(index, example)| ImageRequest {
@@ -159,7 +214,10 @@ fn view_batches(
         })
         .collect();
     let photos_per_batch = (batch_size / views.count).max(1);
+    // Parts end on whole batches (extract_parts), so the batches after them are those of a run
+    // that was never killed.
     let chunks: Vec<Vec<ImageRequest>> = (requests.chunks(photos_per_batch))
+        .skip(first_photo / photos_per_batch)
         .map(<[ImageRequest]>::to_vec)
         .collect();
     let (views, preprocessing) = (views.clone(), preprocessing.clone());
@@ -168,6 +226,28 @@ fn view_batches(
         (chunk, batch)
     };
     prefetch(chunks.into_iter().map(load), 1)
+}
+
+/// Where the part being gathered starts: its first photo (data-set position) and the lengths
+/// of what [`Extracted`] held then.
+struct PartStart {
+    first: usize,
+    features: usize,
+    labels: usize,
+    images: usize,
+    skipped: usize,
+}
+
+impl PartStart {
+    fn at(first: usize, extracted: &Extracted) -> Self {
+        Self {
+            first,
+            features: extracted.features.len(),
+            labels: extracted.labels.len(),
+            images: extracted.images.len(),
+            skipped: extracted.skipped.len(),
+        }
+    }
 }
 
 /// What extraction has gathered so far: features photo-major in half precision, with each
@@ -201,25 +281,52 @@ impl Extracted {
             .in_file(&dataset.source)
             .with_hint("the warnings above say why each photo was skipped"));
         };
-        let header = FeatureCacheHeader {
-            format_version: FEATURE_CACHE_VERSION,
-            backbone: options.backbone,
-            backbone_weights: options.backbone_weights.clone(),
-            image_size: options.image_size,
-            pooled: options.pooled,
+        let header = cache_header(
+            options,
+            views,
+            dataset,
             feature_shape,
-            views: views.count,
-            view_crops: views.has_crops().then(|| ViewCrops {
-                seed: views.seed,
-                crop: views.crop.clone(),
-            }),
-            label_space: dataset.label_space.clone(),
-            source: options.data.clone(),
-            split: options.split,
-            images: self.images,
-            skipped: self.skipped,
-        };
+            self.images,
+            self.skipped,
+        );
         FeatureCache::new(header, self.features, self.labels)
+    }
+
+    /// Writes what was gathered since `start`, up to photo `end`, as a part of the extraction.
+    fn write_part(
+        &self,
+        parts: &ExtractionParts,
+        (start, end): (&PartStart, usize),
+        options: &ExtractOptions,
+        views: &PhotoViews,
+        dataset: &Dataset,
+    ) -> Result<()> {
+        // A part is written once a map has been seen, so the shape is known.
+        let feature_shape = self.feature_shape.unwrap_or_default();
+        let header = cache_header(
+            options,
+            views,
+            dataset,
+            feature_shape,
+            self.images[start.images..].to_vec(),
+            self.skipped[start.skipped..].to_vec(),
+        );
+        parts.write(
+            (start.first, end),
+            &header,
+            &self.features[start.features..],
+            &self.labels[start.labels..],
+        )
+    }
+
+    /// Adds a part written by an earlier run of the same extraction.
+    fn append(&mut self, part: FeatureCache) {
+        let (header, features, labels) = part.into_parts();
+        self.feature_shape = Some(header.feature_shape);
+        self.features.extend(features);
+        self.labels.extend(labels);
+        self.images.extend(header.images);
+        self.skipped.extend(header.skipped);
     }
 
     /// Adds the maps of a batch: `kept` says which photos of `chunk` they are.
@@ -238,6 +345,35 @@ impl Extracted {
             let labels = &self.all_labels[row * classes..(row + 1) * classes];
             (self.labels).extend(labels.iter().map(|&label| u8::from(label > 0.5)));
         }
+    }
+}
+
+/// The header of a cache (or a part of one) of `images` extracted from `dataset`.
+fn cache_header(
+    options: &ExtractOptions,
+    views: &PhotoViews,
+    dataset: &Dataset,
+    feature_shape: [usize; 3],
+    images: Vec<PathBuf>,
+    skipped: Vec<PathBuf>,
+) -> FeatureCacheHeader {
+    FeatureCacheHeader {
+        format_version: FEATURE_CACHE_VERSION,
+        backbone: options.backbone,
+        backbone_weights: options.backbone_weights.clone(),
+        image_size: options.image_size,
+        pooled: options.pooled,
+        feature_shape,
+        views: views.count,
+        view_crops: views.has_crops().then(|| ViewCrops {
+            seed: views.seed,
+            crop: views.crop.clone(),
+        }),
+        label_space: dataset.label_space.clone(),
+        source: options.data.clone(),
+        split: options.split,
+        images,
+        skipped,
     }
 }
 

@@ -129,6 +129,50 @@ fn read_layout(file: &mut std::fs::File, path: &Path) -> Result<(FileLayout, u64
     Ok((layout, 8 + length as u64))
 }
 
+/// Writes a cache of `header`'s photos with these `features` and `labels` to `path`
+/// atomically: a whole [`FeatureCache`], or a part of an extraction (extract_parts) straight
+/// from what the extraction holds.
+pub fn write_cache(
+    path: &Path,
+    header: &FeatureCacheHeader,
+    features: &[f16],
+    labels: &[u8],
+) -> Result<()> {
+    let [c, h, w] = header.feature_shape;
+    let photos = header.images.len();
+    let feature_bytes = little_endian_bytes(features);
+    let serialising = "cannot serialise the feature cache";
+    let features = TensorView::new(
+        Dtype::F16,
+        vec![photos, header.views, c, h, w],
+        &feature_bytes,
+    )
+    .context_in(path, serialising)?;
+    let labels = TensorView::new(
+        Dtype::U8,
+        vec![photos, header.label_space.n_classes()],
+        labels,
+    )
+    .context_in(path, serialising)?;
+    let header = serde_json::to_string(header).context_in(path, serialising)?;
+    let metadata = HashMap::from([(HEADER_KEY.to_string(), header)]);
+    write_atomically_with(path, |temporary| {
+        // safetensors writes through a private file of its own (mode 0600); the cache gets
+        // the mode that any new file gets here, so that others can read it as before.
+        let mode = std::fs::File::create(temporary)
+            .and_then(|file| file.metadata())
+            .context_in(temporary, "cannot write")?
+            .permissions();
+        safetensors::serialize_to_file(
+            [(FEATURES, features), (LABELS, labels)],
+            Some(metadata),
+            temporary,
+        )
+        .context_in(temporary, "cannot write")?;
+        std::fs::set_permissions(temporary, mode).context_in(temporary, "cannot write")
+    })
+}
+
 /// `values` as the file stores them, little-endian: their own bytes on a little-endian machine,
 /// a converted copy on another.
 fn little_endian_bytes(values: &[f16]) -> Cow<'_, [u8]> {
@@ -250,6 +294,11 @@ impl FeatureCache {
         self.header.images.len()
     }
 
+    /// The header, the features and the labels, for joining caches.
+    pub fn into_parts(self) -> (FeatureCacheHeader, Vec<f16>, Vec<u8>) {
+        (self.header, self.features, self.labels)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -336,34 +385,7 @@ impl FeatureCache {
     /// Writes the cache to `path` atomically, the features straight from memory: writing a
     /// cache takes no memory beyond the cache.
     pub fn write(&self, path: &Path) -> Result<()> {
-        let [c, h, w] = self.header.feature_shape;
-        let feature_bytes = little_endian_bytes(&self.features);
-        let serialising = "cannot serialise the feature cache";
-        let features = TensorView::new(
-            Dtype::F16,
-            vec![self.len(), self.views(), c, h, w],
-            &feature_bytes,
-        )
-        .context_in(path, serialising)?;
-        let labels = TensorView::new(Dtype::U8, vec![self.len(), self.n_classes()], &self.labels)
-            .context_in(path, serialising)?;
-        let header = serde_json::to_string(&self.header).context_in(path, serialising)?;
-        let metadata = HashMap::from([(HEADER_KEY.to_string(), header)]);
-        write_atomically_with(path, |temporary| {
-            // safetensors writes through a private file of its own (mode 0600); the cache gets
-            // the mode that any new file gets here, so that others can read it as before.
-            let mode = std::fs::File::create(temporary)
-                .and_then(|file| file.metadata())
-                .context_in(temporary, "cannot write")?
-                .permissions();
-            safetensors::serialize_to_file(
-                [(FEATURES, features), (LABELS, labels)],
-                Some(metadata),
-                temporary,
-            )
-            .context_in(temporary, "cannot write")?;
-            std::fs::set_permissions(temporary, mode).context_in(temporary, "cannot write")
-        })
+        write_cache(path, &self.header, &self.features, &self.labels)
     }
 
     /// Reads a cache written by [`FeatureCache::write`], checking that its parts agree. The

@@ -14,6 +14,7 @@ pub mod error;
 pub mod evaluate;
 pub mod export;
 pub mod extract;
+pub mod extract_parts;
 pub mod fault_points;
 pub mod feature_cache;
 pub mod flag_values;

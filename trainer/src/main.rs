@@ -17,7 +17,7 @@ use querylabel_trainer::error::{Context, Result, TrainerError};
 use querylabel_trainer::evaluate::{Evaluation, evaluate_at, score_dataset};
 use querylabel_trainer::export::{ModelToExport, WeightStorage, export_bundle};
 use querylabel_trainer::extract::{
-    DEFAULT_VIEW_SEED, DEFAULT_VIEWS, ExtractOptions, extract_features,
+    DEFAULT_PART_SECONDS, DEFAULT_VIEW_SEED, DEFAULT_VIEWS, ExtractOptions, extract_features,
 };
 use querylabel_trainer::feature_cache::FeatureCache;
 use querylabel_trainer::flag_values;
@@ -242,6 +242,11 @@ struct ExtractArgs {
     /// Extract only the first this many images.
     #[arg(long, value_parser = flag_values::count)]
     max_images: Option<usize>,
+    /// Every this many seconds, write what is done to a part file beside the cache (after
+    /// whole batches), so that the same command run again continues a killed extraction from
+    /// there, losing at most this much work (0: after every batch).
+    #[arg(long, default_value_t = DEFAULT_PART_SECONDS)]
+    part_seconds: u64,
     #[command(flatten)]
     device: DeviceOptions,
     /// The cache file to write (safetensors).
@@ -461,6 +466,7 @@ fn run_extract(args: ExtractArgs) -> Result<()> {
         views: args.views,
         view_seed: args.seed,
         max_images: args.max_images,
+        part_seconds: args.part_seconds,
         backend: args.device.backend,
         device: args.device.single_index()?,
     };

@@ -9,7 +9,9 @@ use std::path::Path;
 
 use burn::module::Module;
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
-use common::{eval_on_sample_validation_split, eval_with, last_json_line, train, trainer};
+use common::{
+    eval_on_sample_validation_split, eval_with, kill_at_fault_point, last_json_line, train, trainer,
+};
 use querylabel::backbone::{BackboneConfig, BackboneKind};
 use querylabel::preprocess::{Preprocessing, decode_image};
 use querylabel_trainer::feature_cache::FeatureCache;
@@ -745,4 +747,68 @@ fn a_cache_cut_short_is_an_error_that_names_the_tensor_it_cut() {
         "{error}"
     );
     assert!(error.contains("cut.safetensors"), "{error}");
+}
+
+/// `trainer extract` killed after its second part, then run again: it continues from the
+/// parts and writes the same cache byte for byte as a run never killed, and leaves no parts.
+/// Run again with other settings while the parts are there, it refuses and says what differs.
+#[test]
+fn a_killed_extraction_continues_from_its_parts_to_the_same_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let whole = dir.path().join("whole.safetensors");
+    // 3 photos a batch (2 views each), a part after every batch.
+    let parts = ["--batch-size", "6", "--part-seconds", "0"];
+    extract_views(&whole, 20, 2, &parts);
+    assert!(!dir.path().join(".whole.safetensors.partial").exists());
+
+    let killed = dir.path().join("killed.safetensors");
+    let args = [
+        "extract",
+        "--backend",
+        "flex",
+        "--image-size",
+        "64",
+        "--max-images",
+        "20",
+        "--out",
+    ];
+    let killed_arg = killed.to_str().unwrap();
+    kill_at_fault_point(
+        &[&args[..], &[killed_arg, "--views", "2"], &parts].concat(),
+        "extract-part:2",
+    );
+    assert!(!killed.exists());
+    let partial = dir.path().join(".killed.safetensors.partial");
+    assert!(
+        partial
+            .join("part-0000000003-0000000006.safetensors")
+            .is_file()
+    );
+
+    let (ok, _, stderr) =
+        trainer(&[&args[..], &[killed.to_str().unwrap(), "--views", "3"]].concat());
+    assert!(!ok);
+    assert!(
+        stderr.contains(".killed.safetensors.partial") && stderr.contains("views 3 (was 2)"),
+        "{stderr}"
+    );
+
+    let (ok, _, stderr) = trainer(
+        &[
+            &args[..],
+            &[killed.to_str().unwrap(), "--views", "2"],
+            &parts,
+        ]
+        .concat(),
+    );
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("continuing a killed extraction after its first 6 photos"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read(&killed).unwrap(),
+        std::fs::read(&whole).unwrap()
+    );
+    assert!(!partial.exists());
 }

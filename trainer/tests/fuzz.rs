@@ -24,7 +24,7 @@ use querylabel::preprocess::decode_image;
 use querylabel_trainer::backend::BackendChoice;
 use querylabel_trainer::checkpoint::read_json;
 use querylabel_trainer::dataset::{DatasetFormat, Split, open_dataset};
-use querylabel_trainer::extract::{ExtractOptions, extract_features};
+use querylabel_trainer::extract::{DEFAULT_PART_SECONDS, ExtractOptions, extract_features};
 use querylabel_trainer::feature_cache::FeatureCache;
 use querylabel_trainer::run_state::TrainingState;
 use querylabel_trainer::train_options::TrainOptions;
@@ -279,6 +279,7 @@ fn a_damaged_feature_cache_is_an_error_that_names_it() {
         views: 1,
         view_seed: 1,
         max_images: None,
+        part_seconds: DEFAULT_PART_SECONDS,
         backend: BackendChoice::Flex,
         device: 0,
     };

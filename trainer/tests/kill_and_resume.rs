@@ -7,12 +7,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
 
-use common::{assert_same_history, metrics_history, train};
-use querylabel_trainer::fault_points::{PAUSE_AT, PAUSED};
+use common::{assert_same_history, kill_at_fault_point, metrics_history, train};
 use serde_json::Value;
 
 /// Query2Label with dropout and augmentation, ROLE with its label estimator, and the weights'
@@ -54,31 +51,9 @@ const RUN: &[&str] = &[
 /// Starts `trainer train` on `run` with `extra` flags, waits until it reaches the fault point
 /// `pause_at`, and kills it there with SIGKILL.
 fn kill_at(run: &Path, pause_at: &str, extra: &[&str]) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_trainer"))
-        .args(["train", "--backend", "flex", "--out", run.to_str().unwrap()])
-        .args(RUN)
-        .args(extra)
-        .env(PAUSE_AT, pause_at)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the trainer starts");
-    let mut said = Vec::new();
-    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
-        let line = line.unwrap();
-        let paused = line.contains(PAUSED);
-        said.push(line);
-        if paused {
-            child.kill().unwrap();
-            child.wait().unwrap();
-            return;
-        }
-    }
-    let status = child.wait().unwrap();
-    panic!(
-        "the run ended ({status}) without reaching {pause_at}:\n{}",
-        said.join("\n")
-    );
+    let out = run.to_str().unwrap();
+    let args = [&["train", "--backend", "flex", "--out", out], RUN, extra].concat();
+    kill_at_fault_point(&args, pause_at);
 }
 
 /// What a killed run left: a checkpoint whose state and files agree, or none at all.

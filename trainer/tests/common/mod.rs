@@ -36,6 +36,38 @@ pub fn trainer(args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// Runs the trainer with `args` until it reaches the fault point `pause_at`
+/// (`QUERYLABEL_PAUSE_AT`, trainer/src/fault_points.rs), and kills it there with SIGKILL.
+pub fn kill_at_fault_point(args: &[&str], pause_at: &str) {
+    use querylabel_trainer::fault_points::{PAUSE_AT, PAUSED};
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args(args)
+        .env(PAUSE_AT, pause_at)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the trainer starts");
+    let mut said = Vec::new();
+    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let paused = line.contains(PAUSED);
+        said.push(line);
+        if paused {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            return;
+        }
+    }
+    let status = child.wait().unwrap();
+    panic!(
+        "the trainer ended ({status}) without reaching {pause_at}:\n{}",
+        said.join("\n")
+    );
+}
+
 pub fn last_json_line(stdout: &str) -> Value {
     let line = stdout.lines().last().expect("some output");
     serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON: {line}: {e}"))
