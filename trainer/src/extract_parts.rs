@@ -13,12 +13,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use half::f16;
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::atomic_files::parent_dir;
 use crate::checkpoint::{read_json, write_json};
 use crate::error::{Context, Result, TrainerError};
-use crate::extract::ExtractOptions;
 use crate::feature_cache::{FeatureCache, FeatureCacheHeader, write_cache};
 
 const RECORD: &str = "extraction.json";
@@ -33,11 +33,12 @@ pub struct ExtractionParts {
 impl ExtractionParts {
     /// The parts directory of the cache `out`, how many photos (data-set positions) the parts
     /// an earlier run of the same extraction left there cover, and those parts in order (none
-    /// for a fresh one). A directory of another
-    /// extraction is an error that says how it differs and what to do.
+    /// for a fresh one). The extraction is its `options` (those that decide the features, as
+    /// they serialise) over `photos` photos; a directory of another extraction is an error that
+    /// says how it differs and what to do.
     pub fn open(
         out: &Path,
-        options: &ExtractOptions,
+        options: &impl Serialize,
         photos: usize,
     ) -> Result<(Self, usize, Vec<FeatureCache>)> {
         let record = json!({ "options": options, "photos": photos });
