@@ -24,14 +24,15 @@ pub fn parent_dir(path: &Path) -> &Path {
 
 /// This process's scratch name for `path`: `.NAME.tmp-PID` beside it.
 pub fn scratch_path(path: &Path) -> Result<PathBuf> {
+    hidden_beside(path, &format!("{SCRATCH_TAG}{}", std::process::id()))
+}
+
+/// The hidden name `.NAME{suffix}` beside the file `path`.
+pub fn hidden_beside(path: &Path, suffix: &str) -> Result<PathBuf> {
     let name = path
         .file_name()
         .ok_or_else(|| TrainerError::new("not a file path").in_file(path))?;
-    Ok(parent_dir(path).join(format!(
-        ".{}{SCRATCH_TAG}{}",
-        name.to_string_lossy(),
-        std::process::id()
-    )))
+    Ok(parent_dir(path).join(format!(".{}{suffix}", name.to_string_lossy())))
 }
 
 /// Writes `bytes` to `path` atomically (temporary file in the same directory, fsync, rename).

@@ -1,10 +1,10 @@
 //! A killed `trainer extract` continues where it stopped. Every `--part-seconds` (after whole
 //! batches) the extraction writes what it has gathered since the last part to a part file (a
-//! feature cache of those photos, written atomically) in `.NAME.partial/` beside the cache; the same command
-//! run again reads the parts back and extracts only the photos after them. The finished cache
-//! replaces the parts. What an extraction computes (its options, but for the device and the
-//! part interval, and the photos' count) is recorded in the directory, and a different command
-//! is refused there rather than mixed in: its parts would not belong.
+//! feature cache of those photos, written atomically) in `.NAME.partial/` beside the cache;
+//! the same command run again reads the parts back and extracts only the photos after them.
+//! The finished cache replaces the parts. What an extraction computes (its options, but for the
+//! device and the part interval, and the photos' count) is recorded in the directory, and a
+//! different command is refused there rather than mixed in: its parts would not belong.
 //!
 //! Parts end on whole batches, so the photos after them are batched as in a run that was never
 //! killed, and the finished cache is the same byte for byte.
@@ -16,7 +16,7 @@ use half::f16;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::atomic_files::parent_dir;
+use crate::atomic_files::hidden_beside;
 use crate::checkpoint::{read_json, write_json};
 use crate::error::{Context, Result, TrainerError};
 use crate::feature_cache::{FeatureCache, FeatureCacheHeader, write_cache};
@@ -42,11 +42,9 @@ impl ExtractionParts {
         photos: usize,
     ) -> Result<(Self, usize, Vec<FeatureCache>)> {
         let record = json!({ "options": options, "photos": photos });
-        let name = out
-            .file_name()
-            .ok_or_else(|| TrainerError::new("not a file path").in_file(out))?;
-        let dir = parent_dir(out).join(format!(".{}.partial", name.to_string_lossy()));
-        let parts = Self { dir };
+        let parts = Self {
+            dir: hidden_beside(out, ".partial")?,
+        };
         let record_path = parts.dir.join(RECORD);
         if !record_path.is_file() {
             fs::create_dir_all(&parts.dir).context_in(&parts.dir, "cannot create")?;

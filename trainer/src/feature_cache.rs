@@ -70,6 +70,7 @@ fn parse_header(
     }
     Ok(header)
 }
+
 /// A safetensors file's header: its free-form metadata and where each tensor lies.
 #[derive(Deserialize)]
 struct FileLayout {

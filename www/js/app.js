@@ -497,8 +497,8 @@ function renderMap(name) {
 function renderGrid(name, order, probabilities) {
   const root = column(name);
   const grid = $('[data-role="grid"]', root);
-  // A head without attention has no maps: the grid would repeat the bare photo.
-  grid.hidden = attentionMap(name, order[0]).length === 0;
+  // A head without attention (a linear head) has no maps: the grid would repeat the bare photo.
+  grid.hidden = state.info.attentionLayers(state.heads.indexOf(name)) === 0;
   grid.replaceChildren(...(grid.hidden ? [] : order.slice(0, GRID_LABELS)).map((label) => {
     const figure = document.createElement('figure');
     const canvas = document.createElement('canvas');
