@@ -14,6 +14,8 @@
 use burn::module::Param;
 use burn::nn::BatchNorm;
 use burn::nn::conv::Conv2d;
+
+use super::training_convolution::convolve;
 use burn::tensor::Tensor;
 
 /// `conv` with `norm` (in inference mode, with its running statistics) folded into its weight
@@ -45,7 +47,7 @@ pub fn folded(conv: Conv2d, norm: Option<BatchNorm>) -> Conv2d {
 
 /// `conv`, then `norm` unless it has been folded into `conv`.
 pub fn conv_then_norm(conv: &Conv2d, norm: Option<&BatchNorm>, input: Tensor<4>) -> Tensor<4> {
-    let output = conv.forward(input);
+    let output = convolve(conv, input);
     match norm {
         Some(norm) => norm.forward(output),
         None => output,

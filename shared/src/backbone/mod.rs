@@ -10,6 +10,7 @@ pub mod batch_norm_folding;
 pub mod efficientnet_lite;
 pub mod relu6;
 pub mod resnet;
+pub mod training_convolution;
 
 use core::fmt;
 use core::str::FromStr;
