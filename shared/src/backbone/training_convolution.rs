@@ -232,6 +232,71 @@ impl DepthwiseGeometry {
     fn input_index(&self, axis: usize, output: usize, k: usize) -> usize {
         output * self.stride[axis] + k * self.dilation[axis] - self.padding[axis]
     }
+
+    /// The layout a strided input row is read in.
+    fn phases(&self) -> Phases {
+        Phases {
+            stride: self.stride[1],
+            width: self.input[1].div_ceil(self.stride[1]),
+        }
+    }
+
+    /// For kernel column `b`: the phase of the input columns it reads, and the shift from an
+    /// output column to its place in that phase (output `ow` reads phase index `ow + shift`).
+    fn column_phase(&self, b: usize) -> (usize, isize) {
+        let offset = (b * self.dilation[1]) as isize - self.padding[1] as isize;
+        let stride = self.stride[1] as isize;
+        (
+            offset.rem_euclid(stride) as usize,
+            offset.div_euclid(stride),
+        )
+    }
+}
+
+/// A strided convolution's output column `ow` reads input column `ow·stride + offset`. Dealt
+/// into `stride` phases, `[height, stride, ceil(width / stride)]` with column `j·stride + phase`
+/// at `[phase][j]`, that column is `[phase][ow + shift]`: consecutive outputs then read
+/// consecutive values, and the loops vectorise. (With stride 1 the plane is its own layout.)
+#[derive(Clone, Copy)]
+struct Phases {
+    stride: usize,
+    /// `ceil(width / stride)`.
+    width: usize,
+}
+
+impl Phases {
+    /// The start of row `row`'s phase `phase`.
+    fn row(self, row: usize, phase: usize) -> usize {
+        (row * self.stride + phase) * self.width
+    }
+
+    /// `plane` (`width` columns) dealt into phases.
+    fn deal(self, plane: &[f32], width: usize) -> Vec<f32> {
+        let mut dealt = vec![0.0; plane.len() / width * self.stride * self.width];
+        for (row, values) in plane.chunks_exact(width).enumerate() {
+            for phase in 0..self.stride {
+                let columns = values[phase.min(width)..].iter().step_by(self.stride);
+                let start = self.row(row, phase);
+                for (to, from) in dealt[start..start + self.width].iter_mut().zip(columns) {
+                    *to = *from;
+                }
+            }
+        }
+        dealt
+    }
+
+    /// The inverse of [`deal`](Self::deal), into `plane`.
+    fn gather(self, dealt: &[f32], plane: &mut [f32], width: usize) {
+        for (row, values) in plane.chunks_exact_mut(width).enumerate() {
+            for phase in 0..self.stride {
+                let columns = values[phase.min(width)..].iter_mut().step_by(self.stride);
+                let start = self.row(row, phase);
+                for (to, from) in columns.zip(&dealt[start..start + self.width]) {
+                    *to = *from;
+                }
+            }
+        }
+    }
 }
 
 /// Runs `work` on each `(plane index, plane)` of `data`, in parallel where rayon is.
@@ -247,7 +312,8 @@ fn for_each_plane(data: &mut [f32], plane: usize, work: impl Fn(usize, &mut [f32
 }
 
 /// The input's gradient: each output gradient spread back over the inputs it read, times the
-/// weight it read them with. One `(photo, channel)` plane per task.
+/// weight it read them with (in the phase layout, [`Phases`], when strided). One
+/// `(photo, channel)` plane per task.
 pub fn depthwise_input_gradient(
     geometry: &DepthwiseGeometry,
     output_grad: &[f32],
@@ -257,11 +323,19 @@ pub fn depthwise_input_gradient(
     let [in_h, in_w] = g.input;
     let [out_h, out_w] = g.output;
     let [k_h, k_w] = g.kernel;
+    let phases = g.phases();
     let planes = output_grad.len() / (out_h * out_w);
     let mut input_grad = vec![0.0f32; planes * in_h * in_w];
     for_each_plane(&mut input_grad, in_h * in_w, |plane, grad| {
         let channel = plane % g.channels;
         let out = &output_grad[plane * out_h * out_w..(plane + 1) * out_h * out_w];
+        let mut dealt = Vec::new();
+        let target: &mut [f32] = if phases.stride == 1 {
+            grad
+        } else {
+            dealt = vec![0.0; in_h * phases.stride * phases.width];
+            &mut dealt
+        };
         for a in 0..k_h {
             let (row_first, row_end) = g.valid_outputs(0, a);
             for b in 0..k_w {
@@ -270,33 +344,27 @@ pub fn depthwise_input_gradient(
                 if col_first >= col_end {
                     continue;
                 }
+                let (phase, shift) = g.column_phase(b);
+                let first = (col_first as isize + shift) as usize;
                 for oh in row_first..row_end {
-                    let ih = g.input_index(0, oh, a);
-                    let out_row = &out[oh * out_w..(oh + 1) * out_w];
-                    let grad_row = &mut grad[ih * in_w..(ih + 1) * in_w];
-                    let iw_first = g.input_index(1, col_first, b);
-                    if g.stride[1] == 1 {
-                        let n = col_end - col_first;
-                        for (d, o) in grad_row[iw_first..iw_first + n]
-                            .iter_mut()
-                            .zip(&out_row[col_first..col_end])
-                        {
-                            *d += w * o;
-                        }
-                    } else {
-                        for ow in col_first..col_end {
-                            grad_row[g.input_index(1, ow, b)] += w * out_row[ow];
-                        }
+                    let out_row = &out[oh * out_w + col_first..oh * out_w + col_end];
+                    let start = phases.row(g.input_index(0, oh, a), phase) + first;
+                    for (d, o) in target[start..start + out_row.len()].iter_mut().zip(out_row) {
+                        *d += w * o;
                     }
                 }
             }
+        }
+        if phases.stride > 1 {
+            phases.gather(&dealt, grad, in_w);
         }
     });
     input_grad
 }
 
 /// The weight's gradient: for each channel and kernel offset, the sum over photos and outputs
-/// of the output gradient times the input it read. One channel per task.
+/// of the output gradient times the input it read (in the phase layout, [`Phases`], when
+/// strided). One channel per task.
 pub fn depthwise_weight_gradient(
     geometry: &DepthwiseGeometry,
     output_grad: &[f32],
@@ -306,12 +374,20 @@ pub fn depthwise_weight_gradient(
     let [in_h, in_w] = g.input;
     let [out_h, out_w] = g.output;
     let [k_h, k_w] = g.kernel;
+    let phases = g.phases();
     let batch = input.len() / (g.channels * in_h * in_w);
     let mut weight_grad = vec![0.0f32; g.channels * k_h * k_w];
     for_each_plane(&mut weight_grad, k_h * k_w, |channel, grad| {
         for photo in 0..batch {
             let plane = photo * g.channels + channel;
             let x = &input[plane * in_h * in_w..(plane + 1) * in_h * in_w];
+            let dealt;
+            let x = if phases.stride == 1 {
+                x
+            } else {
+                dealt = phases.deal(x, in_w);
+                &dealt[..]
+            };
             let out = &output_grad[plane * out_h * out_w..(plane + 1) * out_h * out_w];
             for a in 0..k_h {
                 let (row_first, row_end) = g.valid_outputs(0, a);
@@ -320,20 +396,14 @@ pub fn depthwise_weight_gradient(
                     if col_first >= col_end {
                         continue;
                     }
+                    let (phase, shift) = g.column_phase(b);
+                    let first = (col_first as isize + shift) as usize;
+                    let n = col_end - col_first;
                     let mut sum = 0.0f32;
                     for oh in row_first..row_end {
-                        let x_row = &x[g.input_index(0, oh, a) * in_w..][..in_w];
-                        let out_row = &out[oh * out_w..(oh + 1) * out_w];
-                        let iw_first = g.input_index(1, col_first, b);
-                        if g.stride[1] == 1 {
-                            let n = col_end - col_first;
-                            sum +=
-                                dot(&x_row[iw_first..iw_first + n], &out_row[col_first..col_end]);
-                        } else {
-                            for ow in col_first..col_end {
-                                sum += x_row[g.input_index(1, ow, b)] * out_row[ow];
-                            }
-                        }
+                        let start = phases.row(g.input_index(0, oh, a), phase) + first;
+                        let out_row = &out[oh * out_w + col_first..oh * out_w + col_end];
+                        sum += dot(&x[start..start + n], out_row);
                     }
                     grad[a * k_w + b] += sum;
                 }
