@@ -17,6 +17,8 @@
 //!
 //! Both give Burn's gradients to rounding; the tests compare them.
 
+use std::ops::Range;
+
 use burn::backend::Flex;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
@@ -245,6 +247,44 @@ impl DepthwiseGeometry {
         output * self.stride[axis] + k * self.dilation[axis] - self.padding[axis]
     }
 
+    fn input_plane(&self) -> usize {
+        self.input[0] * self.input[1]
+    }
+
+    fn output_plane(&self) -> usize {
+        self.output[0] * self.output[1]
+    }
+
+    /// Every kernel offset that some output reads inside the input with, and those outputs.
+    fn taps(&self) -> impl Iterator<Item = Tap> + '_ {
+        let [k_h, k_w] = self.kernel;
+        (0..k_h * k_w).filter_map(move |index| {
+            let (a, b) = (index / k_w, index % k_w);
+            let (row_first, row_end) = self.valid_outputs(0, a);
+            let (col_first, col_end) = self.valid_outputs(1, b);
+            if row_first >= row_end || col_first >= col_end {
+                return None;
+            }
+            let (phase, shift) = self.column_phase(b);
+            Some(Tap {
+                index,
+                row: a,
+                phase,
+                rows: row_first..row_end,
+                columns: col_first..col_end,
+                first_column: (col_first as isize + shift) as usize,
+            })
+        })
+    }
+
+    /// Where, in the (phase-laid) input plane, output row `oh`'s first column of `tap` reads;
+    /// the tap's next columns read the values after it.
+    fn first_input(&self, tap: &Tap, oh: usize) -> usize {
+        self.phases()
+            .row(self.input_index(0, oh, tap.row), tap.phase)
+            + tap.first_column
+    }
+
     /// The layout a strided input row is read in.
     fn phases(&self) -> Phases {
         Phases {
@@ -263,6 +303,22 @@ impl DepthwiseGeometry {
             offset.div_euclid(stride),
         )
     }
+}
+
+/// One kernel offset of a depthwise convolution and the outputs that read inside the input
+/// with it.
+struct Tap {
+    /// `row · kernel width + column` of the offset.
+    index: usize,
+    /// The offset's kernel row.
+    row: usize,
+    /// The phase of the input columns it reads ([`Phases`]).
+    phase: usize,
+    /// Output rows and columns that read inside the input.
+    rows: Range<usize>,
+    columns: Range<usize>,
+    /// The phase index the first of `columns` reads.
+    first_column: usize,
 }
 
 /// A strided convolution's output column `ow` reads input column `ow·stride + offset`. Dealt
@@ -332,43 +388,31 @@ pub fn depthwise_input_gradient(
     weight: &[f32],
 ) -> Vec<f32> {
     let g = geometry;
-    let [in_h, in_w] = g.input;
-    let [out_h, out_w] = g.output;
-    let [k_h, k_w] = g.kernel;
-    let phases = g.phases();
-    let planes = output_grad.len() / (out_h * out_w);
-    let mut input_grad = vec![0.0f32; planes * in_h * in_w];
-    for_each_plane(&mut input_grad, in_h * in_w, |plane, grad| {
+    let (in_plane, out_plane, phases) = (g.input_plane(), g.output_plane(), g.phases());
+    let planes = output_grad.len() / out_plane;
+    let mut input_grad = vec![0.0f32; planes * in_plane];
+    for_each_plane(&mut input_grad, in_plane, |plane, grad| {
         let channel = plane % g.channels;
-        let out = &output_grad[plane * out_h * out_w..(plane + 1) * out_h * out_w];
+        let out = &output_grad[plane * out_plane..(plane + 1) * out_plane];
         let mut dealt = Vec::new();
         let target: &mut [f32] = if phases.stride == 1 {
             grad
         } else {
-            dealt = vec![0.0; in_h * phases.stride * phases.width];
+            dealt = vec![0.0; g.input[0] * phases.stride * phases.width];
             &mut dealt
         };
-        for a in 0..k_h {
-            let (row_first, row_end) = g.valid_outputs(0, a);
-            for b in 0..k_w {
-                let w = weight[(channel * k_h + a) * k_w + b];
-                let (col_first, col_end) = g.valid_outputs(1, b);
-                if col_first >= col_end {
-                    continue;
-                }
-                let (phase, shift) = g.column_phase(b);
-                let first = (col_first as isize + shift) as usize;
-                for oh in row_first..row_end {
-                    let out_row = &out[oh * out_w + col_first..oh * out_w + col_end];
-                    let start = phases.row(g.input_index(0, oh, a), phase) + first;
-                    for (d, o) in target[start..start + out_row.len()].iter_mut().zip(out_row) {
-                        *d += w * o;
-                    }
+        for tap in g.taps() {
+            let w = weight[channel * g.kernel[0] * g.kernel[1] + tap.index];
+            for oh in tap.rows.clone() {
+                let out_row = &out[oh * g.output[1]..][tap.columns.clone()];
+                let start = g.first_input(&tap, oh);
+                for (d, o) in target[start..start + out_row.len()].iter_mut().zip(out_row) {
+                    *d += w * o;
                 }
             }
         }
         if phases.stride > 1 {
-            phases.gather(&dealt, grad, in_w);
+            phases.gather(&dealt, grad, g.input[1]);
         }
     });
     input_grad
@@ -383,45 +427,36 @@ pub fn depthwise_weight_gradient(
     input: &[f32],
 ) -> Vec<f32> {
     let g = geometry;
-    let [in_h, in_w] = g.input;
-    let [out_h, out_w] = g.output;
-    let [k_h, k_w] = g.kernel;
-    let phases = g.phases();
-    let batch = input.len() / (g.channels * in_h * in_w);
-    let mut weight_grad = vec![0.0f32; g.channels * k_h * k_w];
-    for_each_plane(&mut weight_grad, k_h * k_w, |channel, grad| {
-        for photo in 0..batch {
-            let plane = photo * g.channels + channel;
-            let x = &input[plane * in_h * in_w..(plane + 1) * in_h * in_w];
-            let dealt;
-            let x = if phases.stride == 1 {
-                x
-            } else {
-                dealt = phases.deal(x, in_w);
-                &dealt[..]
-            };
-            let out = &output_grad[plane * out_h * out_w..(plane + 1) * out_h * out_w];
-            for a in 0..k_h {
-                let (row_first, row_end) = g.valid_outputs(0, a);
-                for b in 0..k_w {
-                    let (col_first, col_end) = g.valid_outputs(1, b);
-                    if col_first >= col_end {
-                        continue;
-                    }
-                    let (phase, shift) = g.column_phase(b);
-                    let first = (col_first as isize + shift) as usize;
-                    let n = col_end - col_first;
+    let (in_plane, out_plane, phases) = (g.input_plane(), g.output_plane(), g.phases());
+    let batch = input.len() / (g.channels * in_plane);
+    let mut weight_grad = vec![0.0f32; g.channels * g.kernel[0] * g.kernel[1]];
+    for_each_plane(
+        &mut weight_grad,
+        g.kernel[0] * g.kernel[1],
+        |channel, grad| {
+            for photo in 0..batch {
+                let plane = photo * g.channels + channel;
+                let x = &input[plane * in_plane..(plane + 1) * in_plane];
+                let dealt;
+                let x = if phases.stride == 1 {
+                    x
+                } else {
+                    dealt = phases.deal(x, g.input[1]);
+                    &dealt[..]
+                };
+                let out = &output_grad[plane * out_plane..(plane + 1) * out_plane];
+                for tap in g.taps() {
                     let mut sum = 0.0f32;
-                    for oh in row_first..row_end {
-                        let start = phases.row(g.input_index(0, oh, a), phase) + first;
-                        let out_row = &out[oh * out_w + col_first..oh * out_w + col_end];
-                        sum += dot(&x[start..start + n], out_row);
+                    for oh in tap.rows.clone() {
+                        let out_row = &out[oh * g.output[1]..][tap.columns.clone()];
+                        let start = g.first_input(&tap, oh);
+                        sum += dot(&x[start..start + out_row.len()], out_row);
                     }
-                    grad[a * k_w + b] += sum;
+                    grad[tap.index] += sum;
                 }
             }
-        }
-    });
+        },
+    );
     weight_grad
 }
 
