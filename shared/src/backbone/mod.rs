@@ -7,6 +7,7 @@
 //! `skip_enum_variants(true)` (the default of `PytorchStore`, not of `SafetensorsStore`).
 
 pub mod batch_norm_folding;
+pub mod depthwise_gradients;
 pub mod efficientnet_lite;
 pub mod relu6;
 pub mod resnet;
