@@ -42,10 +42,16 @@ impl DepthwiseGeometry {
         }
     }
 
-    /// The outputs `o` along `axis` whose input `o·stride + k·dilation − padding` for kernel
-    /// offset `k` lies inside the input: `(first, end)`, empty when `first >= end`.
+    /// Where kernel offset `k` along `axis` reads relative to `output · stride`:
+    /// `k · dilation − padding`.
+    fn offset(&self, axis: usize, k: usize) -> isize {
+        (k * self.dilation[axis]) as isize - self.padding[axis] as isize
+    }
+
+    /// The outputs `o` along `axis` whose input `o·stride + offset(k)` for kernel offset `k`
+    /// lies inside the input: `(first, end)`, empty when `first >= end`.
     fn valid_outputs(&self, axis: usize, k: usize) -> (usize, usize) {
-        let shift = (k * self.dilation[axis]) as isize - self.padding[axis] as isize;
+        let shift = self.offset(axis, k);
         let stride = self.stride[axis] as isize;
         // o·stride + shift >= 0  and  o·stride + shift < input
         let first = if shift >= 0 {
@@ -63,7 +69,7 @@ impl DepthwiseGeometry {
     }
 
     fn input_index(&self, axis: usize, output: usize, k: usize) -> usize {
-        output * self.stride[axis] + k * self.dilation[axis] - self.padding[axis]
+        (output as isize * self.stride[axis] as isize + self.offset(axis, k)) as usize
     }
 
     fn input_plane(&self) -> usize {
@@ -75,33 +81,33 @@ impl DepthwiseGeometry {
     }
 
     /// Every kernel offset that some output reads inside the input with, and those outputs.
-    fn taps(&self) -> impl Iterator<Item = Tap> + '_ {
+    fn taps(&self) -> Vec<Tap> {
         let [k_h, k_w] = self.kernel;
-        (0..k_h * k_w).filter_map(move |index| {
-            let (a, b) = (index / k_w, index % k_w);
-            let (row_first, row_end) = self.valid_outputs(0, a);
-            let (col_first, col_end) = self.valid_outputs(1, b);
-            if row_first >= row_end || col_first >= col_end {
-                return None;
-            }
-            let (phase, shift) = self.column_phase(b);
-            Some(Tap {
-                index,
-                row: a,
-                phase,
-                rows: row_first..row_end,
-                columns: col_first..col_end,
-                first_column: (col_first as isize + shift) as usize,
+        (0..k_h * k_w)
+            .filter_map(|index| {
+                let (a, b) = (index / k_w, index % k_w);
+                let (row_first, row_end) = self.valid_outputs(0, a);
+                let (col_first, col_end) = self.valid_outputs(1, b);
+                if row_first >= row_end || col_first >= col_end {
+                    return None;
+                }
+                let (phase, shift) = self.column_phase(b);
+                Some(Tap {
+                    index,
+                    row: a,
+                    phase,
+                    rows: row_first..row_end,
+                    columns: col_first..col_end,
+                    first_column: (col_first as isize + shift) as usize,
+                })
             })
-        })
+            .collect()
     }
 
-    /// Where, in the (phase-laid) input plane, output row `oh`'s first column of `tap` reads;
-    /// the tap's next columns read the values after it.
-    fn first_input(&self, tap: &Tap, oh: usize) -> usize {
-        self.phases()
-            .row(self.input_index(0, oh, tap.row), tap.phase)
-            + tap.first_column
+    /// Where, in the input plane laid out as `phases`, output row `oh`'s first column of
+    /// `tap` reads; the tap's next columns read the values after it.
+    fn first_input(&self, phases: Phases, tap: &Tap, oh: usize) -> usize {
+        phases.row(self.input_index(0, oh, tap.row), tap.phase) + tap.first_column
     }
 
     /// The layout a strided input row is read in.
@@ -115,7 +121,7 @@ impl DepthwiseGeometry {
     /// For kernel column `b`: the phase of the input columns it reads, and the shift from an
     /// output column to its place in that phase (output `ow` reads phase index `ow + shift`).
     fn column_phase(&self, b: usize) -> (usize, isize) {
-        let offset = (b * self.dilation[1]) as isize - self.padding[1] as isize;
+        let offset = self.offset(1, b);
         let stride = self.stride[1] as isize;
         (
             offset.rem_euclid(stride) as usize,
@@ -208,6 +214,7 @@ pub fn depthwise_input_gradient(
 ) -> Vec<f32> {
     let g = geometry;
     let (in_plane, out_plane, phases) = (g.input_plane(), g.output_plane(), g.phases());
+    let taps = g.taps();
     let planes = output_grad.len() / out_plane;
     let mut input_grad = vec![0.0f32; planes * in_plane];
     for_each_plane(&mut input_grad, in_plane, |plane, grad| {
@@ -220,11 +227,11 @@ pub fn depthwise_input_gradient(
             dealt = vec![0.0; g.input[0] * phases.stride * phases.width];
             &mut dealt
         };
-        for tap in g.taps() {
+        for tap in &taps {
             let w = weight[channel * g.kernel[0] * g.kernel[1] + tap.index];
             for oh in tap.rows.clone() {
                 let out_row = &out[oh * g.output[1]..][tap.columns.clone()];
-                let start = g.first_input(&tap, oh);
+                let start = g.first_input(phases, tap, oh);
                 for (d, o) in target[start..start + out_row.len()].iter_mut().zip(out_row) {
                     *d += w * o;
                 }
@@ -247,6 +254,7 @@ pub fn depthwise_weight_gradient(
 ) -> Vec<f32> {
     let g = geometry;
     let (in_plane, out_plane, phases) = (g.input_plane(), g.output_plane(), g.phases());
+    let taps = g.taps();
     let batch = input.len() / (g.channels * in_plane);
     let mut weight_grad = vec![0.0f32; g.channels * g.kernel[0] * g.kernel[1]];
     for_each_plane(
@@ -264,11 +272,11 @@ pub fn depthwise_weight_gradient(
                     &dealt[..]
                 };
                 let out = &output_grad[plane * out_plane..(plane + 1) * out_plane];
-                for tap in g.taps() {
+                for tap in &taps {
                     let mut sum = 0.0f32;
                     for oh in tap.rows.clone() {
                         let out_row = &out[oh * g.output[1]..][tap.columns.clone()];
-                        let start = g.first_input(&tap, oh);
+                        let start = g.first_input(phases, tap, oh);
                         sum += dot(&x[start..start + out_row.len()], out_row);
                     }
                     grad[tap.index] += sum;
