@@ -43,13 +43,17 @@ pub fn convolve(conv: &Conv2d, input: Tensor<4>) -> Tensor<4> {
     if !on_flex_under_autodiff(&input.device()) {
         return conv.forward(input);
     }
-    let [_, _, kernel_height, kernel_width] = conv.weight.dims();
-    let [channels_out, channels_per_group, ..] = conv.weight.dims();
+    let [
+        channels_out,
+        channels_per_group,
+        kernel_height,
+        kernel_width,
+    ] = conv.weight.dims();
     let output = if kernel_height == 1 && kernel_width == 1 && plain_pointwise(conv) {
         pointwise(conv, input)
     } else if channels_per_group == 1 && conv.groups == channels_out {
-        match depthwise_options(conv) {
-            Some(options) => depthwise(conv, input, options),
+        match depthwise_options(conv).and_then(|options| depthwise(conv, &input, options)) {
+            Some(output) => output,
             None => return conv.forward(input),
         }
     } else {
@@ -64,9 +68,6 @@ pub fn convolve(conv: &Conv2d, input: Tensor<4>) -> Tensor<4> {
 /// Whether `device` is flex under autodiff. (Matched, not compared with
 /// `Device::flex().autodiff()`: building that device for each convolution cost inference 8%.)
 fn on_flex_under_autodiff(device: &Device) -> bool {
-    if !device.is_autodiff() {
-        return false;
-    }
     match device.as_dispatch() {
         DispatchDevice::Autodiff(inner) => matches!(**inner, DispatchDevice::Flex(_)),
         _ => false,
@@ -107,19 +108,15 @@ fn depthwise_options(conv: &Conv2d) -> Option<ConvOptions<2>> {
     }
 }
 
-/// The depthwise convolution as one flex autodiff operation, or Burn's own convolution when
+/// The depthwise convolution, without the bias, as one flex autodiff operation; `None` when
 /// the tensors are not float32 flex tensors under autodiff.
-fn depthwise(conv: &Conv2d, input: Tensor<4>, options: ConvOptions<2>) -> Tensor<4> {
+fn depthwise(conv: &Conv2d, input: &Tensor<4>, options: ConvOptions<2>) -> Option<Tensor<4>> {
     let weight = conv.weight.val();
     if input.dtype() != DType::F32 || weight.dtype() != DType::F32 {
-        return burn::tensor::module::conv2d(input, weight, None, options);
+        return None;
     }
-    let (Ok(x), Ok(w)) = (
-        input.clone().try_into_primitive::<TrackedFlex>(),
-        weight.clone().try_into_primitive::<TrackedFlex>(),
-    ) else {
-        return burn::tensor::module::conv2d(input, weight, None, options);
-    };
+    let x = input.clone().try_into_primitive::<TrackedFlex>().ok()?;
+    let w = weight.try_into_primitive::<TrackedFlex>().ok()?;
     let output = match DepthwiseBackward
         .prepare::<NoCheckpointing>([x.node(), w.node()])
         .compute_bound()
@@ -143,7 +140,7 @@ fn depthwise(conv: &Conv2d, input: Tensor<4>, options: ConvOptions<2>) -> Tensor
             options,
         )),
     };
-    Tensor::from_primitive::<TrackedFlex>(output)
+    Some(Tensor::from_primitive::<TrackedFlex>(output))
 }
 
 /// The backward step of [`depthwise`]: the input's and the weight's gradients, each only when
