@@ -328,23 +328,30 @@ fn linear_init_trains_the_head_first_then_the_whole_network() {
 }
 
 /// Extracts the first `images` photos of the sample at 64 px with `views` views per photo.
-fn extract_views(out: &Path, images: usize, views: usize, extra: &[&str]) -> FeatureCache {
-    let (images_arg, views_arg) = (images.to_string(), views.to_string());
-    let mut args = vec![
+/// `trainer extract` of the first `images` photos at 64 px, `views` views each, into `out`,
+/// then `extra`.
+fn extract_args(out: &Path, images: usize, views: usize, extra: &[&str]) -> Vec<String> {
+    let fixed = [
         "extract",
         "--backend",
         "flex",
         "--image-size",
         "64",
         "--max-images",
-        &images_arg,
-        "--views",
-        &views_arg,
-        "--out",
-        out.to_str().unwrap(),
     ];
-    args.extend_from_slice(extra);
-    let (ok, stdout, stderr) = trainer(&args);
+    let mut args: Vec<String> = fixed.iter().map(|a| a.to_string()).collect();
+    args.extend([images.to_string(), "--views".into(), views.to_string()]);
+    args.extend(["--out".into(), out.to_str().unwrap().to_string()]);
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args
+}
+
+fn run_trainer(args: &[String]) -> (bool, String, String) {
+    trainer(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+fn extract_views(out: &Path, images: usize, views: usize, extra: &[&str]) -> FeatureCache {
+    let (ok, stdout, stderr) = run_trainer(&extract_args(out, images, views, extra));
     assert!(ok, "trainer extract failed:\n{stderr}");
     let counted = match views {
         1 => "× 1 view ".to_string(),
@@ -762,19 +769,9 @@ fn a_killed_extraction_continues_from_its_parts_to_the_same_cache() {
     assert!(!dir.path().join(".whole.safetensors.partial").exists());
 
     let killed = dir.path().join("killed.safetensors");
-    let args = [
-        "extract",
-        "--backend",
-        "flex",
-        "--image-size",
-        "64",
-        "--max-images",
-        "20",
-        "--out",
-    ];
-    let killed_arg = killed.to_str().unwrap();
+    let same_settings = extract_args(&killed, 20, 2, &parts);
     kill_at_fault_point(
-        &[&args[..], &[killed_arg, "--views", "2"], &parts].concat(),
+        &same_settings.iter().map(String::as_str).collect::<Vec<_>>(),
         "extract-part:2",
     );
     assert!(!killed.exists());
@@ -785,22 +782,14 @@ fn a_killed_extraction_continues_from_its_parts_to_the_same_cache() {
             .is_file()
     );
 
-    let (ok, _, stderr) =
-        trainer(&[&args[..], &[killed.to_str().unwrap(), "--views", "3"]].concat());
+    let (ok, _, stderr) = run_trainer(&extract_args(&killed, 20, 3, &[]));
     assert!(!ok);
     assert!(
         stderr.contains(".killed.safetensors.partial") && stderr.contains("views 3 (was 2)"),
         "{stderr}"
     );
 
-    let (ok, _, stderr) = trainer(
-        &[
-            &args[..],
-            &[killed.to_str().unwrap(), "--views", "2"],
-            &parts,
-        ]
-        .concat(),
-    );
+    let (ok, _, stderr) = run_trainer(&same_settings);
     assert!(ok, "{stderr}");
     assert!(
         stderr.contains("continuing a killed extraction after its first 6 photos"),
